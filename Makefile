@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test` (both run `setup`).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+# Any torch >= 2.3 works; 2.13.0 is the CPU wheel this project's machines carry locally
+# (an unpinned torch would pull several GB of CUDA packages).
+TORCH_SPEC ?= torch==2.13.0
+STAMP  := $(VENV)/.loihic-setup
+
+.PHONY: setup demo test test-lava test-slow lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q "numpy>=1.24,<2" "h5py>=3.7" "scipy>=1.10" "scikit-learn>=1.5" "tqdm>=4.60" \
+		"matplotlib>=3.5" "pytest>=7" "hypothesis>=6" "ruff>=0.4" "setuptools>=64"
+	# Lava's last releases declare Python <3.11, numpy <2 and torch 2.3 with torchvision: install them
+	# without their declared dependencies, then the runtime dependencies they really import.
+	# loihic.deploy.lava_compat makes them import on Python 3.11+ (see README).
+	$(PIP) install -q --no-deps --ignore-requires-python "lava-nc==0.10.0" "lava-dl==0.6.0"
+	$(PIP) install -q "asteval>=0.9.31,<0.10" "networkx<=2.8.7"
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PY) -c "from loihic.deploy.lava_compat import import_netx; import_netx()"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/loihic demo --workdir runs/demo --force
+
+test: setup
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) bench/emulator_vs_lava.py --out bench/results/emulator_vs_lava.json
+
+clean:
+	rm -rf runs .pytest_cache

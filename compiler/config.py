@@ -1,0 +1,15 @@
+"""Options of one compilation; frozen so passes stay pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    # Deploy a soft-reset (subtract) network with Lava's hard reset (to zero).  Off: refuse, since
+    # it changes what the network computes (Lava's LIF can only reset to zero).
+    force_hard_reset: bool = False
+    # L4-norm first-layer adjustment (Allred & Roy eqs. 6-9); r_s is its smoothing ratio.
+    l4: bool = False
+    l4_rs: float = 1.0

@@ -1,0 +1,269 @@
+"""The intermediate representation: what a network is, between a checkpoint and a netx file.
+
+A :class:`Network` is an :class:`Input` plus an ordered tuple of layers.  Synaptic layers
+(:class:`Dense`, :class:`Conv`) carry their neuron (:class:`Neuron`): Loihi puts one compartment
+behind every synapse block, exactly as netx does.  :class:`AvgPool` and :class:`BatchNorm` exist
+only before lowering; the writer accepts Input, Dense, Conv and Flatten, each synaptic layer
+quantized (:class:`Quant`).
+
+Every dataclass is frozen and validates itself; passes build new objects with
+``dataclasses.replace`` and never mutate.  Arrays are stored read-only.
+
+Neuron model (float, per step t, before quantization; units are those of the weights times the
+input, i.e. a real input of 1.0 or one spike contributes ``w``)::
+
+    u[t] = (1 - current_decay) * u[t-1] + sum_i w_i s_i[t]          # synaptic current
+    v[t] = (1 - voltage_decay) * v[t-1] + u[t] + bias                # membrane voltage
+    s[t] = v[t] > threshold ;  v[t] = 0 where s[t]                   # hard reset (Lava LIF)
+
+``current_decay = 1`` (no current memory) makes ``v`` integrate ``sum w s`` directly, the neuron of
+Datta et al. eq. 2 and Jiang & Zhang eqs. 1-3 with ``voltage_decay = 1 - lambda``.  A non-spiking
+layer (``spiking=False``) is the integrator readout of Datta et al. eqs. 4-5, read from ``v``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from loihic.compiler.errors import LoihicError, UnsupportedLayerError
+
+RESETS = ("hard", "soft")
+
+
+def _frozen_array(a: Any, name: str, ndim: int | tuple[int, ...]) -> np.ndarray:
+    arr = np.array(a, copy=True)
+    ndims = (ndim,) if isinstance(ndim, int) else ndim
+    if arr.ndim not in ndims:
+        raise LoihicError(f"{name}: expected {ndims} dimensions, got shape {arr.shape}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = arr[~np.isfinite(arr)].ravel()[0]
+        raise LoihicError(f"{name}: contains non-finite value {bad}")
+    arr.setflags(write=False)
+    return arr
+
+
+def _pair(v: int | tuple[int, int] | list[int], name: str, minimum: int) -> tuple[int, int]:
+    pair = (int(v), int(v)) if np.isscalar(v) else tuple(int(x) for x in v)
+    if len(pair) != 2 or min(pair) < minimum:
+        raise LoihicError(f"{name}: expected an int or (H, W) pair >= {minimum}, got {v}")
+    return pair  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """CUBA LIF parameters in float units (see the module docstring for the update equations)."""
+
+    threshold: float  # v_th, in weight units; ignored when spiking is False
+    current_decay: float = 1.0  # fraction of u lost per step, [0, 1]; netx iDecay = 4096 * this
+    voltage_decay: float = 0.0  # fraction of v lost per step, [0, 1]; netx vDecay = 4096 * this
+    spiking: bool = True  # False: integrator readout that never fires (read from v)
+    reset: str = "hard"  # "hard": v <- 0 (Lava LIF); "soft": v <- v - threshold (not deployable)
+
+    def __post_init__(self) -> None:
+        for name in ("current_decay", "voltage_decay"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+                raise LoihicError(f"neuron {name} {value} is outside [0, 1]")
+        if self.spiking and not (np.isfinite(self.threshold) and self.threshold > 0):
+            raise LoihicError(f"neuron threshold {self.threshold} must be finite and > 0")
+        if self.reset not in RESETS:
+            raise LoihicError(f"neuron reset '{self.reset}' is not one of {RESETS}")
+
+
+@dataclass(frozen=True)
+class Quant:
+    """A synaptic layer in Loihi integers (what the netx writer emits).
+
+    Real values relate to integers by the layer's ``scale``: ``weight_int = even_round(scale * w)``, ``v_th_mant = round(scale * in_scale *
+    threshold)`` and ``bias_int = round(scale * in_scale * bias)``, where ``in_scale`` is the integer
+    that stands for a real input of 1.0 (255 for direct-coded input, 1 for spikes).
+    """
+
+    weight: np.ndarray  # int64, even, in [-256, 254]; torch layout
+    bias: np.ndarray | None  # int64 per output neuron (v += bias << 6 each step), or None
+    v_th_mant: int  # threshold mantissa; Lava compares v > v_th_mant << 6
+    i_decay: int  # [0, 4096]; Lava du = i_decay - 1
+    v_decay: int  # [0, 4096]; Lava dv = v_decay
+    scale: float  # integers per real weight unit
+    in_scale: int  # integer value of a real input of 1.0 for this layer's input
+    sqnr_db: float  # weight quantization signal-to-noise ratio
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", _frozen_array(self.weight, "quant.weight", (2, 4)))
+        if self.bias is not None:
+            object.__setattr__(self, "bias", _frozen_array(self.bias, "quant.bias", 1))
+
+
+@dataclass(frozen=True)
+class Input:
+    shape: tuple[int, ...]  # (n,) for features, (C, H, W) for images
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(s) for s in self.shape)
+        if len(shape) not in (1, 3) or min(shape) < 1:
+            raise LoihicError(f"input shape {self.shape}: expected (n,) or (C, H, W) of positive ints")
+        object.__setattr__(self, "shape", shape)
+
+
+@dataclass(frozen=True)
+class Dense:
+    name: str
+    weight: np.ndarray  # (out, in), float, torch.nn.Linear layout
+    bias: np.ndarray | None  # (out,) added to v every step, or None
+    neuron: Neuron
+    quant: Quant | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", _frozen_array(self.weight, f"layer '{self.name}': weight", 2))
+        if self.bias is not None:
+            b = _frozen_array(self.bias, f"layer '{self.name}': bias", 1)
+            if b.shape[0] != self.weight.shape[0]:
+                raise LoihicError(f"layer '{self.name}': bias has {b.shape[0]} entries, expected "
+                                  f"{self.weight.shape[0]}")
+            object.__setattr__(self, "bias", b)
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass(frozen=True)
+class Conv:
+    name: str
+    weight: np.ndarray  # (out, in / groups, kH, kW), torch.nn.Conv2d layout (cross-correlation)
+    bias: np.ndarray | None  # (out,) per channel, or None
+    neuron: Neuron
+    stride: tuple[int, int] = (1, 1)  # (H, W)
+    padding: tuple[int, int] = (0, 0)  # (H, W), zeros
+    dilation: tuple[int, int] = (1, 1)  # (H, W)
+    groups: int = 1
+    quant: Quant | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", _frozen_array(self.weight, f"layer '{self.name}': weight", 4))
+        object.__setattr__(self, "stride", _pair(self.stride, f"layer '{self.name}': stride", 1))
+        object.__setattr__(self, "padding", _pair(self.padding, f"layer '{self.name}': padding", 0))
+        object.__setattr__(self, "dilation", _pair(self.dilation, f"layer '{self.name}': dilation", 1))
+        if self.groups < 1 or self.weight.shape[0] % self.groups:
+            raise LoihicError(f"layer '{self.name}': groups {self.groups} does not divide "
+                              f"{self.weight.shape[0]} output channels")
+        if self.bias is not None:
+            b = _frozen_array(self.bias, f"layer '{self.name}': bias", 1)
+            if b.shape[0] != self.weight.shape[0]:
+                raise LoihicError(f"layer '{self.name}': bias has {b.shape[0]} entries, expected "
+                                  f"{self.weight.shape[0]}")
+            object.__setattr__(self, "bias", b)
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    """Average pooling between a spiking layer and the next synapse (lowered away, see passes)."""
+
+    name: str
+    kernel: tuple[int, int]  # (H, W)
+    stride: tuple[int, int]  # (H, W)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kernel", _pair(self.kernel, f"layer '{self.name}': kernel", 1))
+        object.__setattr__(self, "stride", _pair(self.stride, f"layer '{self.name}': stride", 1))
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """Inference-time BatchNorm right after a synaptic layer (folded into it, see passes)."""
+
+    name: str
+    mean: np.ndarray
+    var: np.ndarray
+    gamma: np.ndarray
+    beta: np.ndarray
+    eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for f in ("mean", "var", "gamma", "beta"):
+            object.__setattr__(self, f, _frozen_array(getattr(self, f), f"layer '{self.name}': {f}", 1))
+        if (self.var < 0).any():
+            raise LoihicError(f"layer '{self.name}': negative running variance")
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """(C, H, W) -> (C*H*W,) in C order; netx's flatten gives the same order (spec sec. 1.2)."""
+
+    name: str
+
+
+Layer = Dense | Conv | AvgPool | BatchNorm | Flatten
+SYNAPTIC = (Dense, Conv)
+
+
+@dataclass(frozen=True)
+class Network:
+    input: Input
+    layers: tuple[Layer, ...]
+    timesteps: int  # steps per sample
+    encoding: str  # "poisson" or "direct" (training/encoding.py)
+    meta: Mapping[str, Any] = field(default_factory=dict)  # provenance; JSON-serialisable values
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if self.timesteps < 1:
+            raise LoihicError(f"timesteps must be >= 1, got {self.timesteps}")
+        names = [layer.name for layer in self.layers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise LoihicError(f"duplicate layer names: {sorted(dup)}")
+        if not any(isinstance(layer, SYNAPTIC) for layer in self.layers):
+            raise LoihicError("network has no dense or conv layer")
+
+    def replace(self, **changes: Any) -> Network:
+        return dataclasses.replace(self, **changes)
+
+    def synaptic(self) -> list[Dense | Conv]:
+        return [layer for layer in self.layers if isinstance(layer, SYNAPTIC)]
+
+
+def conv_out_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    return tuple(  # type: ignore[return-value]
+        (hw[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(2)
+    )
+
+
+def infer_shapes(net: Network) -> list[tuple[int, ...]]:
+    """Output shape of every layer (same order as ``net.layers``); raises on inconsistencies."""
+    shape = net.input.shape
+    shapes = []
+    for layer in net.layers:
+        where = f"layer '{layer.name}'"
+        if isinstance(layer, Dense):
+            if len(shape) != 1 or shape[0] != layer.weight.shape[1]:
+                raise UnsupportedLayerError(f"{where}: dense expects {layer.weight.shape[1]} inputs, "
+                                            f"gets shape {shape}")
+            shape = (layer.out_features,)
+        elif isinstance(layer, (Conv, AvgPool)):
+            if len(shape) != 3:
+                raise UnsupportedLayerError(f"{where}: expects a (C, H, W) input, gets shape {shape}")
+            if isinstance(layer, Conv):
+                if shape[0] != layer.weight.shape[1] * layer.groups:
+                    raise UnsupportedLayerError(f"{where}: expects {layer.weight.shape[1] * layer.groups} "
+                                                f"input channels, gets {shape[0]}")
+                hw = conv_out_hw(shape[1:], layer.weight.shape[2:], layer.stride, layer.padding,
+                                 layer.dilation)
+                shape = (layer.weight.shape[0], *hw)
+            else:
+                shape = (shape[0], *conv_out_hw(shape[1:], layer.kernel, layer.stride, (0, 0)))
+            if min(shape) < 1:
+                raise UnsupportedLayerError(f"{where}: output shape {shape} is empty")
+        elif isinstance(layer, BatchNorm):
+            if shape[0] != layer.mean.shape[0]:
+                raise UnsupportedLayerError(f"{where}: {layer.mean.shape[0]} features, input has {shape[0]}")
+        elif isinstance(layer, Flatten):
+            shape = (int(np.prod(shape)),)
+        shapes.append(shape)
+    return shapes

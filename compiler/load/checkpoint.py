@@ -1,0 +1,76 @@
+"""Converted-SNN checkpoint (``loihic convert`` output) -> IR :class:`~loihic.compiler.ir.Network`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from loihic.compiler import ir
+from loihic.compiler.errors import CheckpointError, UnsupportedLayerError
+
+_HINTS = {
+    "maxpool": "max pooling has no exact spiking equivalent on Loihi; train with average pooling",
+    "lstm": "recurrent cells are not supported by the netx CUBA path",
+    "gru": "recurrent cells are not supported by the netx CUBA path",
+    "sigmoid": "only ReLU maps onto spiking rate codes",
+    "tanh": "only ReLU maps onto spiking rate codes",
+}
+
+
+def _arr(sd: dict[str, Any], key: str, where: str, required: bool = True) -> np.ndarray | None:
+    if key not in sd:
+        if required:
+            raise CheckpointError(f"{where}: state_dict lacks '{key}'")
+        return None
+    return np.asarray(sd[key].detach().cpu().numpy() if hasattr(sd[key], "detach") else sd[key], np.float64)
+
+
+def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") -> ir.Network:
+    """Build the IR of a converted SNN.  ``source`` names the file in error messages."""
+    if ckpt.get("kind") != "snn" or "snn" not in ckpt:
+        raise CheckpointError(f"{source}: is a '{ckpt.get('kind')}' checkpoint; compile needs a converted SNN "
+                              "(run 'loihic convert' first)")
+    snn, arch, sd = ckpt["snn"], ckpt["arch"], ckpt["state_dict"]
+    thresholds = list(snn["thresholds"])
+    leak = float(snn.get("leak", 1.0))
+    synaptic_idx = [i for i, spec in enumerate(arch) if spec.get("type") in ("linear", "conv")]
+    if len(thresholds) != len(synaptic_idx):
+        raise CheckpointError(f"{source}: {len(thresholds)} thresholds for {len(synaptic_idx)} synaptic layers")
+    layers: list[ir.Layer] = []
+    k = 0
+    for i, spec in enumerate(arch):
+        kind = str(spec.get("type"))
+        name = f"{i}.{kind}"
+        if kind in ("linear", "conv"):
+            last = i == synaptic_idx[-1]
+            neuron = ir.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.0, spiking=False) if last else \
+                ir.Neuron(threshold=float(thresholds[k]), current_decay=1.0, voltage_decay=1.0 - leak,
+                          spiking=True, reset=str(snn.get("reset", "hard")))
+            w, b = _arr(sd, f"{i}.weight", source), _arr(sd, f"{i}.bias", source, required=False)
+            if kind == "linear":
+                layers.append(ir.Dense(name, w, b, neuron))
+            else:
+                layers.append(ir.Conv(name, w, b, neuron, stride=spec.get("stride", 1),
+                                      padding=spec.get("padding", 0), groups=spec.get("groups", 1)))
+            k += 1
+        elif kind == "avgpool":
+            layers.append(ir.AvgPool(name, spec["kernel"], spec.get("stride", spec["kernel"])))
+        elif kind == "flatten":
+            layers.append(ir.Flatten(name))
+        elif kind == "batchnorm":
+            layers.append(ir.BatchNorm(name, _arr(sd, f"{i}.running_mean", source), _arr(sd, f"{i}.running_var", source),
+                                       _arr(sd, f"{i}.weight", source), _arr(sd, f"{i}.bias", source),
+                                       float(spec.get("eps", 1e-5))))
+        elif kind in ("relu", "dropout"):
+            continue  # ReLU becomes the spiking non-linearity; dropout is the identity at inference
+        else:
+            hint = _HINTS.get(kind.lower(), "supported: linear, conv, relu, avgpool, flatten, dropout, batchnorm")
+            raise UnsupportedLayerError(f"{source}: layer {i} ({kind}) cannot be compiled for Loihi: {hint}")
+    meta = {
+        "source_sha256": ckpt.get("sha256") or snn.get("source_sha256"),
+        "model": ckpt.get("model"), "dataset": ckpt.get("dataset"), "seed": ckpt.get("seed"),
+        "conversion": {key: snn.get(key) for key in ("norm", "reset", "leak", "seed", "calib_samples")},
+    }
+    return ir.Network(ir.Input(tuple(ckpt["input_shape"])), tuple(layers), timesteps=int(snn["timesteps"]),
+                      encoding=str(snn.get("encoding", "poisson")), meta=meta)

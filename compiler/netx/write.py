@@ -1,0 +1,89 @@
+"""Write a quantized :class:`~loihic.compiler.ir.Network` as lava-dl netx HDF5, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from loihic.compiler import ir
+from loihic.compiler.errors import LoihicError, OutputExistsError, QuantizationError
+from loihic.compiler.netx import schema
+
+
+def _exact_int(name: str, a: np.ndarray, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+    """netx truncates with astype(int): refuse anything that is not already an exact integer."""
+    arr = np.asarray(a)
+    if arr.dtype.kind == "f" and not np.array_equal(arr, np.rint(arr)):
+        raise QuantizationError(f"{name}: non-integer values would be truncated by netx")
+    arr = arr.astype(np.int64)
+    if (lo is not None and arr.min() < lo) or (hi is not None and arr.max() > hi):
+        raise QuantizationError(f"{name}: values in [{arr.min()}, {arr.max()}] exceed [{lo}, {hi}]")
+    return arr
+
+
+def _write_neuron(group: h5py.Group, q: ir.Quant) -> None:
+    neuron = group.create_group("neuron")
+    neuron["type"] = "CUBA"
+    neuron["vThMant"] = np.int64(q.v_th_mant)
+    neuron["iDecay"] = np.int64(q.i_decay)
+    neuron["vDecay"] = np.int64(q.v_decay)
+    neuron["refDelay"] = np.int64(1)  # ignored by netx (spec 1 item 10); written for slayer readers
+
+
+def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> None:
+    where = f"layer '{layer.name}'"
+    if isinstance(layer, ir.Flatten):
+        group["type"] = "flatten"
+        group["shape"] = np.asarray(shape, dtype=np.int64)
+        return
+    if not isinstance(layer, ir.SYNAPTIC):
+        raise LoihicError(f"{where}: {type(layer).__name__} must be lowered before writing netx")
+    q = layer.quant
+    if q is None:
+        raise LoihicError(f"{where}: not quantized; run the compiler pipeline before writing")
+    weight = _exact_int(f"{where}: weight", q.weight, schema.WEIGHT_MIN, schema.WEIGHT_MAX)
+    if not weight.any():
+        raise QuantizationError(f"{where}: all weights quantize to zero (netx cannot load that)")
+    group["type"] = "dense" if isinstance(layer, ir.Dense) else "conv"
+    group["shape"] = np.asarray(shape if len(shape) == 3 else shape, dtype=np.int64)
+    group["weight"] = weight.astype(np.float32)  # slayer stores float32; exact for |w| < 2^24
+    if q.bias is not None:
+        bias = _exact_int(f"{where}: bias", q.bias, schema.BIAS_MANT_MIN, schema.BIAS_MANT_MAX)
+        group["bias"] = bias.astype(np.float32)
+    if isinstance(layer, ir.Conv):
+        group["stride"] = np.asarray(layer.stride, dtype=np.int64)
+        group["padding"] = np.asarray(layer.padding, dtype=np.int64)
+        group["dilation"] = np.asarray(layer.dilation, dtype=np.int64)
+        group["groups"] = np.int64(layer.groups)
+    _write_neuron(group, q)
+
+
+def write_netx(net: ir.Network, path: str | os.PathLike, meta: dict[str, Any], force: bool = False) -> Path:
+    """Write ``net`` to ``path``.  The file appears whole or not at all (temp file + rename)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path}: already exists (use --force to overwrite)")
+    shapes = ir.infer_shapes(net)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            layers = f.create_group(schema.LAYER_GROUP)
+            inp = layers.create_group("0")
+            inp["type"] = "input"
+            inp["shape"] = np.asarray(net.input.shape, dtype=np.int64)
+            for i, (layer, shape) in enumerate(zip(net.layers, shapes, strict=True), start=1):
+                _write_layer(layers.create_group(str(i)), layer, shape)
+            f.create_group(schema.META_GROUP)[schema.META_JSON] = json.dumps(meta, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,88 @@
+"""Quantize every synaptic layer to Loihi integers (weights, threshold, bias, decays).
+
+Per layer one scale ``a`` (integers per real weight unit) is the largest that keeps all of:
+
+- weights: ``a * max|w| <= 254`` (even integers in [-256, 254], spec 1.6);
+- threshold: ``a * in_scale * threshold <= 2^17 - 1`` (17-bit vThMant);
+- bias: ``|a * in_scale * bias| <= 4095`` (13-bit bias mantissa);
+- current: worst-case ``|u| < 2^23`` within T steps (Lava wraps u: never let it);
+- integrator readout: worst-case ``|v| < 2^23`` within T steps (Lava clips v, which would change
+  the prediction).
+
+Then ``W = even_round(a * w)``, ``vThMant = round(a * in_scale * threshold)``, ``bias =
+round(a * in_scale * bias)``.  Weights and threshold thus keep the ratio the float network had.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from loihic.compiler import ir, quant
+from loihic.compiler.config import CompileConfig
+from loihic.compiler.errors import QuantizationError
+from loihic.compiler.netx import schema
+from loihic.training.encoding import input_scale
+
+_STATE_MAX = schema.UV_LIMIT - 1
+
+
+def _scale(layer: ir.Dense | ir.Conv, in_scale: int, steps: int) -> tuple[float, str]:
+    w, n = layer.weight, layer.neuron
+    limits: dict[str, float] = {}
+    wmax = float(np.abs(w).max())
+    if wmax == 0:
+        raise QuantizationError(f"layer '{layer.name}': all weights are zero (netx cannot load that)")
+    limits["weights"] = schema.WEIGHT_MAX / wmax
+    if n.spiking:
+        limits["threshold"] = schema.VTH_MANT_MAX / (in_scale * n.threshold)
+    if layer.bias is not None and np.abs(layer.bias).max() > 0:
+        limits["bias"] = schema.BIAS_MANT_MAX / (in_scale * float(np.abs(layer.bias).max()))
+    i_dec, v_dec = quant.decay_int(n.current_decay), quant.decay_int(n.voltage_decay)
+    u_per_scale, v_per_scale = quant.state_bounds(w, None if layer.bias is None else layer.bias * in_scale,
+                                                  in_scale, i_dec, v_dec, steps, n.spiking)
+    limits["current range"] = _STATE_MAX / u_per_scale
+    if not n.spiking:
+        limits["readout voltage range"] = _STATE_MAX / v_per_scale
+    why = min(limits, key=limits.__getitem__)
+    # Rounding can push the largest weight one even step past the bound; shave a hair off.
+    return limits[why] * (1 - 1e-9), why
+
+
+def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
+    out: list[ir.Layer] = []
+    first = True
+    for layer in net.layers:
+        if not isinstance(layer, ir.SYNAPTIC):
+            out.append(layer)
+            continue
+        n = layer.neuron
+        if n.reset == "soft" and not cfg.force_hard_reset:
+            raise QuantizationError(
+                f"layer '{layer.name}': soft reset (subtract threshold) cannot run on Loihi, whose LIF resets "
+                "to zero; convert with --reset hard, or compile with --force-hard-reset to deploy it with "
+                "hard reset (this changes its accuracy; measure it with 'loihic evaluate')")
+        in_scale = input_scale(net.encoding) if first else 1
+        first = False
+        scale, why = _scale(layer, in_scale, net.timesteps)
+        w_int = quant.quantize_weights(layer.weight, scale)
+        if not w_int.any():
+            raise QuantizationError(f"layer '{layer.name}': all weights round to zero at scale {scale:.3g} "
+                                    f"(limited by {why})")
+        if n.spiking:
+            vth = int(round(scale * in_scale * n.threshold))
+            if vth < 1:
+                raise QuantizationError(f"layer '{layer.name}': threshold {n.threshold:.3g} rounds to 0 at "
+                                        f"scale {scale:.3g}; it is below half a weight step")
+        else:
+            vth = schema.VTH_MANT_NEVER
+        bias = None if layer.bias is None else np.rint(scale * in_scale * layer.bias).astype(np.int64)
+        q = ir.Quant(weight=w_int, bias=bias, v_th_mant=vth, i_decay=quant.decay_int(n.current_decay),
+                     v_decay=quant.decay_int(n.voltage_decay), scale=scale, in_scale=in_scale,
+                     sqnr_db=quant.sqnr_db(layer.weight, w_int, scale))
+        out.append(dataclasses.replace(layer, quant=q))
+        meta_limits = dict(net.meta.get("scale_limited_by", {}))
+        meta_limits[layer.name] = why
+        net = net.replace(meta={**net.meta, "scale_limited_by": meta_limits})
+    return net.replace(layers=tuple(out))

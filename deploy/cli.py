@@ -1,0 +1,122 @@
+"""The ``loihic`` command line.  Each sub-command is a thin wrapper over the Python API in
+:mod:`loihic.deploy.commands`; bad input ends with one ``loihic: error: ...`` line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loihic import __version__
+from loihic.compiler.errors import LoihicError
+from loihic.deploy.lava_compat import LavaCompatError
+
+
+def _common(p: argparse.ArgumentParser, output: bool = True, json_flag: bool = True) -> None:
+    if output:
+        p.add_argument("-o", "--output", required=True, help="output file")
+        p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--seed", type=int, default=0, help="random seed (recorded in every output; default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from loihic.deploy import commands as c
+
+    parser = argparse.ArgumentParser(prog="loihic", description=__doc__.split(";")[0])
+    parser.add_argument("--version", action="version", version=f"loihic {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train weights (ANN; noise and stdb come in later releases)")
+    p.add_argument("--method", default="ann", choices=["ann", "noise", "stdb"])
+    p.add_argument("--model", default="mlp", help="mlp | lenet5 | vgg5 | vgg9")
+    p.add_argument("--dataset", default="digits", help="digits | mnist | fashion-mnist")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: per data set)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=128, help="MLP hidden width")
+    p.add_argument("--bias", action="store_true", help="give synaptic layers a bias")
+    p.add_argument("--limit-train", type=int, default=None, help="train on the first N training samples")
+    _common(p)
+    p.set_defaults(func=c.cmd_train)
+
+    p = sub.add_parser("convert", help="ANN -> SNN by threshold balancing (Datta et al. Fig. 3)")
+    p.add_argument("checkpoint")
+    p.add_argument("--timesteps", "-T", type=int, default=64)
+    p.add_argument("--norm", default="max", help="max | p<percentile> (e.g. p99.9) | scaled:<k>")
+    p.add_argument("--reset", default="hard", choices=["hard", "soft"])
+    p.add_argument("--leak", type=float, default=1.0, help="lambda per step, 1.0 = no leak")
+    p.add_argument("--encoding", default="poisson", choices=["poisson", "direct"])
+    p.add_argument("--calib-samples", type=int, default=512, help="training samples used for balancing")
+    _common(p)
+    p.set_defaults(func=c.cmd_convert)
+
+    p = sub.add_parser("compile", help="SNN checkpoint -> Loihi fixed point -> netx HDF5")
+    p.add_argument("checkpoint")
+    p.add_argument("--l4", action="store_true", help="L4-norm first-layer adjustment (Allred & Roy)")
+    p.add_argument("--rs", type=float, default=1.0, help="L4 smoothing ratio r_s")
+    p.add_argument("--force-hard-reset", action="store_true",
+                   help="deploy a soft-reset SNN with Lava's hard reset (changes accuracy)")
+    _common(p)
+    p.set_defaults(func=c.cmd_compile)
+
+    p = sub.add_parser("simulate", help="run a netx file on spike inputs X.npy (N, *input, T) -> Y.npy")
+    p.add_argument("net")
+    p.add_argument("--input", required=True, help="integer .npy of 0/1 spikes, (N, *input_shape, T)")
+    p.add_argument("--backend", default="emulator", choices=["emulator", "lava-sim", "loihi2"])
+    p.add_argument("--input-message-bits", type=int, default=None,
+                   help="graded input bits (default: 8 for direct-coded loihic files, else 0 = binary)")
+    p.add_argument("--voltage", default=None, help="also write the last layer's final v (N, *out) here")
+    p.add_argument("--device", default=None, help="emulator device (default: cuda if available, else cpu)")
+    _common(p, json_flag=False)
+    p.set_defaults(func=c.cmd_simulate)
+
+    p = sub.add_parser("verify", help="emulator vs Lava, spike for spike, on encoded test samples")
+    p.add_argument("net")
+    p.add_argument("--dataset", default=None, help="default: the data set recorded in the file")
+    p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
+    p.add_argument("--backend", default="lava-sim", choices=["lava-sim", "loihi2"])
+    p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
+    p.add_argument("--device", default=None)
+    _common(p, output=False)
+    p.set_defaults(func=c.cmd_verify)
+
+    p = sub.add_parser("evaluate", help="accuracy of a checkpoint (torch) or a netx file (emulator, lava-sim)")
+    p.add_argument("target", help="checkpoint (.pt) or netx file (.net)")
+    p.add_argument("--dataset", default=None, help="default: the data set recorded in the file")
+    p.add_argument("--backend", default=None, choices=["torch", "emulator", "lava-sim", "loihi2"],
+                   help="default: torch for checkpoints, emulator for netx files")
+    p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
+    p.add_argument("--samples", type=int, default=None, help="first N test samples (default: all)")
+    p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
+    p.add_argument("--device", default=None)
+    _common(p, output=False)
+    p.set_defaults(func=c.cmd_evaluate)
+
+    p = sub.add_parser("demo", help="train, convert, compile and verify on scikit-learn digits")
+    p.add_argument("--workdir", default="runs/demo")
+    p.add_argument("--timesteps", "-T", type=int, default=48)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--lava-samples", type=int, default=100, help="test samples verified on Lava")
+    p.add_argument("--force", action="store_true", help="overwrite files in --workdir")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=c.cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (LoihicError, LavaCompatError) as exc:
+        print(f"loihic: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("loihic: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,322 @@
+"""Implementations of the ``loihic`` sub-commands (the Python API the CLI wraps)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from loihic import __version__
+from loihic.compiler.config import CompileConfig
+from loihic.compiler.errors import InputError, LoihicError, OutputExistsError
+from loihic.compiler.load.checkpoint import network_from_checkpoint
+from loihic.compiler.netx.read import NetxModel, read_netx
+from loihic.compiler.netx.write import write_netx
+from loihic.compiler.pipeline import compile_network
+from loihic.compiler.report import format_report, layer_report
+from loihic.deploy.emulator import Emulator, predict
+from loihic.training.encoding import DIRECT_MESSAGE_BITS
+
+PLANNED = {"noise": "issue 4 (noise-based T=1 training)", "stdb": "issue 5 (STDB hybrid training)"}
+
+
+# --- small shared helpers -----------------------------------------------------------------------------
+def check_output(path: str | os.PathLike, force: bool) -> Path:
+    """Fail before any work if ``path`` exists and --force was not given."""
+    p = Path(path)
+    if p.exists() and not force:
+        raise OutputExistsError(f"{p}: already exists (use --force to overwrite)")
+    if p.is_dir():
+        raise OutputExistsError(f"{p}: is a directory")
+    return p
+
+
+def emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
+    """``--json``: one JSON object on stdout; otherwise the human-readable text."""
+    if getattr(args, "json", False):
+        print(json.dumps(result, default=_jsonable, sort_keys=True))
+    else:
+        print(text)
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def is_netx(path: str) -> bool:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    return h5py.is_hdf5(p)
+
+
+def message_bits(model: NetxModel, override: int | None = None) -> int:
+    if override is not None:
+        if not 0 <= override <= 24:
+            raise InputError(f"--input-message-bits {override} outside [0, 24]")
+        return override
+    return DIRECT_MESSAGE_BITS if model.meta.get("encoding") == "direct" else 0
+
+
+def netx_run_settings(model: NetxModel, dataset: str | None, timesteps: int | None) -> tuple[str, int, str]:
+    """Data set, T and encoding for a netx file: options first, then the file's loihic metadata."""
+    ds = dataset or model.meta.get("dataset")
+    steps = timesteps or model.meta.get("timesteps")
+    if not ds:
+        raise InputError(f"{model.path}: records no data set; pass --dataset")
+    if not steps or steps < 1:
+        raise InputError(f"{model.path}: records no timesteps; pass --timesteps T >= 1")
+    compiled_t = model.meta.get("timesteps")
+    if compiled_t and steps > compiled_t:
+        print(f"loihic: warning: running {steps} steps; range checks assumed T={compiled_t}", file=sys.stderr)
+    return ds, int(steps), str(model.meta.get("encoding", "poisson"))
+
+
+def encoded(x: np.ndarray, steps: int, encoding: str, seed: int) -> np.ndarray:
+    from loihic.training.snn import encode_chunks
+
+    return np.concatenate([s for _, s in encode_chunks(x, steps, encoding, seed)])
+
+
+def emulator_accuracy(model: NetxModel, x: np.ndarray, y: np.ndarray, steps: int, encoding: str, seed: int,
+                      device: str | None = None, progress: bool = True) -> float:
+    """Accuracy of the netx model on the emulator, encoding with the shared chunk rule."""
+    from tqdm import tqdm
+
+    from loihic.training.snn import encode_chunks
+
+    emu = Emulator(model, device=device, input_message_bits=message_bits(model))
+    correct = 0
+    bar = tqdm(total=len(x), desc="emulator", unit="sample", disable=not progress, leave=False)
+    for start, spikes in encode_chunks(x, steps, encoding, seed):
+        res = emu.run(spikes)
+        pred = predict(res.output_spikes, res.output_v, emu.output_spiking)
+        correct += int((pred == y[start:start + len(spikes)]).sum())
+        bar.update(len(spikes))
+    bar.close()
+    return correct / len(x)
+
+
+def _test_set(dataset: str, samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    from loihic.training.data import load_dataset
+
+    x, y = load_dataset(dataset, "test")
+    if samples is not None:
+        if samples < 1:
+            raise InputError(f"--samples must be >= 1, got {samples}")
+        x, y = x[:samples], y[:samples]
+    return x, y
+
+
+# --- train / convert / compile ---------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.method in PLANNED:
+        raise LoihicError(f"--method {args.method} is not available yet: see {PLANNED[args.method]}")
+    from loihic.training.ann import train_ann
+    from loihic.training.checkpoint import save_checkpoint
+
+    out = check_output(args.output, args.force)
+    if args.epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {args.epochs}")
+    t0 = time.perf_counter()
+    ckpt = train_ann(args.model, args.dataset, args.epochs, args.seed, lr=args.lr, batch_size=args.batch_size,
+                     hidden=args.hidden, bias=args.bias, limit_train=args.limit_train)
+    save_checkpoint(out, ckpt, force=args.force)
+    acc = ckpt["metrics"]["test_accuracy"]
+    res = {"output": str(out), "model": args.model, "dataset": args.dataset, "epochs": args.epochs,
+           "seed": args.seed, "test_accuracy": acc, "seconds": time.perf_counter() - t0}
+    emit(args, res, f"{out}: {args.model} on {args.dataset}, test accuracy {100 * acc:.2f}%")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from loihic.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+    from loihic.training.convert import convert
+    from loihic.training.data import load_dataset
+
+    out = check_output(args.output, args.force)
+    ann = load_checkpoint(args.checkpoint)
+    if ann.get("kind") != "ann":
+        raise InputError(f"{args.checkpoint}: is a '{ann.get('kind')}' checkpoint; convert needs an ANN")
+    x_train, _ = load_dataset(ann["dataset"], "train")
+    snn = convert(ann, x_train, args.timesteps, norm=args.norm, reset=args.reset, leak=args.leak,
+                  encoding=args.encoding, seed=args.seed, calib_samples=args.calib_samples,
+                  source_sha256=file_sha256(args.checkpoint))
+    save_checkpoint(out, snn, force=args.force)
+    th = snn["snn"]["thresholds"]
+    res = {"output": str(out), "thresholds": th, "timesteps": args.timesteps, "norm": args.norm, "seed": args.seed}
+    emit(args, res, f"{out}: thresholds {', '.join(f'{t:.4g}' for t in th if t is not None)} at T={args.timesteps}")
+    return 0
+
+
+def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool = False) -> tuple[Path, list[dict]]:
+    """Checkpoint file -> netx file; returns the path and the per-layer report."""
+    from loihic.training.checkpoint import file_sha256, load_checkpoint
+
+    out = check_output(output, force)
+    ckpt = load_checkpoint(path)
+    net = network_from_checkpoint(ckpt, path)
+    compiled = compile_network(net, cfg)
+    rows = layer_report(compiled)
+    meta = {
+        "loihic_version": __version__, "source_checkpoint": str(path), "source_sha256": file_sha256(path),
+        "ann_sha256": net.meta.get("source_sha256"), "model": net.meta.get("model"),
+        "dataset": net.meta.get("dataset"), "train_seed": net.meta.get("seed"),
+        "conversion": net.meta.get("conversion"), "timesteps": compiled.timesteps, "encoding": compiled.encoding,
+        "input_shape": list(compiled.input.shape),
+        "input_message_bits": DIRECT_MESSAGE_BITS if compiled.encoding == "direct" else 0,
+        "layer_scales": {r["layer"]: r["scale"] for r in rows}, "report": rows,
+        "l4": compiled.meta.get("l4"), "force_hard_reset": cfg.force_hard_reset,
+        "readout": "v of the last layer (non-spiking integrator), argmax",
+    }
+    write_netx(compiled, out, meta, force=force)
+    return out, rows
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs)
+    out, rows = compile_checkpoint(args.checkpoint, args.output, cfg, args.force)
+    emit(args, {"output": str(out), "layers": rows}, f"{format_report(rows)}\nwrote {out}")
+    return 0
+
+
+# --- simulate / verify / evaluate ----------------------------------------------------------------------
+def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{p}: not a readable .npy array ({str(exc).splitlines()[0]})") from None
+    if x.dtype.kind not in "iub":
+        raise InputError(f"{p}: dtype {x.dtype}; expected an integer array of spikes")
+    want = model.input.shape
+    if x.ndim != len(want) + 2 or tuple(x.shape[1:-1]) != want or x.shape[0] < 1 or x.shape[-1] < 1:
+        raise InputError(f"{p}: shape {x.shape}; expected (N, {', '.join(map(str, want))}, T)")
+    if bits == 0 and ((x != 0) & (x != 1)).any():
+        raise InputError(f"{p}: values other than 0/1; binary spikes expected (or set --input-message-bits)")
+    if bits > 0 and (x.min() < 0 or x.max() >= (1 << bits)):
+        raise InputError(f"{p}: values outside [0, {(1 << bits) - 1}] for {bits}-bit graded input")
+    return x
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    out = check_output(args.output, args.force)
+    vout = check_output(args.voltage, args.force) if args.voltage else None
+    model = read_netx(args.net)
+    bits = message_bits(model, args.input_message_bits)
+    x = load_spike_input(args.input, model, bits)
+    if args.backend == "emulator":
+        res = Emulator(model, device=args.device, input_message_bits=bits).run(x)
+        y, v = res.output_spikes, res.output_v
+    else:
+        from loihic.deploy.lava_run import run_lava
+
+        res = run_lava(args.net, x, backend=args.backend, input_message_bits=bits, read_v=vout is not None,
+                       model=model)
+        y, v = res.output_spikes, res.output_v
+    save_npy(out, y)
+    if vout is not None:
+        save_npy(vout, v)
+    print(f"wrote {out} {y.shape}" + (f" and {vout}" if vout else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from loihic.deploy.verify import verify
+
+    model = read_netx(args.net)
+    dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
+    x, y = _test_set(dataset, args.samples)
+    spikes = encoded(x, steps, encoding, args.seed)
+    rep = verify(args.net, spikes, y, input_message_bits=message_bits(model), backend=args.backend,
+                 workers=args.workers, device=args.device, model=model)
+    res = {**rep.to_json(), "dataset": dataset, "seed": args.seed, "encoding": encoding, "net": args.net}
+    verdict = "IDENTICAL" if rep.identical else "MISMATCH"
+    text = (f"{verdict}: {rep.samples} samples x {steps} steps, {rep.mismatches} of {rep.spikes_compared} "
+            f"spikes differ" + ("" if rep.voltage_equal is None else f", readout v equal: {rep.voltage_equal}")
+            + f"\naccuracy emulator {100 * rep.accuracy_emulator:.2f}%, Lava {100 * rep.accuracy_lava:.2f}%"
+            + f"\ntime emulator {rep.emulator_seconds:.2f} s, Lava {rep.lava_seconds:.2f} s")
+    emit(args, res, text)
+    if not rep.identical:
+        m = rep.first_mismatch
+        where = f"layer {m.layer}, sample {m.sample}, neuron {m.neuron}, step {m.step} " \
+                f"(emulator {m.emulator}, Lava {m.lava})" if m else "readout voltages"
+        print(f"loihic: error: emulator and Lava diverge first at {where}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from loihic.training.checkpoint import load_checkpoint
+
+    netx = is_netx(args.target)
+    backend = args.backend or ("emulator" if netx else "torch")
+    t0 = time.perf_counter()
+    if not netx:
+        if backend != "torch":
+            raise InputError(f"{args.target}: backend '{backend}' runs netx files; compile the checkpoint first")
+        ckpt = load_checkpoint(args.target)
+        x, y = _test_set(args.dataset or ckpt["dataset"], args.samples)
+        steps = args.timesteps if ckpt["kind"] == "snn" else None
+        if ckpt["kind"] == "snn":
+            from loihic.training.snn import evaluate_snn
+
+            steps = steps or int(ckpt["snn"]["timesteps"])
+            acc = evaluate_snn(ckpt, x, y, timesteps=steps, seed=args.seed, progress=True)
+        else:
+            from loihic.training.ann import evaluate_ann
+            from loihic.training.models import model_from_checkpoint
+
+            acc = evaluate_ann(model_from_checkpoint(ckpt), x, y)
+    else:
+        if backend == "torch":
+            raise InputError(f"{args.target}: is a netx file; use --backend emulator or lava-sim")
+        model = read_netx(args.target)
+        dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
+        x, y = _test_set(dataset, args.samples)
+        if backend == "emulator":
+            acc = emulator_accuracy(model, x, y, steps, encoding, args.seed, args.device)
+        else:
+            from loihic.deploy.lava_run import run_lava_parallel
+
+            emu = Emulator(model, device="cpu", input_message_bits=message_bits(model))
+            res = run_lava_parallel(args.target, encoded(x, steps, encoding, args.seed), workers=args.workers,
+                                    backend=backend, input_message_bits=message_bits(model),
+                                    read_v=not emu.output_spiking, model=model)
+            acc = float((predict(res.output_spikes, res.output_v, emu.output_spiking) == y).mean())
+    secs = time.perf_counter() - t0
+    res = {"target": args.target, "backend": backend, "accuracy": acc, "samples": int(len(x)),
+           "timesteps": steps, "seed": args.seed, "seconds": secs, "samples_per_second": len(x) / secs}
+    emit(args, res, f"{args.target} [{backend}]: accuracy {100 * acc:.2f}% on {len(x)} samples ({secs:.1f} s)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from loihic.deploy.demo import run_demo
+
+    return run_demo(args)
