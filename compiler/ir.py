@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from loihic.compiler.errors import LoihicError, UnsupportedLayerError
 
 RESETS = ("hard", "soft")

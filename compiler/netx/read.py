@@ -16,7 +16,6 @@ from typing import Any
 
 import h5py
 import numpy as np
-
 from loihic.compiler.errors import NetxFormatError
 from loihic.compiler.ir import conv_out_hw
 from loihic.compiler.netx import schema
@@ -98,12 +97,13 @@ def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
     if wmin < -256 and wmax > 0:
         w = np.clip(w, -256, 254)
         wmin = np.min(w)
+    # netx's own sign mode only sets the scale: Lava re-determines it from the shifted weights below.
     if wmax < 0:
-        mode, signed, scale = "inh", 0, -256 / wmin
+        signed, scale = 0, -256 / wmin
     elif wmin >= 0:
-        mode, signed, scale = "exc", 0, 255 / wmax
+        signed, scale = 0, 255 / wmax
     else:
-        mode, signed, scale = "mixed", 1, min(127 / wmax, -128 / wmin)
+        signed, scale = 1, min(127 / wmax, -128 / wmin)
     scale_bits = int(np.floor(np.log2(scale)) + signed)
     n = 8
     while n > 0 and np.sum(np.abs(w / 2**n - np.round(w / 2**n))) != 0:
@@ -141,9 +141,10 @@ def _pair(g: h5py.Group, key: str, where: str) -> tuple[int, int]:
     return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
 
 
-def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str) -> NxNeuron:
+def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str,
+            with_bias: bool = True) -> NxNeuron:
     bias = None
-    if "bias" in g:
+    if with_bias and "bias" in g:
         b = np.asarray(g["bias"][()]).astype(int).astype(np.int64).ravel()  # netx: astype(int)
         if b.size == shape[0] and len(shape) == 3:  # per channel
             b = np.repeat(b, shape[1] * shape[2])
@@ -193,9 +194,8 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
         if ltype == "input":
             if i != 0 or lshape is None:
                 raise NetxFormatError(f"{where}: an 'input' layer must be first and have a shape")
-            neuron = _neuron(g, int(np.prod(lshape)), lshape, where) if "neuron" in g else None
-            if neuron is not None:
-                neuron = NxNeuron(neuron.v_th_mant, neuron.i_decay, neuron.v_decay, None)  # spec 1.5
+            # An input layer's 'weight'/'bias' (tiny.net: scalars) are never applied by netx (spec 1.5).
+            neuron = _neuron(g, int(np.prod(lshape)), lshape, where, with_bias=False) if "neuron" in g else None
             inp, shape = NxInput(lshape, neuron), lshape
             continue
         if ltype == "flatten":
@@ -268,7 +268,7 @@ def read_netx(path: str | os.PathLike) -> NetxModel:
                 meta = json.loads(_text(f[schema.META_GROUP][schema.META_JSON]))
     except NetxFormatError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
         raise NetxFormatError(f"{p}: not a readable netx HDF5 file ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else 'corrupt'})") from None
     return NetxModel(str(p), inp, tuple(layers), meta)

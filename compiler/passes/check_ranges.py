@@ -9,8 +9,6 @@ and which only delays recovery: that is reported (``report.py``), not refused.
 
 from __future__ import annotations
 
-import numpy as np
-
 from loihic.compiler import ir, quant
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import QuantizationError

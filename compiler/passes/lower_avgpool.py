@@ -18,7 +18,6 @@ import dataclasses
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import UnsupportedLayerError
@@ -27,7 +26,7 @@ from loihic.compiler.errors import UnsupportedLayerError
 def _compose(kernel: np.ndarray, pool: ir.AvgPool) -> np.ndarray:
     o, i, kh, kw = kernel.shape
     p = torch.full((1, 1, *pool.kernel), 1.0 / (pool.kernel[0] * pool.kernel[1]), dtype=torch.float64)
-    k = torch.as_tensor(kernel, dtype=torch.float64).reshape(o * i, 1, kh, kw)
+    k = torch.tensor(kernel, dtype=torch.float64).reshape(o * i, 1, kh, kw)
     out = F.conv_transpose2d(k, p, stride=pool.stride)
     return out.reshape(o, i, *out.shape[2:]).numpy()
 
@@ -57,10 +56,10 @@ def _apply(layers: list[ir.Layer], x: torch.Tensor) -> torch.Tensor:
         elif isinstance(layer, ir.Flatten):
             x = x.flatten(1)
         elif isinstance(layer, ir.Conv):
-            x = F.conv2d(x, torch.as_tensor(layer.weight), stride=layer.stride, padding=layer.padding,
+            x = F.conv2d(x, torch.tensor(layer.weight), stride=layer.stride, padding=layer.padding,
                          dilation=layer.dilation, groups=layer.groups)
         else:
-            x = x @ torch.as_tensor(layer.weight).T
+            x = x @ torch.tensor(layer.weight).T
     return x
 
 

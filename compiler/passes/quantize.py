@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-
 from loihic.compiler import ir, quant
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import QuantizationError
@@ -50,6 +49,22 @@ def _scale(layer: ir.Dense | ir.Conv, in_scale: int, steps: int) -> tuple[float,
     return limits[why] * (1 - 1e-9), why
 
 
+def _fit(layer: ir.Dense | ir.Conv, scale: float, in_scale: int, steps: int) -> tuple[np.ndarray, float]:
+    """Quantize at ``scale``; rounding can lift the integer worst case above the float bound, so
+    shrink the scale until the *integer* state bounds hold."""
+    n = layer.neuron
+    i_dec, v_dec = quant.decay_int(n.current_decay), quant.decay_int(n.voltage_decay)
+    for _ in range(100):
+        w_int = quant.quantize_weights(layer.weight, scale)
+        bias = None if layer.bias is None else np.rint(scale * in_scale * layer.bias)
+        u_max, v_max = quant.state_bounds(w_int, bias, in_scale, i_dec, v_dec, steps, n.spiking)
+        excess = max(u_max, 0.0 if n.spiking else v_max) / _STATE_MAX
+        if excess <= 1.0:
+            return w_int, scale
+        scale /= max(excess, 1.0 + 1e-3)
+    raise QuantizationError(f"layer '{layer.name}': no scale keeps its state within 24 bits over {steps} steps")
+
+
 def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
     out: list[ir.Layer] = []
     first = True
@@ -66,7 +81,7 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
         in_scale = input_scale(net.encoding) if first else 1
         first = False
         scale, why = _scale(layer, in_scale, net.timesteps)
-        w_int = quant.quantize_weights(layer.weight, scale)
+        w_int, scale = _fit(layer, scale, in_scale, net.timesteps)
         if not w_int.any():
             raise QuantizationError(f"layer '{layer.name}': all weights round to zero at scale {scale:.3g} "
                                     f"(limited by {why})")
