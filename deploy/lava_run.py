@@ -12,6 +12,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import importlib.util
 import multiprocessing as mp
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,12 +91,18 @@ def run_lava(path: str, x: np.ndarray, backend: str = "lava-sim", input_message_
         source.s_out.connect(net.in_layer.neuron.a_in)
     else:
         source.s_out.connect(net.inp)
+    from loihic.deploy.lavaproc import recorder
+
     blocks = list(net.layers) if record_layers else [net.layers[-1]]
+    tmpdir = tempfile.TemporaryDirectory(prefix="loihic-sink-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     sinks = []
-    for block in blocks:
-        sink = io.sink.RingBuffer(shape=block.out.shape, buffer=total)
+    for i, block in enumerate(blocks):
+        shape = tuple(block.out.shape)
+        sink_path = os.path.join(tmpdir.name, f"sink{i}.i32")
+        recorder.allocate(sink_path, shape, total)
+        sink = recorder.MemmapSink(shape=shape, buffer=total, path=sink_path)
         block.out.connect(sink.a_in)
-        sinks.append(sink)
+        sinks.append((sink_path, shape))
     shapes = ([model.input.shape] if model.has_input_neuron else []) + [lay.shape for lay in model.neuron_layers]
     shapes = shapes if record_layers else shapes[-1:]
     delays = _block_delays(model)
@@ -113,10 +121,13 @@ def run_lava(path: str, x: np.ndarray, backend: str = "lava-sim", input_message_
                 out_v[done] = _from_lava(v[..., None], model.output_shape)[..., 0]
             done += k
             bar.update(k)
-        recorded = [sink.data.get().astype(np.int64) for sink in sinks]
     finally:
         bar.close()
         net.stop()
+    try:
+        recorded = [recorder.read(p, shape, total).astype(np.int64) for p, shape in sinks]
+    finally:
+        tmpdir.cleanup()
     spikes = []
     for data_k, shape, d in zip(recorded, shapes, delays, strict=True):
         aligned = _from_lava(data_k, shape)[..., d:d + n * steps]
