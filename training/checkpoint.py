@@ -1,0 +1,226 @@
+"""Checkpoint files: a ``torch.save``d dict of plain data and tensors, loaded only with ``weights_only=True``.
+
+Layout (format_version 1)::
+
+    {"format": "loihic-checkpoint", "format_version": 1, "kind": "ann" | "snn",
+     "model": str, "dataset": str, "input_shape": [int, ...], "num_classes": int,
+     "arch": [layer dict, ...],               # see models.py
+     "state_dict": {str: tensor},              # keys of models.build_model(arch)
+     "seed": int, "hyperparams": {...}, "metrics": {str: float, ...}, "created_by": "loihic 0.1.0",
+     "snn": {...}}                             # kind "snn" only, see convert.py
+
+Loading never runs code from the file: ``torch.load(..., weights_only=True)`` unpickles only tensors and
+plain containers and refuses anything else.  Every failure is a :class:`CheckpointError` whose one-line
+message starts with the file path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import pickle
+import secrets
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loihic import __version__
+from loihic.compiler.errors import CheckpointError, LoihicError, OutputExistsError
+from loihic.compiler.ir import RESETS
+from loihic.training.encoding import ENCODINGS
+from loihic.training.models import SYNAPTIC_TYPES, expected_state_shapes, output_shapes
+
+FORMAT = "loihic-checkpoint"
+FORMAT_VERSION = 1
+KINDS = ("ann", "snn")
+CREATED_BY = f"loihic {__version__}"
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "format": str, "format_version": int, "kind": str, "model": str, "dataset": str, "input_shape": list,
+    "num_classes": int, "arch": list, "state_dict": dict, "seed": int, "hyperparams": dict, "metrics": dict,
+    "created_by": str,
+}
+_SNN_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "thresholds": list, "timesteps": int, "reset": str, "leak": (float, int), "encoding": str, "norm": str,
+    "seed": int, "calib_samples": int, "source_sha256": (str, type(None)), "first_layer_mean_potential": list,
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """The useful part of torch's weights_only refusal (its advice to allowlist globals is dropped)."""
+    text = str(exc)
+    text = text.split("WeightsUnpickler error:", 1)[-1]
+    for cut in ("Please use `torch.serialization", "Check the documentation"):
+        text = text.split(cut, 1)[0]
+    text = " ".join(text.split())[:200]
+    return text or type(exc).__name__
+
+
+def file_sha256(path: Path | str) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Only what weights_only can load back: dict/list/tuple/str/int/float/bool/None and tensors."""
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise CheckpointError(f"{where}: key {key!r} is not a string")
+            _check_plain(value, f"{where}.{key}")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _check_plain(value, f"{where}[{i}]")
+    elif not isinstance(obj, (str, int, float, bool, type(None), torch.Tensor)):
+        raise CheckpointError(f"{where}: {type(obj).__name__} is not plain data "
+                              f"(use int/float/str/list/dict)")
+
+
+def _type_name(typ: type | tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))
+
+
+def _check_fields(d: Mapping[str, Any], spec: Mapping[str, Any], where: str) -> None:
+    for key, typ in spec.items():
+        if key not in d:
+            raise CheckpointError(f"{where}: missing key '{key}'")
+        value = d[key]
+        if not isinstance(value, typ) or (isinstance(value, bool) and typ in (int, (float, int))):
+            raise CheckpointError(f"{where}: '{key}' is {type(value).__name__}, expected "
+                                  f"{_type_name(typ)}")
+
+
+def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
+    _check_fields(snn, _SNN_REQUIRED, f"{where}: snn")
+    th = snn["thresholds"]
+    if len(th) != n_synaptic or th[-1] is not None:
+        raise CheckpointError(f"{where}: snn.thresholds has {len(th)} entries (last "
+                              f"{th[-1] if th else '-'}), expected {n_synaptic} with None for the readout")
+    for i, value in enumerate(th[:-1]):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise CheckpointError(f"{where}: snn.thresholds[{i}] = {value!r}, expected a finite float > 0")
+    if snn["timesteps"] < 1:
+        raise CheckpointError(f"{where}: snn.timesteps = {snn['timesteps']}, expected >= 1")
+    if snn["reset"] not in RESETS:
+        raise CheckpointError(f"{where}: snn.reset = {snn['reset']!r}, expected one of {RESETS}")
+    if not 0.0 <= snn["leak"] <= 1.0:
+        raise CheckpointError(f"{where}: snn.leak = {snn['leak']}, expected within [0, 1]")
+    if snn["encoding"] not in ENCODINGS:
+        raise CheckpointError(f"{where}: snn.encoding = {snn['encoding']!r}, expected one of {ENCODINGS}")
+    if not all(isinstance(v, float) and math.isfinite(v) for v in snn["first_layer_mean_potential"]):
+        raise CheckpointError(f"{where}: snn.first_layer_mean_potential must be a list of finite floats")
+
+
+def validate_checkpoint(ckpt: Any, where: str, kind: str | None = None) -> None:
+    """Raise CheckpointError (message starting with ``where``) unless ``ckpt`` is a valid checkpoint."""
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        got = type(ckpt).__name__
+        if isinstance(ckpt, dict):
+            got = f"a dict with keys {sorted(map(str, ckpt))[:6]}"
+        raise CheckpointError(f"{where}: not a loihic checkpoint (expected a dict with format '{FORMAT}', "
+                              f"got {got})")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{where}: format_version {ckpt.get('format_version')!r} is not supported "
+                              f"(expected {FORMAT_VERSION})")
+    _check_fields(ckpt, _REQUIRED, where)
+    if ckpt["kind"] not in KINDS:
+        raise CheckpointError(f"{where}: kind {ckpt['kind']!r} is not one of {KINDS}")
+    if kind is not None and ckpt["kind"] != kind:
+        raise CheckpointError(f"{where}: is an {ckpt['kind'].upper()} checkpoint, expected an "
+                              f"{kind.upper()} one")
+    shape = ckpt["input_shape"]
+    if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise CheckpointError(f"{where}: input_shape {shape!r} is not a list of positive ints")
+    try:
+        shapes = output_shapes(ckpt["arch"], shape)
+        expected = expected_state_shapes(ckpt["arch"])
+    except LoihicError as exc:
+        raise CheckpointError(f"{where}: invalid arch: {exc}") from None
+    if shapes[-1] != (ckpt["num_classes"],):
+        raise CheckpointError(f"{where}: arch outputs shape {shapes[-1]}, expected ({ckpt['num_classes']},)")
+    state = ckpt["state_dict"]
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise CheckpointError(f"{where}: state_dict does not match arch (missing {missing[:5]}, "
+                              f"unexpected {extra[:5]})")
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{where}: state_dict['{name}'] is {type(tensor).__name__}, not a tensor")
+        if tuple(tensor.shape) != expected[name]:
+            raise CheckpointError(f"{where}: tensor '{name}' has shape {tuple(tensor.shape)}, arch expects "
+                                  f"{expected[name]}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{where}: tensor '{name}' contains NaN or Inf")
+    for key in ("hyperparams", "metrics"):
+        _check_plain(ckpt[key], f"{where}: {key}")
+    if ckpt["kind"] == "snn":
+        if not isinstance(ckpt.get("snn"), dict):
+            raise CheckpointError(f"{where}: SNN checkpoint has no 'snn' dict")
+        n_syn = sum(layer["type"] in SYNAPTIC_TYPES for layer in ckpt["arch"])
+        _check_snn(ckpt["snn"], n_syn, where)
+
+
+def load_checkpoint(path: Path | str, kind: str | None = None) -> dict[str, Any]:
+    """Load and validate a checkpoint; ``kind`` ("ann"/"snn") also checks its kind."""
+    path = Path(path)
+    if kind is not None and kind not in KINDS:
+        raise CheckpointError(f"{path}: requested kind {kind!r} is not one of {KINDS}")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
+    try:
+        with warnings.catch_warnings():  # a foreign pickle's protocol note; the file is judged below anyway
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = _unpickling_reason(exc)
+        raise CheckpointError(f"{path}: refused: not a file of tensors and plain data, so not a loihic "
+                              f"checkpoint (objects in it are never executed; {reason})") from None
+    except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, KeyError, IndexError,
+            TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint (corrupt, truncated or not a torch file; "
+                              f"{_one_line(exc)})") from None
+    validate_checkpoint(ckpt, str(path), kind)
+    return ckpt
+
+
+def save_checkpoint(path: Path | str, ckpt: dict[str, Any], force: bool = False) -> Path:
+    """Validate and write ``ckpt`` atomically (temp file in the same folder, then ``os.replace``).
+
+    Refuses an existing ``path`` unless ``force`` (OutputExistsError).  Creates missing parent folders.
+    """
+    path = Path(path)
+    validate_checkpoint(ckpt, str(path))
+    _check_plain(ckpt, str(path))
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file path")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path}: already exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in ckpt["state_dict"].items()}
+    # Opened with "xb" (not mkstemp) so the file gets the usual umask permissions, not 0600.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            torch.save({**ckpt, "state_dict": state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
