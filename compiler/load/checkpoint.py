@@ -70,6 +70,7 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
         "source_sha256": ckpt.get("sha256") or snn.get("source_sha256"),
         "model": ckpt.get("model"), "dataset": ckpt.get("dataset"), "seed": ckpt.get("seed"),
         "conversion": {key: snn.get(key) for key in ("norm", "reset", "leak", "seed", "calib_samples")},
+        "first_layer_mean_potential": snn.get("first_layer_mean_potential"),
     }
     return ir.Network(ir.Input(tuple(ckpt["input_shape"])), tuple(layers), timesteps=int(snn["timesteps"]),
                       encoding=str(snn.get("encoding", "poisson")), meta=meta)
