@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l4", action="store_true", help="L4-norm first-layer adjustment (Allred & Roy)")
     p.add_argument("--rs", type=float, default=1.0, help="L4 smoothing ratio r_s")
     p.add_argument("--force-hard-reset", action="store_true",
-                   help="deploy a soft-reset SNN with Lava's hard reset (changes accuracy)")
+                   help="deploy a soft-reset SNN with Lava's hard reset (reports the accuracy effect)")
+    p.add_argument("--effect-samples", type=int, default=500,
+                   help="test samples for the --force-hard-reset accuracy report")
     _common(p)
     p.set_defaults(func=c.cmd_compile)
 

@@ -171,13 +171,30 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool = False) -> tuple[Path, list[dict]]:
+def hard_reset_effect(ckpt: dict[str, Any], samples: int, seed: int) -> dict[str, Any]:
+    """Float accuracy of a soft-reset SNN as trained and as Loihi runs it (hard reset), same spikes."""
+    from loihic.training.snn import evaluate_snn
+
+    x, y = _test_set(ckpt["dataset"], samples)
+    hard = {**ckpt, "snn": {**ckpt["snn"], "reset": "hard"}}
+    return {"samples": int(len(x)), "seed": seed, "accuracy_soft": evaluate_snn(ckpt, x, y, seed=seed),
+            "accuracy_hard": evaluate_snn(hard, x, y, seed=seed)}
+
+
+def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool = False,
+                       effect_samples: int = 500, seed: int = 0) -> tuple[Path, list[dict]]:
     """Checkpoint file -> netx file; returns the path and the per-layer report."""
     from loihic.training.checkpoint import file_sha256, load_checkpoint
 
     out = check_output(output, force)
     ckpt = load_checkpoint(path)
     net = network_from_checkpoint(ckpt, path)
+    effect = None
+    if cfg.force_hard_reset and ckpt["snn"].get("reset") == "soft":
+        effect = hard_reset_effect(ckpt, effect_samples, seed)
+        print(f"loihic: warning: soft-reset SNN deployed with Lava's hard reset: float accuracy "
+              f"{100 * effect['accuracy_soft']:.2f}% (soft) -> {100 * effect['accuracy_hard']:.2f}% (hard) on "
+              f"{effect['samples']} test samples", file=sys.stderr)
     compiled = compile_network(net, cfg)
     rows = layer_report(compiled)
     meta = {
@@ -188,7 +205,7 @@ def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool =
         "input_shape": list(compiled.input.shape),
         "input_message_bits": DIRECT_MESSAGE_BITS if compiled.encoding == "direct" else 0,
         "layer_scales": {r["layer"]: r["scale"] for r in rows}, "report": rows,
-        "l4": compiled.meta.get("l4"), "force_hard_reset": cfg.force_hard_reset,
+        "l4": compiled.meta.get("l4"), "force_hard_reset": cfg.force_hard_reset, "hard_reset_effect": effect,
         "readout": "v of the last layer (non-spiking integrator), argmax",
     }
     write_netx(compiled, out, meta, force=force)
@@ -197,8 +214,8 @@ def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool =
 
 def cmd_compile(args: argparse.Namespace) -> int:
     cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs)
-    out, rows = compile_checkpoint(args.checkpoint, args.output, cfg, args.force)
-    emit(args, {"output": str(out), "layers": rows}, f"{format_report(rows)}\nwrote {out}")
+    out, rows = compile_checkpoint(args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed)
+    emit(args, {"output": str(out), "layers": rows, "seed": args.seed}, f"{format_report(rows)}\nwrote {out}")
     return 0
 
 

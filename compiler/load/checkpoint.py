@@ -31,6 +31,10 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
         raise CheckpointError(f"{source}: is a '{ckpt.get('kind')}' checkpoint; compile needs a converted SNN "
                               "(run 'loihic convert' first)")
     snn, arch, sd = ckpt["snn"], ckpt["arch"], ckpt["state_dict"]
+    if snn.get("l4") is not None:
+        meta_l4 = snn["l4"]  # already applied to the weights (training.adjust.with_l4)
+    else:
+        meta_l4 = None
     thresholds = list(snn["thresholds"])
     leak = float(snn.get("leak", 1.0))
     synaptic_idx = [i for i, spec in enumerate(arch) if spec.get("type") in ("linear", "conv")]
@@ -71,6 +75,8 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
         "model": ckpt.get("model"), "dataset": ckpt.get("dataset"), "seed": ckpt.get("seed"),
         "conversion": {key: snn.get(key) for key in ("norm", "reset", "leak", "seed", "calib_samples")},
         "first_layer_mean_potential": snn.get("first_layer_mean_potential"),
+        "l4_in_checkpoint": meta_l4,
+        "threshold_scale": snn.get("threshold_scale", 1.0),
     }
     return ir.Network(ir.Input(tuple(ckpt["input_shape"])), tuple(layers), timesteps=int(snn["timesteps"]),
                       encoding=str(snn.get("encoding", "poisson")), meta=meta)

@@ -76,6 +76,8 @@ def l4_adjust(net: ir.Network, cfg: CompileConfig) -> ir.Network:
     if not first.neuron.spiking:
         raise LoihicError(f"layer '{first.name}': L4 adjusts a spiking first layer; this network's first synaptic "
                           "layer is its read-out")
+    if net.meta.get("l4_in_checkpoint") is not None:
+        raise LoihicError(f"layer '{first.name}': this checkpoint's weights already carry an L4 adjustment")
     if MEAN_POTENTIAL_KEY not in net.meta or net.meta[MEAN_POTENTIAL_KEY] is None:
         raise LoihicError(f"layer '{first.name}': L4 needs the first layer's mean pre-firing potentials, which this "
                           "checkpoint lacks; convert it again with 'loihic convert'")

@@ -80,3 +80,26 @@ def test_errors_are_one_line_and_name_the_problem(rng):
     with pytest.raises(LoihicError, match="6 first-layer neurons"):
         l4_adjust(_net(rng.normal(size=(6, 4)), [0.0] * 5), CompileConfig(l4=True))
     assert l4_adjust(net, CompileConfig(l4=False)) is net
+
+
+def test_checkpoint_and_compiler_apply_the_same_adjustment():
+    """L4 applied to the float checkpoint, then compiled, equals compiling with --l4."""
+    from loihic.compiler.load.checkpoint import network_from_checkpoint
+    from loihic.compiler.pipeline import compile_network
+    from loihic.training.adjust import with_l4, with_threshold_scale
+    from loihic.training.ann import train_ann
+    from loihic.training.convert import convert
+    from loihic.training.data import load_dataset
+
+    x, _ = load_dataset("digits", "train")
+    snn = convert(train_ann("mlp", "digits", 1, 0, progress=False, limit_train=200), x, 8, calib_samples=32,
+                  progress=False)
+    via_compiler = compile_network(network_from_checkpoint(snn), CompileConfig(l4=True, l4_rs=0.5))
+    adjusted, _ = with_l4(snn, 0.5)
+    via_checkpoint = compile_network(network_from_checkpoint(adjusted))
+    assert np.array_equal(via_compiler.synaptic()[0].quant.weight, via_checkpoint.synaptic()[0].quant.weight)
+    with pytest.raises(LoihicError, match="already"):
+        compile_network(network_from_checkpoint(adjusted), CompileConfig(l4=True))
+    with pytest.raises(LoihicError, match="already"):
+        with_l4(adjusted, 1.0)
+    assert with_threshold_scale(snn, 0.5)["snn"]["thresholds"][0] == snn["snn"]["thresholds"][0] * 0.5
