@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -82,7 +83,7 @@ def main() -> int:
                                    "samples_per_second": len(x_test) / emu_full_seconds},
         "speedup_per_sample": emu_sps / lava_sps,
         "target_speedup": 100,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": __import__("os").cpu_count(),
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
                     "platform": platform.platform()},
     }
     out = Path(args.out)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from loihic.compiler.errors import LoihicError, UnsupportedLayerError
 
 RESETS = ("hard", "soft")
@@ -78,7 +79,8 @@ class Neuron:
 class Quant:
     """A synaptic layer in Loihi integers (what the netx writer emits).
 
-    Real values relate to integers by the layer's ``scale``: ``weight_int = even_round(scale * w)``, ``v_th_mant = round(scale * in_scale *
+    Real values relate to integers by the layer's ``scale``: ``weight_int = even_round(scale * w)``,
+    ``v_th_mant = round(scale * in_scale *
     threshold)`` and ``bias_int = round(scale * in_scale * bias)``, where ``in_scale`` is the integer
     that stands for a real input of 1.0 (255 for direct-coded input, 1 for spikes).
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from loihic.compiler import ir
 from loihic.compiler.netx import schema
 from loihic.compiler.passes.check_ranges import layer_bounds

@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from loihic import __version__
 from loihic.compiler.errors import LoihicError
 from loihic.deploy.lava_compat import LavaCompatError
-
-from loihic import __version__
 
 
 def _common(p: argparse.ArgumentParser, output: bool = True, json_flag: bool = True) -> None:

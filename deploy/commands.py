@@ -13,6 +13,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import InputError, LoihicError, OutputExistsError
 from loihic.compiler.load.checkpoint import network_from_checkpoint
@@ -22,8 +24,6 @@ from loihic.compiler.pipeline import compile_network
 from loihic.compiler.report import format_report, layer_report
 from loihic.deploy.emulator import Emulator, predict
 from loihic.training.encoding import DIRECT_MESSAGE_BITS
-
-from loihic import __version__
 
 PLANNED = {"noise": "issue 4 (noise-based T=1 training)", "stdb": "issue 5 (STDB hybrid training)"}
 
@@ -104,8 +104,9 @@ def encoded(x: np.ndarray, steps: int, encoding: str, seed: int) -> np.ndarray:
 def emulator_accuracy(model: NetxModel, x: np.ndarray, y: np.ndarray, steps: int, encoding: str, seed: int,
                       device: str | None = None, progress: bool = True) -> float:
     """Accuracy of the netx model on the emulator, encoding with the shared chunk rule."""
-    from loihic.training.snn import encode_chunks
     from tqdm import tqdm
+
+    from loihic.training.snn import encode_chunks
 
     emu = Emulator(model, device=device, input_message_bits=message_bits(model))
     correct = 0

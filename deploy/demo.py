@@ -116,6 +116,7 @@ def _raster(path: Path, model, spikes) -> None:  # noqa: ANN001
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+
     from loihic.deploy.emulator import Emulator
     from loihic.deploy.lava_run import run_lava
 

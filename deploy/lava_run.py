@@ -17,10 +17,11 @@ import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
+
 from loihic.compiler.errors import LoihicError
 from loihic.compiler.netx.read import NetxModel, NxDense, NxFlatten, read_netx
 from loihic.deploy import lava_compat, timing
-from tqdm import tqdm
 
 BACKENDS = ("lava-sim", "loihi2")
 _NC_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"  # ships with lava-loihi only

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
 from loihic.compiler.netx.read import NetxModel, read_netx
 from loihic.deploy.emulator import Emulator, predict
 from loihic.deploy.lava_run import run_lava_parallel

@@ -13,6 +13,7 @@ import multiprocessing
 import numpy as np
 import pytest
 from hypothesis import settings
+
 from loihic.deploy import lava_compat
 
 lava_compat.install()

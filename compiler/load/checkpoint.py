@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from loihic.compiler import ir
 from loihic.compiler.errors import CheckpointError, UnsupportedLayerError
 
@@ -62,7 +63,8 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
         elif kind == "flatten":
             layers.append(ir.Flatten(name))
         elif kind == "batchnorm":
-            layers.append(ir.BatchNorm(name, _arr(sd, f"{i}.running_mean", source), _arr(sd, f"{i}.running_var", source),
+            layers.append(ir.BatchNorm(name, _arr(sd, f"{i}.running_mean", source),
+                                       _arr(sd, f"{i}.running_var", source),
                                        _arr(sd, f"{i}.weight", source), _arr(sd, f"{i}.bias", source),
                                        float(spec.get("eps", 1e-5))))
         elif kind in ("relu", "dropout"):

@@ -16,6 +16,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+
 from loihic.compiler.errors import NetxFormatError
 from loihic.compiler.ir import conv_out_hw
 from loihic.compiler.netx import schema

@@ -10,6 +10,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+
 from loihic.compiler import ir
 from loihic.compiler.errors import LoihicError, OutputExistsError, QuantizationError
 from loihic.compiler.netx import schema

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import UnsupportedLayerError

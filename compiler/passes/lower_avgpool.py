@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import UnsupportedLayerError

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
 from loihic.compiler import ir, quant
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import QuantizationError

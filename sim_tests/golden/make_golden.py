@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from loihic.compiler import ir
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network

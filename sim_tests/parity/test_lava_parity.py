@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from loihic.compiler import ir
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
 from loihic.deploy.verify import verify
-
 from sim_tests.golden.make_golden import golden_networks
 from sim_tests.tolerances import SPIKES_EXACT
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from loihic.compiler.netx.read import NetxModel, NxDense, NxInput, NxNeuron
 from loihic.deploy.emulator import Emulator
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from loihic.compiler import ir
 from loihic.compiler.errors import LoihicError, UnsupportedLayerError
 

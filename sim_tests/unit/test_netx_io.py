@@ -8,12 +8,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from loihic.compiler import ir
 from loihic.compiler.errors import NetxFormatError, OutputExistsError, QuantizationError
 from loihic.compiler.netx.read import NxConv, NxDense, NxFlatten, optimize_weight_bits, read_netx
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
-
 from sim_tests.golden.make_golden import HERE as GOLDEN_DIR
 from sim_tests.golden.make_golden import golden_networks, write_goldens
 

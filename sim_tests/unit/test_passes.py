@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import QuantizationError, UnsupportedLayerError
@@ -14,7 +15,6 @@ from loihic.compiler.passes.fold_batchnorm import fold_batchnorm
 from loihic.compiler.passes.lower_avgpool import lower_avgpool
 from loihic.compiler.passes.quantize import quantize
 from loihic.compiler.pipeline import PASSES, compile_network
-
 from sim_tests.tolerances import FLOAT_REWRITE_ATOL, FLOAT_REWRITE_RTOL
 
 CFG = CompileConfig()

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from loihic.compiler import quant
 from loihic.compiler.netx import schema
-
 from sim_tests.tolerances import QUANT_MAX_ERROR
 
 floats = st.floats(-10.0, 10.0, allow_nan=False, width=64)
