@@ -45,9 +45,14 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "created_by": str,
 }
 _SNN_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "thresholds": list, "timesteps": int, "reset": str, "leak": (float, int), "encoding": str, "norm": str,
-    "seed": int, "calib_samples": int, "source_sha256": (str, type(None)), "first_layer_mean_potential": list,
+    "thresholds": list, "timesteps": int, "reset": str, "leak": (float, int), "encoding": str, "seed": int,
 }
+# Written by threshold balancing (convert.py); other SNN trainers (noise, STDB) may omit them.
+_SNN_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "norm": str, "calib_samples": int, "source_sha256": (str, type(None)), "first_layer_mean_potential": list,
+    "output": str, "method": str,
+}
+OUTPUTS = ("integrator", "spiking")  # last layer: non-spiking integrator read from v, or spiking (spike counts)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -105,11 +110,17 @@ def _check_fields(d: Mapping[str, Any], spec: Mapping[str, Any], where: str) -> 
 
 def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
     _check_fields(snn, _SNN_REQUIRED, f"{where}: snn")
+    _check_fields(snn, {k: t for k, t in _SNN_OPTIONAL.items() if k in snn}, f"{where}: snn")
+    output = snn.get("output", "integrator")
+    if output not in OUTPUTS:
+        raise CheckpointError(f"{where}: snn.output = {output!r}, expected one of {OUTPUTS}")
     th = snn["thresholds"]
-    if len(th) != n_synaptic or th[-1] is not None:
+    readout = output == "integrator"
+    if len(th) != n_synaptic or (th[-1] is not None) == readout:
         raise CheckpointError(f"{where}: snn.thresholds has {len(th)} entries (last "
-                              f"{th[-1] if th else '-'}), expected {n_synaptic} with None for the readout")
-    for i, value in enumerate(th[:-1]):
+                              f"{th[-1] if th else '-'}), expected {n_synaptic} with "
+                              f"{'None for the readout' if readout else 'a threshold for the spiking output'}")
+    for i, value in enumerate(th[:-1] if readout else th):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise CheckpointError(f"{where}: snn.thresholds[{i}] = {value!r}, expected a finite float > 0")
     if snn["timesteps"] < 1:

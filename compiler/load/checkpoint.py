@@ -38,6 +38,9 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
         meta_l4 = None
     thresholds = list(snn["thresholds"])
     leak = float(snn.get("leak", 1.0))
+    output = str(snn.get("output", "integrator"))
+    if output not in ("integrator", "spiking"):
+        raise CheckpointError(f"{source}: snn output '{output}' is not 'integrator' or 'spiking'")
     synaptic_idx = [i for i, spec in enumerate(arch) if spec.get("type") in ("linear", "conv")]
     if len(thresholds) != len(synaptic_idx):
         raise CheckpointError(f"{source}: {len(thresholds)} thresholds for {len(synaptic_idx)} synaptic layers")
@@ -47,8 +50,8 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
         kind = str(spec.get("type"))
         name = f"{i}.{kind}"
         if kind in ("linear", "conv"):
-            last = i == synaptic_idx[-1]
-            neuron = ir.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.0, spiking=False) if last else \
+            readout = i == synaptic_idx[-1] and output == "integrator"
+            neuron = ir.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.0, spiking=False) if readout else \
                 ir.Neuron(threshold=float(thresholds[k]), current_decay=1.0, voltage_decay=1.0 - leak,
                           spiking=True, reset=str(snn.get("reset", "hard")))
             w, b = _arr(sd, f"{i}.weight", source), _arr(sd, f"{i}.bias", source, required=False)
