@@ -110,7 +110,8 @@ def main() -> int:
     out.write_text(json.dumps(result, indent=2))
     _plot(summary, curves, out, args)
     for s in summary:
-        print(f"leak {s['leak']:<5} {s['reset']:<5} baseline {100 * s['baseline_mean']:.2f}±{100 * s['baseline_std']:.2f}"
+        print(f"leak {s['leak']:<5} {s['reset']:<5} "
+              f"baseline {100 * s['baseline_mean']:.2f}±{100 * s['baseline_std']:.2f}"
               f"  L4 {100 * s['l4_mean']:.2f}±{100 * s['l4_std']:.2f}  gain {100 * s['gain_mean']:+.2f}")
     return 0
 
@@ -119,7 +120,8 @@ def _summarise(rows: list[dict]) -> list[dict]:
     out = []
     keys = sorted({(r["leak"], r["reset"]) for r in rows}, key=lambda k: (-k[0], k[1]))
     for leak, reset in keys:
-        acc = {m: np.array([r["test_accuracy"] for r in rows if (r["leak"], r["reset"], r["method"]) == (leak, reset, m)])
+        acc = {m: np.array([r["test_accuracy"] for r in rows
+                            if (r["leak"], r["reset"], r["method"]) == (leak, reset, m)])
                for m in ("baseline", "l4")}
         gain = acc["l4"] - acc["baseline"]
         out.append({"leak": leak, "reset": reset, "seeds": len(gain),
