@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from loihic import __version__
+from loihic.compiler.errors import LoihicError
 from loihic.training.adjust import with_l4, with_threshold_scale
 from loihic.training.ann import train_ann
 from loihic.training.convert import convert
@@ -95,8 +96,13 @@ def main() -> int:
                 chosen = {r["method"]: r["chosen"] for r in rows[-2:]}
                 for steps, method in itertools.product(args.curve_timesteps, ("baseline", "l4")):
                     c = chosen[method]
-                    net = convert(ann, x_train, steps, reset=reset, leak=leak, seed=seed,
-                                  calib_samples=args.calib_samples, progress=False)
+                    try:
+                        net = convert(ann, x_train, steps, reset=reset, leak=leak, seed=seed,
+                                      calib_samples=args.calib_samples, progress=False)
+                    except LoihicError as exc:  # e.g. a deep layer that never fires within so few steps
+                        curves.append({"seed": seed, "reset": reset, "method": method, "timesteps": steps,
+                                       "test_accuracy": None, "error": str(exc)})
+                        continue
                     net = net if c["rs"] is None else with_l4(net, c["rs"])[0]
                     net = with_threshold_scale(net, c["threshold_scale"])
                     curves.append({"seed": seed, "reset": reset, "method": method, "timesteps": steps,
@@ -161,6 +167,7 @@ def _plot(summary: list[dict], curves: list[dict], out: Path, args: argparse.Nam
                                  strict=True):
         pts = [c for c in curves if c["reset"] == reset and c["method"] == m]
         ts = sorted({c["timesteps"] for c in pts})
+        ts = [t for t in ts if all(c["test_accuracy"] is not None for c in pts if c["timesteps"] == t)]
         means = [100 * np.mean([c["test_accuracy"] for c in pts if c["timesteps"] == t]) for t in ts]
         ax.plot(ts, means, style, marker="o", label=f"{reset}, {'L4' if m == 'l4' else 'baseline'}")
     ax.set_xscale("log", base=2)

@@ -27,16 +27,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"loihic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train weights (ANN; noise and stdb come in later releases)")
+    p = sub.add_parser("train", help="train weights: ann, or stdb (fine-tune a converted SNN)")
     p.add_argument("--method", default="ann", choices=["ann", "noise", "stdb"])
-    p.add_argument("--model", default="mlp", help="mlp | lenet5 | vgg5 | vgg9")
-    p.add_argument("--dataset", default="digits", help="digits | mnist | fashion-mnist")
+    p.add_argument("--model", default="mlp", help="mlp | lenet5 | vgg5 | vgg9; noise also: ap2-512fc | mnist-cnn")
+    p.add_argument("--dataset", default=None,
+                   help="digits | mnist | fashion-mnist | cifar10 (see make data); default digits, or the --init's")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: per data set)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden", type=int, default=128, help="MLP hidden width")
     p.add_argument("--bias", action="store_true", help="give synaptic layers a bias")
     p.add_argument("--limit-train", type=int, default=None, help="train on the first N training samples")
+    g = p.add_argument_group("stdb (Datta et al. Algorithm 2)")
+    g.add_argument("--init", default=None, help="converted SNN checkpoint to fine-tune ('loihic convert' output)")
+    g.add_argument("--timesteps", "-T", type=int, default=None, help="time steps per sample")
+    g.add_argument("--alpha", type=float, default=0.3, help="STDB surrogate scale (eq. 12)")
+    g.add_argument("--beta", type=float, default=0.01, help="STDB surrogate decay per step since the last spike")
+    g.add_argument("--reset", default="hard", choices=["hard", "soft"], help="hard = what Lava runs")
+    g.add_argument("--threshold-scale", type=float, default=1.0, help="scale the balanced thresholds first")
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
+    g.add_argument("--resume", default=None, help="continue an interrupted STDB run from its checkpoint")
+    g.add_argument("--device", default="cpu", help="cpu | cuda")
+    g = p.add_argument_group("noise (Jiang & Zhang, T=1 training with noise)")
+    g.add_argument("--noise", default="gaussian", choices=["gaussian", "uniform"])
+    g.add_argument("--noise-mean", type=float, default=0.5)
+    g.add_argument("--noise-std", type=float, default=1 / 6)
+    g.add_argument("--no-noise-clip", action="store_true", help="do not clip Gaussian noise to mean +- 3 std")
+    g.add_argument("--t-max", type=int, default=100, help="cosine warm-restart period in epochs")
+    g.add_argument("--surrogate-a", type=float, default=3.0, help="eq. 4 surrogate sharpness")
     _common(p)
     p.set_defaults(func=c.cmd_train)
 
@@ -57,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rs", type=float, default=1.0, help="L4 smoothing ratio r_s")
     p.add_argument("--force-hard-reset", action="store_true",
                    help="deploy a soft-reset SNN with Lava's hard reset (reports the accuracy effect)")
+    p.add_argument("--offset", default=None,
+                   help="noise-trained SNN: fold a constant current into every bias ('auto' = beta*(1-lambda))")
     p.add_argument("--effect-samples", type=int, default=500,
                    help="test samples for the --force-hard-reset accuracy report")
     _common(p)
@@ -91,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: torch for checkpoints, emulator for netx files")
     p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
     p.add_argument("--samples", type=int, default=None, help="first N test samples (default: all)")
+    p.add_argument("--stage", default=None, choices=["2", "3", "lif", "lif+mean", "lif+noise"],
+                   help="noise-trained checkpoints: evaluation stage (default 3)")
+    p.add_argument("--alpha", type=float, default=4.0, help="noise stage 3 alpha (eq. 10)")
+    p.add_argument("--beta", type=float, default=0.5, help="noise stage 3 beta (eq. 10)")
+    p.add_argument("--offset", type=float, default=None, help="noise: constant current added each step")
     p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
     p.add_argument("--device", default=None)
     _common(p, output=False)
@@ -114,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (LoihicError, LavaCompatError) as exc:
         print(f"loihic: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (permissions, a file where a folder should be, disk full)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"loihic: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("loihic: interrupted", file=sys.stderr)

@@ -25,7 +25,7 @@ from loihic.compiler.report import format_report, layer_report
 from loihic.deploy.emulator import Emulator, predict
 from loihic.training.encoding import DIRECT_MESSAGE_BITS
 
-PLANNED = {"noise": "issue 4 (noise-based T=1 training)", "stdb": "issue 5 (STDB hybrid training)"}
+PLANNED: dict[str, str] = {}
 
 
 # --- small shared helpers -----------------------------------------------------------------------------
@@ -56,6 +56,7 @@ def _jsonable(o: Any) -> Any:
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # as write_netx and save_checkpoint do
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent or ".")
     os.close(fd)
     try:
@@ -68,9 +69,32 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 def is_netx(path: str) -> bool:
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a checkpoint or netx file")
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     return h5py.is_hdf5(p)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse counts below 1 and a --device torch cannot use, before any work (0 would mean 'default')."""
+    for dest in ("timesteps", "samples", "calib_samples", "workers"):
+        value = getattr(args, dest, None)
+        if value is not None and value < 1:
+            raise InputError(f"--{dest.replace('_', '-')} must be >= 1, got {value}")
+    name = getattr(args, "device", None)
+    if name is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r} is not a torch device (expected cpu or cuda[:N])") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {name!r}: only cpu and cuda[:N] are supported")
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise InputError(f"--device {name!r}: no such CUDA device on this machine (use --device cpu)")
 
 
 def message_bits(model: NetxModel, override: int | None = None) -> int:
@@ -132,7 +156,60 @@ def _test_set(dataset: str, samples: int | None) -> tuple[np.ndarray, np.ndarray
 
 
 # --- train / convert / compile ---------------------------------------------------------------------
+def cmd_train_stdb(args: argparse.Namespace) -> int:
+    """``loihic train --method stdb --init snn.pt``: STDB fine-tuning (training/stdb.py)."""
+    from loihic.training.stdb import train_stdb_on_dataset
+
+    if not args.init:
+        raise InputError("--method stdb needs --init SNN.pt (a 'loihic convert' output)")
+    if args.timesteps is None or args.timesteps < 1:
+        raise InputError(f"--timesteps must be >= 1 for --method stdb, got {args.timesteps}")
+    if args.epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {args.epochs}")
+    out = check_output(args.output, args.force)
+    t0 = time.perf_counter()
+    ckpt = train_stdb_on_dataset(args.init, args.timesteps, args.epochs, args.seed, dataset=args.dataset,
+                                 limit_train=args.limit_train, lr=args.lr, alpha=args.alpha, beta=args.beta,
+                                 reset=args.reset, batch_size=args.batch_size, threshold_scale=args.threshold_scale,
+                                 weight_decay=args.weight_decay, schedule=args.schedule, resume=args.resume,
+                                 device=args.device, checkpoint_path=out)  # saved after every epoch
+    st = ckpt["stdb"]
+    res = {"output": str(out), "timesteps": args.timesteps, "epochs": args.epochs, "seed": args.seed,
+           "test_accuracy_init": st["test_accuracy_init"], "test_accuracy": st["history"]["test_accuracy"][-1],
+           "seconds_per_epoch": st["history"]["seconds"], "seconds": time.perf_counter() - t0}
+    emit(args, res, f"{out}: STDB T={args.timesteps}, test accuracy {100 * st['test_accuracy_init']:.2f}% -> "
+                    f"{100 * res['test_accuracy']:.2f}%")
+    return 0
+
+
+def cmd_train_noise(args: argparse.Namespace) -> int:
+    """``loihic train --method noise``: T=1 training with noise (training/noise.py)."""
+    from loihic.training.checkpoint import save_checkpoint
+    from loihic.training.noise import train_noise
+
+    out = check_output(args.output, args.force)
+    if args.epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {args.epochs}")
+    t0 = time.perf_counter()
+    ckpt = train_noise(args.model, args.dataset or "digits", args.epochs, args.seed, noise=args.noise,
+                       noise_mean=args.noise_mean, noise_std=args.noise_std, noise_clip=not args.no_noise_clip,
+                       lr=args.lr, t_max=args.t_max, surrogate_a=args.surrogate_a, batch_size=args.batch_size,
+                       hidden=args.hidden if args.hidden != 128 else None, bias=args.bias,
+                       timesteps=args.timesteps or 1, limit_train=args.limit_train)
+    save_checkpoint(out, ckpt, force=args.force)
+    acc = ckpt["metrics"]["test_accuracy"]
+    res = {"output": str(out), "model": args.model, "seed": args.seed, "test_accuracy": acc,
+           "seconds": time.perf_counter() - t0}
+    emit(args, res, f"{out}: noise-trained {args.model}, test accuracy {100 * acc:.2f}% (stage 2, T=1)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.method == "stdb":
+        return cmd_train_stdb(args)
+    if args.method == "noise":
+        return cmd_train_noise(args)
+    args.dataset = args.dataset or "digits"
     if args.method in PLANNED:
         raise LoihicError(f"--method {args.method} is not available yet: see {PLANNED[args.method]}")
     from loihic.training.ann import train_ann
@@ -157,6 +234,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from loihic.training.convert import convert
     from loihic.training.data import load_dataset
 
+    check_options(args)
     out = check_output(args.output, args.force)
     ann = load_checkpoint(args.checkpoint)
     if ann.get("kind") != "ann":
@@ -183,12 +261,20 @@ def hard_reset_effect(ckpt: dict[str, Any], samples: int, seed: int) -> dict[str
 
 
 def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool = False,
-                       effect_samples: int = 500, seed: int = 0) -> tuple[Path, list[dict]]:
+                       effect_samples: int = 500, seed: int = 0, offset: str | None = None) -> tuple[Path, list[dict]]:
     """Checkpoint file -> netx file; returns the path and the per-layer report."""
     from loihic.training.checkpoint import file_sha256, load_checkpoint
 
     out = check_output(output, force)
     ckpt = load_checkpoint(path)
+    if offset is not None:
+        from loihic.training.noise import steady_offset, with_offset
+
+        try:
+            value = steady_offset() if offset == "auto" else float(offset)
+        except ValueError:
+            raise InputError(f"--offset {offset!r}: expected 'auto' or a number") from None
+        ckpt = with_offset(ckpt, value)
     net = network_from_checkpoint(ckpt, path)
     effect = None
     if cfg.force_hard_reset and ckpt["snn"].get("reset") == "soft":
@@ -207,7 +293,9 @@ def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool =
         "input_message_bits": DIRECT_MESSAGE_BITS if compiled.encoding == "direct" else 0,
         "layer_scales": {r["layer"]: r["scale"] for r in rows}, "report": rows,
         "l4": compiled.meta.get("l4"), "force_hard_reset": cfg.force_hard_reset, "hard_reset_effect": effect,
-        "readout": "v of the last layer (non-spiking integrator), argmax",
+        "readout": ("spike counts of the last layer, argmax" if ckpt["snn"].get("output") == "spiking"
+                    else "v of the last layer (non-spiking integrator), argmax"),
+        "offset": offset, "method": ckpt["snn"].get("method", "convert"),
     }
     write_netx(compiled, out, meta, force=force)
     return out, rows
@@ -215,7 +303,8 @@ def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool =
 
 def cmd_compile(args: argparse.Namespace) -> int:
     cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs)
-    out, rows = compile_checkpoint(args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed)
+    out, rows = compile_checkpoint(args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed,
+                                   args.offset)
     emit(args, {"output": str(out), "layers": rows, "seed": args.seed}, f"{format_report(rows)}\nwrote {out}")
     return 0
 
@@ -223,6 +312,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 # --- simulate / verify / evaluate ----------------------------------------------------------------------
 def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a .npy file")
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     try:
@@ -242,8 +333,11 @@ def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    check_options(args)
     out = check_output(args.output, args.force)
     vout = check_output(args.voltage, args.force) if args.voltage else None
+    if vout is not None and vout.resolve() == out.resolve():
+        raise InputError(f"--voltage {vout}: same file as -o; the spikes would be overwritten")
     model = read_netx(args.net)
     bits = message_bits(model, args.input_message_bits)
     x = load_spike_input(args.input, model, bits)
@@ -266,6 +360,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from loihic.deploy.verify import verify
 
+    check_options(args)
     model = read_netx(args.net)
     dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
     x, y = _test_set(dataset, args.samples)
@@ -291,6 +386,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from loihic.training.checkpoint import load_checkpoint
 
+    check_options(args)
     netx = is_netx(args.target)
     backend = args.backend or ("emulator" if netx else "torch")
     t0 = time.perf_counter()
@@ -300,7 +396,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.target)
         x, y = _test_set(args.dataset or ckpt["dataset"], args.samples)
         steps = args.timesteps if ckpt["kind"] == "snn" else None
-        if ckpt["kind"] == "snn":
+        is_noise = ckpt["kind"] == "snn" and ckpt["snn"].get("method") == "noise"
+        if args.stage is not None and not is_noise:
+            raise InputError(f"{args.target}: --stage applies to noise-trained checkpoints only")
+        if is_noise:
+            from loihic.training.noise import evaluate_noise
+
+            steps = steps or int(ckpt["snn"]["timesteps"])
+            acc = evaluate_noise(ckpt, x, y, timesteps=steps, stage=args.stage or "3", alpha=args.alpha,
+                                 beta=args.beta, seed=args.seed, offset=args.offset, progress=True)
+        elif ckpt["kind"] == "snn":
             from loihic.training.snn import evaluate_snn
 
             steps = steps or int(ckpt["snn"]["timesteps"])

@@ -15,8 +15,9 @@ channel/array wrap numpy applies)::
            v = clip(wrap32(rs0(v * (4096 - vDecay), 12) + u + (bias << 6)), -(2^23-1), 2^23-1)
            s = v > (vThMant << 6);  v[s] = 0
 
-Integer products are carried in float64 matmuls/convolutions, exact while sums stay below 2^53
-(an 8-bit weight times a 24-bit input, summed over 2^20 inputs, stays far below).
+Integer products are carried in floating-point matmuls/convolutions: float32 for a layer whose
+largest possible partial sum, ``max_out sum_i |W_i| * max_input``, is below 2^24 (float32 is exact
+on integers up to there, whatever the summation order), else float64 (exact below 2^53).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxN
 
 _U = schema.UV_LIMIT  # 2^23
 _V_MAX = schema.UV_LIMIT - 1
+
+
+def _exact_dtype(weight: np.ndarray, in_max: int) -> torch.dtype:
+    """float32 when every partial sum of integer products stays below 2^24 (exact), else float64."""
+    w = np.abs(weight.reshape(weight.shape[0], -1)).sum(axis=1).max() * in_max
+    return torch.float32 if w < (1 << 24) else torch.float64
 
 
 def default_device() -> torch.device:
@@ -108,14 +115,18 @@ class Emulator:
         self._input_lif = (_Lif(model.input.neuron, self.input_shape, self.device)
                            if model.input.neuron is not None else None)
         self._ops: list[tuple[str, object, _Lif | None]] = []
+        in_max = (1 << max(input_message_bits, 1)) - 1 if self.graded else 1
         for layer in model.layers:
             if isinstance(layer, NxFlatten):
                 self._ops.append(("flatten", None, None))
-            elif isinstance(layer, NxDense):
-                w = torch.as_tensor(layer.weight.T, dtype=torch.float64, device=self.device)
+                continue
+            dtype = _exact_dtype(layer.weight, in_max)
+            in_max = 1  # spikes after the first layer
+            if isinstance(layer, NxDense):
+                w = torch.as_tensor(layer.weight.T, dtype=dtype, device=self.device)
                 self._ops.append(("dense", (w, layer.weight_exp), _Lif(layer.neuron, layer.shape, self.device)))
             elif isinstance(layer, NxConv):
-                w = torch.as_tensor(layer.weight, dtype=torch.float64, device=self.device)
+                w = torch.as_tensor(layer.weight, dtype=dtype, device=self.device)
                 self._ops.append(("conv", (w, layer), _Lif(layer.neuron, layer.shape, self.device)))
 
     @property
@@ -124,7 +135,8 @@ class Emulator:
         return self._ops[-1][2].can_spike  # type: ignore[union-attr]
 
     def _synapse(self, kind: str, params: object, s: torch.Tensor, first: bool) -> torch.Tensor:
-        x = s.to(torch.float64) if (first and self.graded) else (s != 0).to(torch.float64)
+        w = params[0]  # type: ignore[index]
+        x = s.to(w.dtype) if (first and self.graded) else (s != 0).to(w.dtype)
         if kind == "dense":
             w, wexp = params  # type: ignore[misc]
             acc = torch.matmul(x.reshape(x.shape[0], -1), w).round().to(torch.int64)

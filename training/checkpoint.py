@@ -131,7 +131,7 @@ def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
         raise CheckpointError(f"{where}: snn.leak = {snn['leak']}, expected within [0, 1]")
     if snn["encoding"] not in ENCODINGS:
         raise CheckpointError(f"{where}: snn.encoding = {snn['encoding']!r}, expected one of {ENCODINGS}")
-    if not all(isinstance(v, float) and math.isfinite(v) for v in snn["first_layer_mean_potential"]):
+    if not all(isinstance(v, float) and math.isfinite(v) for v in snn.get("first_layer_mean_potential", [])):
         raise CheckpointError(f"{where}: snn.first_layer_mean_potential must be a list of finite floats")
 
 

@@ -11,7 +11,11 @@ For a network converted from an ANN (``convert.py``), per time step t (Datta et 
   ``v <- v - threshold`` (eq. 3, Datta's choice; not deployable on Loihi);
 - its spikes pass through avgpool / flatten / dropout (identity at inference) to the next synaptic layer;
 - the last synaptic layer is a non-spiking integrator without leak, ``v_T = sum_t I_t`` (eqs. 4-5), and
-  the prediction is ``argmax(v_T)``.
+  the prediction is ``argmax(v_T)``;
+- or, when its threshold is a float (checkpoint ``snn.output == "spiking"``, e.g. noise-based training,
+  Jiang & Zhang eqs. 1-3), the last layer is a LIF layer like the hidden ones (same leak and reset) and the
+  output is its spike count ``sum_t s_t``; the prediction is ``argmax`` of the counts, ties to the lowest
+  index (``deploy/emulator.py`` ``predict``).
 
 Inputs are encoded in fixed chunks by :func:`encode_chunks` (sample order, 256 per chunk, chunk k seeded
 with ``seed + k``): the rule every backend follows to see the same spikes for the same ``seed``.
@@ -85,8 +89,9 @@ class Stage:
 
 @dataclass(frozen=True, eq=False)
 class SNNRun:
-    output: torch.Tensor  # (B, classes): v_T of the integrator readout
-    spikes: tuple[torch.Tensor, ...]  # per hidden layer, bool (B, *layer shape, T); empty unless recorded
+    output: torch.Tensor  # (B, classes): v_T of the integrator readout, or the spike counts of a spiking output
+    spikes: tuple[torch.Tensor, ...]  # per spiking layer (the output too if it spikes), bool (B, *shape, T);
+    # empty unless recorded
 
 
 def split_stages(net: nn.Sequential, arch: Sequence[Mapping[str, Any]]) -> tuple[tuple[nn.Module, ...],
@@ -164,25 +169,38 @@ class SNNModel(nn.Module):
 
     @torch.no_grad()
     def simulate(self, spikes: torch.Tensor | np.ndarray, record: bool = False) -> SNNRun:
-        """Run all T steps; ``output`` is the readout's v_T = sum_t I_t (eqs. 4-5)."""
+        """Run all T steps; ``output`` is the readout's v_T = sum_t I_t (eqs. 4-5), or, when the last
+        layer has a threshold (spiking output), its spike counts sum_t s_t (same leak and reset as the
+        hidden layers)."""
         last = len(self.stages) - 1
-        rec: list[list[torch.Tensor]] | None = [[] for _ in range(last)] if record else None
+        th_out = self.thresholds[last]
+        n_rec = last + (th_out is not None)
+        rec: list[list[torch.Tensor]] | None = [[] for _ in range(n_rec)] if record else None
         v_out: torch.Tensor | None = None
+        v: torch.Tensor | float = 0.0
         for current in self.currents(spikes, last, rec):
-            v_out = current if v_out is None else v_out + current
+            if th_out is None:
+                v_out = current if v_out is None else v_out + current
+                continue
+            s, v = fire(integrate(v, current, self.leak), th_out, self.reset)
+            if rec is not None:
+                rec[last].append(s)
+            counts = s.to(torch.float32)
+            v_out = counts if v_out is None else v_out + counts
         if v_out is None:
             raise InputError("spikes have no time steps (T = 0)")
         trains = tuple(torch.stack(steps, dim=-1) for steps in rec) if rec is not None else ()
         return SNNRun(v_out, trains)
 
     def forward(self, spikes: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """``spikes`` (B, *input_shape, T) -> readout v_T (B, classes)."""
+        """``spikes`` (B, *input_shape, T) -> readout v_T (B, classes), or spike counts (spiking output)."""
         return self.simulate(spikes).output
 
 
 def snn_outputs(ckpt: Mapping[str, Any], x: np.ndarray, timesteps: int | None = None, seed: int = 0,
                 batch_size: int = 256, progress: bool = False) -> np.ndarray:
-    """Readout v_T (N, classes) for real inputs ``x`` in [0, 1], encoded with :func:`encode_chunks`.
+    """Readout v_T (or output spike counts) (N, classes) for real inputs ``x`` in [0, 1], encoded with
+    :func:`encode_chunks`.
 
     ``timesteps`` defaults to the checkpoint's; ``batch_size`` only bounds memory (it does not change the
     spikes, which come from fixed chunks of :data:`ENCODE_CHUNK` samples).
@@ -203,7 +221,8 @@ def snn_outputs(ckpt: Mapping[str, Any], x: np.ndarray, timesteps: int | None = 
 
 def evaluate_snn(ckpt: Mapping[str, Any], x: np.ndarray, y: np.ndarray, timesteps: int | None = None,
                  seed: int = 0, batch_size: int = 256, progress: bool = False) -> float:
-    """Accuracy of argmax(v_T) against labels ``y`` (see :func:`snn_outputs`)."""
+    """Accuracy of argmax(v_T), or of argmax of the output spike counts (ties to the lowest index), against
+    labels ``y`` (see :func:`snn_outputs`)."""
     if len(x) != len(y) or len(x) == 0:
         raise InputError(f"x has {len(x)} samples and y {len(y)}: expected the same non-zero number")
     pred = snn_outputs(ckpt, x, timesteps, seed, batch_size, progress).argmax(axis=1)

@@ -146,7 +146,10 @@ def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str,
             with_bias: bool = True) -> NxNeuron:
     bias = None
     if with_bias and "bias" in g:
-        b = np.asarray(g["bias"][()]).astype(int).astype(np.int64).ravel()  # netx: astype(int)
+        b = np.asarray(g["bias"][()])
+        if b.dtype.kind not in "iuf" or not np.isfinite(b).all() or np.abs(b).max(initial=0) >= 2.0**63:
+            raise NetxFormatError(f"{where}: bias must be finite numbers within the int64 range")
+        b = b.astype(int).astype(np.int64).ravel()  # netx: astype(int)
         if b.size == shape[0] and len(shape) == 3:  # per channel
             b = np.repeat(b, shape[1] * shape[2])
         elif b.size == n_out and len(shape) == 3:  # per neuron, Lava (W, H, C) order
@@ -210,6 +213,8 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
         w = np.asarray(g["weight"][()])
         if w.dtype.kind not in "iuf" or (w.dtype.kind == "f" and not np.isfinite(w).all()):
             raise NetxFormatError(f"{where}: weight must be finite numbers")
+        if w.dtype.kind == "f" and np.abs(w).max(initial=0) >= 2.0**63:  # astype(int) is undefined there
+            raise NetxFormatError(f"{where}: weight magnitude {np.abs(w).max():.3g} does not fit an int64")
         w = w.astype(int).astype(np.int64)  # netx NetDict copy_keys truncate with astype(int)
         if ltype == "dense":
             if lshape is None:
@@ -259,6 +264,8 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
 def read_netx(path: str | os.PathLike) -> NetxModel:
     """Parse and validate ``path``; every problem is a one-line :class:`NetxFormatError`."""
     p = Path(path)
+    if p.is_dir():
+        raise NetxFormatError(f"{p}: is a directory, expected a netx HDF5 file")
     if not p.is_file():
         raise NetxFormatError(f"{p}: no such file")
     try:

@@ -1,0 +1,131 @@
+"""Noise-based T=1 training (Jiang & Zhang) end to end: float accuracy of stages 2 and 3 and of the deployable
+plain-LIF variants at T = 1, 5, 10, then the compiled networks on the emulator (whole test set) and on
+Lava (first ``--lava-samples`` test samples, checked spike-identical to the emulator).  Writes JSON.
+
+    .venv/bin/python bench/noise_digits.py                      # digits, ap2-512fc, 100 epochs
+    .venv/bin/python bench/noise_digits.py --dataset fashion-mnist --model ap2-512fc --epochs 200
+
+Float modes (training/noise.py): "2", "3" (stage 3, alpha 4, beta 0.5), "lif" (what a plain compiled
+network runs), "lif+mean" and "lif+noise" (plain LIF plus a constant current c, and plus c + the stage-3
+residual noise N'), each with c = beta (1 - lambda) = 0.25 (steady state matches stage 3's mean) and c =
+beta = 0.5.  Modes with noise are averaged over ``--eval-seeds`` noise draws.  Compiled: the plain network
+and the offset networks (c folded into the bias) at each T.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from loihic import __version__
+from loihic.compiler.config import CompileConfig
+from loihic.compiler.netx.read import read_netx
+from loihic.deploy.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.verify import verify
+from loihic.training.checkpoint import save_checkpoint
+from loihic.training.data import load_dataset
+from loihic.training.noise import evaluate_noise, steady_offset, train_noise, with_offset
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--model", default="ap2-512fc")
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=None, help="default: training/noise.py DATASET_LR or 1e-4")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--limit-train", type=int, default=None)
+    ap.add_argument("--timesteps", default="1,5,10")
+    ap.add_argument("--alpha", type=float, default=4.0)
+    ap.add_argument("--beta", type=float, default=0.5)
+    ap.add_argument("--eval-seeds", type=int, default=3, help="noise draws averaged for the noisy float modes")
+    ap.add_argument("--samples", type=int, default=None, help="test samples for float and emulator (default all)")
+    ap.add_argument("--lava-samples", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None, help="default bench/results/noise_<dataset>_<model>.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    steps_list = [int(t) for t in args.timesteps.split(",")]
+    out = Path(args.out or f"bench/results/noise_{args.dataset}_{args.model}.json")
+    t_start = time.perf_counter()
+
+    t0 = time.perf_counter()
+    ckpt = train_noise(args.model, args.dataset, args.epochs, args.seed, lr=args.lr, batch_size=args.batch_size,
+                       limit_train=args.limit_train, progress=True)
+    train_s = time.perf_counter() - t0
+    x, y = load_dataset(args.dataset, "test")
+    if args.samples:
+        x, y = x[:args.samples], y[:args.samples]
+    c_steady, c_beta = steady_offset(args.beta), float(args.beta)
+    variants = {  # name -> (mode, offset, noisy)
+        "stage2": ("2", None, True), "stage3": ("3", None, True), "lif": ("lif", None, False),
+        f"lif+mean c={c_steady:g}": ("lif+mean", c_steady, False),
+        f"lif+mean c={c_beta:g}": ("lif+mean", c_beta, False),
+        f"lif+noise c={c_steady:g}": ("lif+noise", c_steady, True),
+        f"lif+noise c={c_beta:g}": ("lif+noise", c_beta, True),
+    }
+    t0 = time.perf_counter()
+    floats: dict[str, dict[str, object]] = {}
+    for name, (mode, offset, noisy) in variants.items():
+        floats[name] = {}
+        for steps in steps_list:
+            seeds = range(args.eval_seeds if noisy else 1)
+            accs = [evaluate_noise(ckpt, x, y, steps, mode, args.alpha, args.beta, seed=s, offset=offset)
+                    for s in seeds]
+            floats[name][f"T{steps}"] = {"mean": statistics.fmean(accs), "runs": accs}
+        print(f"float {name:22s} " + "  ".join(f"T={t}: {100 * floats[name][f'T{t}']['mean']:.2f}%"
+                                                 for t in steps_list), file=sys.stderr)
+    float_s = time.perf_counter() - t0
+
+    deployed: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory(prefix="loihic-noise-") as tmp:
+        nets = {"plain": ckpt, f"offset c={c_steady:g}": with_offset(ckpt, c_steady),
+                f"offset c={c_beta:g}": with_offset(ckpt, c_beta)}
+        for name, ck in nets.items():
+            pt, net = Path(tmp) / "n.pt", Path(tmp) / f"{len(deployed)}.net"
+            save_checkpoint(pt, ck, force=True)
+            path, rows = compile_checkpoint(str(pt), str(net), CompileConfig())
+            model = read_netx(str(path))
+            deployed[name] = {"layer_scales": {r["layer"]: r["scale"] for r in rows}}
+            for steps in steps_list:
+                t0 = time.perf_counter()
+                emu = emulator_accuracy(model, x, y, steps, "direct", args.seed, device="cpu", progress=False)
+                emu_s = time.perf_counter() - t0
+                n = min(args.lava_samples, len(x))
+                rep = verify(str(path), encoded(x[:n], steps, "direct", args.seed), y[:n], input_message_bits=8,
+                             device="cpu", progress=False, model=model)
+                deployed[name][f"T{steps}"] = {
+                    "emulator_accuracy": emu, "emulator_samples": int(len(x)), "emulator_seconds": emu_s,
+                    "lava_samples": n, "lava_identical": rep.identical, "lava_mismatches": rep.mismatches,
+                    "lava_spikes_compared": rep.spikes_compared, "lava_accuracy": rep.accuracy_lava,
+                    "emulator_accuracy_on_lava_samples": rep.accuracy_emulator, "lava_seconds": rep.lava_seconds}
+                print(f"deployed {name:14s} T={steps}: emulator {100 * emu:.2f}% ({len(x)}), Lava "
+                      f"{100 * rep.accuracy_lava:.2f}% ({n}), identical {rep.identical}", file=sys.stderr)
+
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]), "loihic": __version__,
+        "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
+        "dataset": args.dataset, "model": args.model, "epochs": args.epochs, "seed": args.seed,
+        "hyperparams": ckpt["hyperparams"], "train_metrics": ckpt["metrics"], "alpha": args.alpha,
+        "beta": args.beta, "eval_seeds": args.eval_seeds, "test_samples": int(len(x)),
+        "float": floats, "deployed": deployed,
+        "seconds": {"train": train_s, "float_eval": float_s, "total": time.perf_counter() - t_start},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
