@@ -16,7 +16,7 @@ import numpy as np
 
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
-from loihic.compiler.errors import InputError, LoihicError, OutputExistsError
+from loihic.compiler.errors import InputError, OutputExistsError
 from loihic.compiler.load.checkpoint import network_from_checkpoint
 from loihic.compiler.netx.read import NetxModel, read_netx
 from loihic.compiler.netx.write import write_netx
@@ -24,8 +24,6 @@ from loihic.compiler.pipeline import compile_network
 from loihic.compiler.report import format_report, layer_report
 from loihic.deploy.emulator import Emulator, predict
 from loihic.training.encoding import DIRECT_MESSAGE_BITS
-
-PLANNED: dict[str, str] = {}
 
 
 # --- small shared helpers -----------------------------------------------------------------------------
@@ -210,8 +208,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.method == "noise":
         return cmd_train_noise(args)
     args.dataset = args.dataset or "digits"
-    if args.method in PLANNED:
-        raise LoihicError(f"--method {args.method} is not available yet: see {PLANNED[args.method]}")
     from loihic.training.ann import train_ann
     from loihic.training.checkpoint import save_checkpoint
 

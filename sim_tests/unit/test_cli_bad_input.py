@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from loihic.compiler.config import CompileConfig
-from loihic.deploy.commands import PLANNED, compile_checkpoint
+from loihic.deploy.commands import compile_checkpoint
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.convert import convert
@@ -439,12 +439,19 @@ def test_simulate_output_in_new_folder(ws: Path) -> None:
 # 11. options the commands must refuse
 # ==========================================================================================================
 OPTION_CASES = {
-    "train-planned-method": (("train", "--method", "PLANNED", "-o", "t.pt"), ("PLANNED", "not available")),
     "convert-twice": (("convert", "snn.pt", "-T", str(T), "-o", "s2.pt"), ("snn.pt", "ANN")),
     "convert-timesteps-0": (("convert", "ann.pt", "--timesteps", "0", "-o", "s2.pt"), ("--timesteps", "0")),
     "evaluate-samples-0": (("evaluate", "model.net", "--samples", "0"), ("--samples", "0")),
     "evaluate-timesteps-0": (("evaluate", "model.net", "--samples", "2", "--timesteps", "0"), ("--timesteps", "0")),
     "verify-workers-0": (("verify", "model.net", "--samples", "2", "--workers", "0"), ("--workers", "0")),
+    "stdb-timesteps-0": (("train", "--method", "stdb", "--init", "snn.pt", "-T", "0", "-o", "x.pt"),
+                         ("--timesteps", "0")),
+    "stdb-alpha-0": (("train", "--method", "stdb", "--init", "snn.pt", "-T", "4", "--alpha", "0", "-o", "x.pt"),
+                     ("alpha", "0")),
+    "stdb-beta-negative": (("train", "--method", "stdb", "--init", "snn.pt", "-T", "4", "--beta", "-1", "-o",
+                            "x.pt"), ("beta", "-1")),
+    "stdb-init-ann": (("train", "--method", "stdb", "--init", "ann.pt", "-T", "4", "-o", "x.pt"), ("ann.pt", "ANN")),
+    "noise-std-negative": (("train", "--method", "noise", "--noise-std", "-1", "-o", "x.pt"), ("-1",)),
     "simulate-device": (("simulate", "model.net", "--input", "X.npy", "-o", "Y.npy", "--device", "gpu7"),
                         ("--device", "gpu7")),
 }
@@ -453,10 +460,5 @@ OPTION_CASES = {
 @pytest.mark.parametrize("case", list(OPTION_CASES))
 def test_bad_option(ws: Path, case: str) -> None:
     args, needles = OPTION_CASES[case]
-    if case == "train-planned-method":  # a --method the parser lists but no release implements yet
-        if not PLANNED:
-            pytest.skip("every --method is implemented now")
-        method = next(iter(PLANNED))
-        args, needles = (tuple(method if a == "PLANNED" else a for a in seq) for seq in (args, needles))
     assert_refused(run_cli(ws, *args), *needles)
 
