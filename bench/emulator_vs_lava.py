@@ -43,7 +43,10 @@ def main() -> int:
     ap.add_argument("--lava-samples", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for the emulator (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     x_train, _ = load_dataset("digits", "train")
     x_test, y_test = load_dataset("digits", "test")
@@ -83,7 +86,7 @@ def main() -> int:
                                    "samples_per_second": len(x_test) / emu_full_seconds},
         "speedup_per_sample": emu_sps / lava_sps,
         "target_speedup": 100,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform()},
     }
     out = Path(args.out)
