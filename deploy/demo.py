@@ -110,7 +110,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _raster(path: Path, model, spikes) -> None:  # noqa: ANN001
-    """Spike raster of every layer for one sample: Lava's spikes as dots, the emulator's as rings."""
+    """One sample: every spiking layer's raster (Lava's spikes as dots, the emulator's as rings), and the
+    read-out layer's voltage (emulator trace as lines, Lava's final voltage as crosses)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,19 +121,35 @@ def _raster(path: Path, model, spikes) -> None:  # noqa: ANN001
     from loihic.deploy.emulator import Emulator
     from loihic.deploy.lava_run import run_lava
 
-    emu = Emulator(model, device="cpu").run(spikes, record_layers=True).layer_spikes or []
-    lava = run_lava(model.path, spikes, record_layers=True, progress=False, model=model).layer_spikes or []
-    fig, axes = plt.subplots(len(emu), 1, figsize=(8, 2.2 * len(emu)), sharex=True, squeeze=False)
-    for k, (e, lv) in enumerate(zip(emu, lava, strict=True)):
+    emulator = Emulator(model, device="cpu")
+    emu = emulator.run(spikes, record_layers=True, record_v=True)
+    readout = not emulator.output_spiking
+    lava = run_lava(model.path, spikes, record_layers=True, read_v=readout, progress=False, model=model)
+    layers = list(zip(emu.layer_spikes or [], lava.layer_spikes or [], strict=True))
+    if readout:
+        layers = layers[:-1]
+    fig, axes = plt.subplots(len(layers) + readout, 1, figsize=(8, 2.4 * (len(layers) + readout)), squeeze=False)
+    for k, (e, lv) in enumerate(layers):
         ax = axes[k, 0]
         ne, te = np.nonzero(e[0].reshape(-1, e.shape[-1]))
         nl, tl = np.nonzero(lv[0].reshape(-1, lv.shape[-1]))
         ax.scatter(tl, nl, s=6, c="k", label="Lava CPU sim")
         ax.scatter(te, ne, s=30, facecolors="none", edgecolors="tab:orange", label="emulator")
         ax.set_ylabel(f"layer {k}\nneuron")
+        ax.set_xlabel("time step (aligned)")
     axes[0, 0].legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel("time step (aligned)")
-    fig.suptitle("One digits test sample: every spike, Lava vs emulator")
+    if readout:
+        ax = axes[-1, 0]
+        trace = emu.output_v_trace[0].reshape(-1, emu.output_v_trace.shape[-1])
+        steps = trace.shape[-1]
+        for j, row in enumerate(trace):
+            ax.plot(np.arange(steps), row, lw=1, label=f"class {j}" if j < 10 else None)
+        ax.scatter(np.full(trace.shape[0], steps - 1), lava.output_v[0].reshape(-1), marker="x", c="k", zorder=3,
+                   label="Lava final v")
+        ax.set_ylabel("read-out v\n(integer)")
+        ax.set_xlabel("time step (aligned)")
+        ax.legend(loc="upper left", fontsize=6, ncol=4)
+    fig.suptitle("One digits test sample: every spike and the read-out, Lava vs emulator")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
