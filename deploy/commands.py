@@ -59,6 +59,9 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     os.close(fd)
     try:
         np.save(tmp, array)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -273,7 +273,9 @@ def read_netx(path: str | os.PathLike) -> NetxModel:
             inp, layers = _read_layers(f, str(p))
             meta: dict[str, Any] = {}
             if schema.META_GROUP in f and schema.META_JSON in f[schema.META_GROUP]:
-                meta = json.loads(_text(f[schema.META_GROUP][schema.META_JSON]))
+                ds = f[schema.META_GROUP][schema.META_JSON]
+                raw = ds[()]  # loihic writes UTF-8 bytes as uint8; accept a string dataset too
+                meta = json.loads(raw.tobytes().decode("utf-8") if isinstance(raw, np.ndarray) else _text(ds))
     except NetxFormatError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:

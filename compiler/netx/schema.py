@@ -9,7 +9,7 @@ from __future__ import annotations
 # --- file layout (spec 1.1) --------------------------------------------------------------------------
 LAYER_GROUP = "layer"  # layers are layer/0 .. layer/N-1, contiguous, numeric order
 META_GROUP = "loihic"  # our provenance; netx reads only the top-level 'layer' group
-META_JSON = "meta_json"  # dataset holding one UTF-8 JSON document
+META_JSON = "meta_json"  # uint8 dataset holding one UTF-8 JSON document (no variable-length strings)
 
 # Types netx builds a block for (spec 1.2).  'input' without a 'neuron' group only sets the input
 # shape (hdf5.py _create); loihic always writes one so conv-first files load without input_shape.

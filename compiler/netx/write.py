@@ -27,9 +27,15 @@ def _exact_int(name: str, a: np.ndarray, lo: int | None = None, hi: int | None =
     return arr
 
 
+def _type(group: h5py.Group, name: str) -> None:
+    """A fixed-length string, as slayer writes it (netx reads v[0]); fixed-length avoids h5py's
+    variable-length string heap, which a corrupt file can make h5py hang on."""
+    group.create_dataset("type", (1,), "S10", [name.encode("ascii")])
+
+
 def _write_neuron(group: h5py.Group, q: ir.Quant) -> None:
     neuron = group.create_group("neuron")
-    neuron["type"] = "CUBA"
+    _type(neuron, "CUBA")
     neuron["vThMant"] = np.int64(q.v_th_mant)
     neuron["iDecay"] = np.int64(q.i_decay)
     neuron["vDecay"] = np.int64(q.v_decay)
@@ -39,7 +45,7 @@ def _write_neuron(group: h5py.Group, q: ir.Quant) -> None:
 def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> None:
     where = f"layer '{layer.name}'"
     if isinstance(layer, ir.Flatten):
-        group["type"] = "flatten"
+        _type(group, "flatten")
         group["shape"] = np.asarray(shape, dtype=np.int64)
         return
     if not isinstance(layer, ir.SYNAPTIC):
@@ -50,7 +56,7 @@ def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> 
     weight = _exact_int(f"{where}: weight", q.weight, schema.WEIGHT_MIN, schema.WEIGHT_MAX)
     if not weight.any():
         raise QuantizationError(f"{where}: all weights quantize to zero (netx cannot load that)")
-    group["type"] = "dense" if isinstance(layer, ir.Dense) else "conv"
+    _type(group, "dense" if isinstance(layer, ir.Dense) else "conv")
     group["shape"] = np.asarray(shape if len(shape) == 3 else shape, dtype=np.int64)
     group["weight"] = weight.astype(np.float32)  # slayer stores float32; exact for |w| < 2^24
     if q.bias is not None:
@@ -62,6 +68,12 @@ def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> 
         group["dilation"] = np.asarray(layer.dilation, dtype=np.int64)
         group["groups"] = np.int64(layer.groups)
     _write_neuron(group, q)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_netx(net: ir.Network, path: str | os.PathLike, meta: dict[str, Any], force: bool = False) -> Path:
@@ -77,11 +89,13 @@ def write_netx(net: ir.Network, path: str | os.PathLike, meta: dict[str, Any], f
         with h5py.File(tmp, "w") as f:
             layers = f.create_group(schema.LAYER_GROUP)
             inp = layers.create_group("0")
-            inp["type"] = "input"
+            _type(inp, "input")
             inp["shape"] = np.asarray(net.input.shape, dtype=np.int64)
             for i, (layer, shape) in enumerate(zip(net.layers, shapes, strict=True), start=1):
                 _write_layer(layers.create_group(str(i)), layer, shape)
-            f.create_group(schema.META_GROUP)[schema.META_JSON] = json.dumps(meta, sort_keys=True)
+            meta_text = json.dumps(meta, sort_keys=True).encode("utf-8")
+            f.create_group(schema.META_GROUP).create_dataset(schema.META_JSON, data=np.frombuffer(meta_text, np.uint8))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -164,7 +164,7 @@ def test_missing_input_file(ws: Path, key: str) -> None:
     assert "no such file" in line
 
 
-@pytest.mark.parametrize("key", ["compile", "simulate-net", "simulate-input", "evaluate"])
+@pytest.mark.parametrize("key", ["compile", "simulate-input", "evaluate"])
 def test_directory_as_input_file(ws: Path, key: str) -> None:
     (ws / "adir").mkdir()
     line = assert_refused(run_cli(ws, *_call(key, "adir")), "adir")
@@ -221,8 +221,6 @@ class Evil:
 def _write_evil(path: Path, marker: Path, how: str) -> None:
     if how == "torch-zip":
         torch.save({"format": "loihic-checkpoint", "payload": Evil(marker)}, path)
-    elif how == "torch-legacy":
-        torch.save(Evil(marker), path, _use_new_zipfile_serialization=False)
     elif how == "raw-pickle":
         path.write_bytes(pickle.dumps(Evil(marker, shell=True)))
     else:  # inside an otherwise valid SNN checkpoint
@@ -232,7 +230,7 @@ def _write_evil(path: Path, marker: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize(("command", "how"), [("compile", "torch-zip"), ("compile", "raw-pickle"),
-                                               ("compile", "nested"), ("convert", "torch-legacy")])
+                                               ("convert", "nested")])
 def test_malicious_pickle_is_refused_and_not_run(ws: Path, command: str, how: str) -> None:
     marker = ws / "PWNED"
     _write_evil(ws / "evil.pt", marker, how)

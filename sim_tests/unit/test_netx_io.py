@@ -35,7 +35,7 @@ def test_golden_files_are_reproduced_exactly(tmp_path, name):
             (dta, sha, va), (dtb, shb, vb) = ga[key], gb[key]
             assert (dta, sha) == (dtb, shb), key
             if key.endswith("meta_json"):
-                ma, mb = json.loads(va), json.loads(vb)
+                ma, mb = json.loads(va.tobytes()), json.loads(vb.tobytes())
                 assert ma == mb
             else:
                 assert np.array_equal(va, vb), key
@@ -57,6 +57,15 @@ def test_round_trip_integers_and_layout(tmp_path):
     conv2 = model.neuron_layers[1]  # the pooling was folded into it
     assert conv2.weight.shape[2:] == (6, 6) and conv2.stride == (2, 2) and conv2.padding == (2, 2)
     assert model.meta == {"timesteps": 16}
+
+
+def test_written_file_has_the_users_usual_mode(tmp_path):
+    import os
+
+    path = write_netx(compile_network(golden_networks()["mlp_direct"]), tmp_path / "m.net", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_no_overwrite_without_force_and_atomic(tmp_path):
