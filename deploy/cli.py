@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="SNN checkpoint -> Loihi fixed point -> netx HDF5")
     p.add_argument("checkpoint")
     p.add_argument("--l4", action="store_true", help="L4-norm first-layer adjustment (Allred & Roy)")
-    p.add_argument("--rs", type=float, default=1.0, help="L4 smoothing ratio r_s")
+    p.add_argument("--rs", type=float, default=2.0,
+                   help="L4 smoothing ratio r_s (default 2.0: chosen most often by bench/allred_grid.py)")
     p.add_argument("--force-hard-reset", action="store_true",
                    help="deploy a soft-reset SNN with Lava's hard reset (reports the accuracy effect)")
     p.add_argument("--offset", default=None,
