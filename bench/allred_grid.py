@@ -32,12 +32,15 @@ from loihic.training.convert import convert
 from loihic.training.data import load_dataset, subset
 from loihic.training.snn import evaluate_snn
 
-PAPER_NOTE = ("Allred & Roy: L4 helps most at fast leak and with hard reset; e.g. VGG-5/CIFAR-10 no leak: baseline "
-              "lost 3.27 points (86.05%), L4 regained 1.13 of them.")
+PAPER_NOTE = (
+    "Allred & Roy: L4 helps most at fast leak and with hard reset; e.g. VGG-5/CIFAR-10 no leak: baseline "
+    "lost 3.27 points (86.05%), L4 regained 1.13 of them."
+)
 
 
-def _best(ckpt: dict, xs: np.ndarray, ys: np.ndarray, scales: list[float], rs_values: list[float] | None,
-          seed: int) -> tuple[dict, dict]:
+def _best(
+    ckpt: dict, xs: np.ndarray, ys: np.ndarray, scales: list[float], rs_values: list[float] | None, seed: int
+) -> tuple[dict, dict]:
     """Sweep threshold scale (and r_s) on training data; return the best checkpoint and the sweep."""
     best, best_acc, sweep = None, -1.0, []
     for rs in rs_values or [None]:
@@ -76,49 +79,102 @@ def main() -> int:
     x_train, y_train = load_dataset(args.dataset, "train")
     x_test, y_test = load_dataset(args.dataset, "test")
     if args.test_samples:
-        x_test, y_test = x_test[:args.test_samples], y_test[:args.test_samples]
+        x_test, y_test = x_test[: args.test_samples], y_test[: args.test_samples]
     rows, curves = [], []
     t0 = time.perf_counter()
     for seed in args.seeds:
         ann = train_ann(args.model, args.dataset, args.epochs, seed, limit_train=args.limit_train, progress=False)
         xs, ys = subset(x_train, y_train, args.sweep_samples, seed)
         for leak, reset in itertools.product(args.leaks, args.resets):
-            snn = convert(ann, x_train, args.timesteps, reset=reset, leak=leak, seed=seed,
-                          calib_samples=args.calib_samples, progress=False)
+            snn = convert(
+                ann,
+                x_train,
+                args.timesteps,
+                reset=reset,
+                leak=leak,
+                seed=seed,
+                calib_samples=args.calib_samples,
+                progress=False,
+            )
             for method in ("baseline", "l4"):
                 best, info = _best(snn, xs, ys, args.threshold_scales, args.rs if method == "l4" else None, seed)
                 acc = evaluate_snn(best, x_test, y_test, seed=seed)
-                rows.append({"seed": seed, "leak": leak, "reset": reset, "method": method,
-                             "ann_accuracy": ann["metrics"]["test_accuracy"], "test_accuracy": acc, **info})
-                print(f"[allred] seed {seed} leak {leak} {reset} {method}: {100 * acc:.2f}% "
-                      f"(chosen {info['chosen']}) [{time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
+                rows.append(
+                    {
+                        "seed": seed,
+                        "leak": leak,
+                        "reset": reset,
+                        "method": method,
+                        "ann_accuracy": ann["metrics"]["test_accuracy"],
+                        "test_accuracy": acc,
+                        **info,
+                    }
+                )
+                print(
+                    f"[allred] seed {seed} leak {leak} {reset} {method}: {100 * acc:.2f}% "
+                    f"(chosen {info['chosen']}) [{time.perf_counter() - t0:.0f} s]",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if leak == args.curve_leak:
                 chosen = {r["method"]: r["chosen"] for r in rows[-2:]}
                 for steps, method in itertools.product(args.curve_timesteps, ("baseline", "l4")):
                     c = chosen[method]
                     try:
-                        net = convert(ann, x_train, steps, reset=reset, leak=leak, seed=seed,
-                                      calib_samples=args.calib_samples, progress=False)
+                        net = convert(
+                            ann,
+                            x_train,
+                            steps,
+                            reset=reset,
+                            leak=leak,
+                            seed=seed,
+                            calib_samples=args.calib_samples,
+                            progress=False,
+                        )
                     except LoihicError as exc:  # e.g. a deep layer that never fires within so few steps
-                        curves.append({"seed": seed, "reset": reset, "method": method, "timesteps": steps,
-                                       "test_accuracy": None, "error": str(exc)})
+                        curves.append(
+                            {
+                                "seed": seed,
+                                "reset": reset,
+                                "method": method,
+                                "timesteps": steps,
+                                "test_accuracy": None,
+                                "error": str(exc),
+                            }
+                        )
                         continue
                     net = net if c["rs"] is None else with_l4(net, c["rs"])[0]
                     net = with_threshold_scale(net, c["threshold_scale"])
-                    curves.append({"seed": seed, "reset": reset, "method": method, "timesteps": steps,
-                                   "test_accuracy": evaluate_snn(net, x_test, y_test, seed=seed)})
+                    curves.append(
+                        {
+                            "seed": seed,
+                            "reset": reset,
+                            "method": method,
+                            "timesteps": steps,
+                            "test_accuracy": evaluate_snn(net, x_test, y_test, seed=seed),
+                        }
+                    )
     summary = _summarise(rows)
-    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "loihic_version": __version__,
-              "args": vars(args), "paper": PAPER_NOTE, "rows": rows, "summary": summary, "curves": curves,
-              "seconds": time.perf_counter() - t0}
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "loihic_version": __version__,
+        "args": vars(args),
+        "paper": PAPER_NOTE,
+        "rows": rows,
+        "summary": summary,
+        "curves": curves,
+        "seconds": time.perf_counter() - t0,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     _plot(summary, curves, out, args)
     for s in summary:
-        print(f"leak {s['leak']:<5} {s['reset']:<5} "
-              f"baseline {100 * s['baseline_mean']:.2f}±{100 * s['baseline_std']:.2f}"
-              f"  L4 {100 * s['l4_mean']:.2f}±{100 * s['l4_std']:.2f}  gain {100 * s['gain_mean']:+.2f}")
+        print(
+            f"leak {s['leak']:<5} {s['reset']:<5} "
+            f"baseline {100 * s['baseline_mean']:.2f}±{100 * s['baseline_std']:.2f}"
+            f"  L4 {100 * s['l4_mean']:.2f}±{100 * s['l4_std']:.2f}  gain {100 * s['gain_mean']:+.2f}"
+        )
     return 0
 
 
@@ -126,16 +182,27 @@ def _summarise(rows: list[dict]) -> list[dict]:
     out = []
     keys = sorted({(r["leak"], r["reset"]) for r in rows}, key=lambda k: (-k[0], k[1]))
     for leak, reset in keys:
-        acc = {m: np.array([r["test_accuracy"] for r in rows
-                            if (r["leak"], r["reset"], r["method"]) == (leak, reset, m)])
-               for m in ("baseline", "l4")}
+        acc = {
+            m: np.array([r["test_accuracy"] for r in rows if (r["leak"], r["reset"], r["method"]) == (leak, reset, m)])
+            for m in ("baseline", "l4")
+        }
         gain = acc["l4"] - acc["baseline"]
-        out.append({"leak": leak, "reset": reset, "seeds": len(gain),
-                    "baseline_mean": float(acc["baseline"].mean()), "baseline_std": float(acc["baseline"].std()),
-                    "l4_mean": float(acc["l4"].mean()), "l4_std": float(acc["l4"].std()),
-                    "gain_mean": float(gain.mean()), "gain_std": float(gain.std()),
-                    "chosen_rs": [r["chosen"]["rs"] for r in rows
-                                  if (r["leak"], r["reset"], r["method"]) == (leak, reset, "l4")]})
+        out.append(
+            {
+                "leak": leak,
+                "reset": reset,
+                "seeds": len(gain),
+                "baseline_mean": float(acc["baseline"].mean()),
+                "baseline_std": float(acc["baseline"].std()),
+                "l4_mean": float(acc["l4"].mean()),
+                "l4_std": float(acc["l4"].std()),
+                "gain_mean": float(gain.mean()),
+                "gain_std": float(gain.std()),
+                "chosen_rs": [
+                    r["chosen"]["rs"] for r in rows if (r["leak"], r["reset"], r["method"]) == (leak, reset, "l4")
+                ],
+            }
+        )
     return out
 
 
@@ -150,8 +217,15 @@ def _plot(summary: list[dict], curves: list[dict], out: Path, args: argparse.Nam
         rows = [s for s in summary if s["reset"] == reset]
         leaks = [s["leak"] for s in rows]
         for m, color in (("baseline", "tab:gray"), ("l4", "tab:blue")):
-            ax.errorbar(leaks, [100 * s[f"{m}_mean"] for s in rows], yerr=[100 * s[f"{m}_std"] for s in rows],
-                        marker="o", capsize=3, color=color, label="L4-adjusted" if m == "l4" else "baseline")
+            ax.errorbar(
+                leaks,
+                [100 * s[f"{m}_mean"] for s in rows],
+                yerr=[100 * s[f"{m}_std"] for s in rows],
+                marker="o",
+                capsize=3,
+                color=color,
+                label="L4-adjusted" if m == "l4" else "baseline",
+            )
         ax.set_title(f"{reset} reset")
         ax.set_xlabel("leak per step (1 = none)")
         ax.invert_xaxis()
@@ -163,8 +237,9 @@ def _plot(summary: list[dict], curves: list[dict], out: Path, args: argparse.Nam
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (reset, m), style in zip(itertools.product(("soft", "hard"), ("baseline", "l4")), ("--", "-", ":", "-."),
-                                 strict=True):
+    for (reset, m), style in zip(
+        itertools.product(("soft", "hard"), ("baseline", "l4")), ("--", "-", ":", "-."), strict=True
+    ):
         pts = [c for c in curves if c["reset"] == reset and c["method"] == m]
         ts = sorted({c["timesteps"] for c in pts})
         ts = [t for t in ts if all(c["test_accuracy"] is not None for c in pts if c["timesteps"] == t)]

@@ -58,12 +58,20 @@ def main() -> int:
     x_train, _ = load_dataset(args.dataset, "train")
     x_test, y_test = load_dataset(args.dataset, "test")
     if args.test_samples:
-        x_test, y_test = x_test[:args.test_samples], y_test[:args.test_samples]
-    res: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "loihic_version": __version__,
-                 "seed": args.seed, "dataset": args.dataset, "model": args.model, "epochs": args.epochs,
-                 "limit_train": args.limit_train, "test_samples": len(x_test), "paper": PAPER, "seconds": {},
-                 "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                             "threads": args.threads}}
+        x_test, y_test = x_test[: args.test_samples], y_test[: args.test_samples]
+    res: dict = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "loihic_version": __version__,
+        "seed": args.seed,
+        "dataset": args.dataset,
+        "model": args.model,
+        "epochs": args.epochs,
+        "limit_train": args.limit_train,
+        "test_samples": len(x_test),
+        "paper": PAPER,
+        "seconds": {},
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads},
+    }
 
     def log(msg: str) -> None:
         print(f"[datta] {msg}", file=sys.stderr, flush=True)
@@ -80,11 +88,17 @@ def main() -> int:
     for steps in args.timesteps:
         for norm in ("max", f"scaled:{args.scaled_k}"):
             t = time.perf_counter()
-            snn = convert(ann, x_train, steps, norm=norm, reset="hard", seed=args.seed,
-                          calib_samples=args.calib_samples)
+            snn = convert(
+                ann, x_train, steps, norm=norm, reset="hard", seed=args.seed, calib_samples=args.calib_samples
+            )
             acc = evaluate_snn(snn, x_test, y_test, seed=args.seed, progress=True)
-            row = {"timesteps": steps, "norm": norm, "float_snn_accuracy": acc, "seconds": time.perf_counter() - t,
-                   "thresholds": snn["snn"]["thresholds"]}
+            row = {
+                "timesteps": steps,
+                "norm": norm,
+                "float_snn_accuracy": acc,
+                "seconds": time.perf_counter() - t,
+                "thresholds": snn["snn"]["thresholds"],
+            }
             res["converted"].append(row)
             log(f"T={steps} {norm}: float SNN {100 * acc:.2f}%")
             if first is None:
@@ -105,15 +119,24 @@ def main() -> int:
     spikes = encoded(x_test[:n], steps, "poisson", args.seed)
     rep = verify(str(net), spikes, y_test[:n], workers=args.workers, model=model)
     res["lava"] = rep.to_json()
-    log(f"Lava {n} samples: {'IDENTICAL' if rep.identical else 'MISMATCH'}, accuracy {100 * rep.accuracy_lava:.2f}% "
-        f"({rep.lava_seconds:.0f} s)")
+    log(
+        f"Lava {n} samples: {'IDENTICAL' if rep.identical else 'MISMATCH'}, accuracy {100 * rep.accuracy_lava:.2f}% "
+        f"({rep.lava_seconds:.0f} s)"
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2, default=str))
-    print(json.dumps({"ann": res["ann_accuracy"], "converted": [(r["timesteps"], r["norm"], r["float_snn_accuracy"])
-                                                                for r in res["converted"]],
-                      "emulator": res["emulator_accuracy"], "lava_identical": rep.identical,
-                      "lava_accuracy": rep.accuracy_lava}))
+    print(
+        json.dumps(
+            {
+                "ann": res["ann_accuracy"],
+                "converted": [(r["timesteps"], r["norm"], r["float_snn_accuracy"]) for r in res["converted"]],
+                "emulator": res["emulator_accuracy"],
+                "lava_identical": rep.identical,
+                "lava_accuracy": rep.accuracy_lava,
+            }
+        )
+    )
     return 0 if rep.identical else 1
 
 

@@ -75,25 +75,53 @@ def main() -> int:
     emu_sps = n / emu_seconds
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "loihic_version": __version__, "seed": args.seed, "model": args.model, "dataset": "digits",
-        "timesteps": args.timesteps, "samples": n,
-        "spike_identical": rep.identical, "mismatches": rep.mismatches, "spikes_compared": rep.spikes_compared,
-        "accuracy_emulator": rep.accuracy_emulator, "accuracy_lava": rep.accuracy_lava,
-        "lava_seconds": rep.lava_seconds, "lava_samples_per_second": lava_sps,
-        "emulator_device": str(default_device()), "emulator_seconds": emu_seconds,
+        "loihic_version": __version__,
+        "seed": args.seed,
+        "model": args.model,
+        "dataset": "digits",
+        "timesteps": args.timesteps,
+        "samples": n,
+        "spike_identical": rep.identical,
+        "mismatches": rep.mismatches,
+        "spikes_compared": rep.spikes_compared,
+        "accuracy_emulator": rep.accuracy_emulator,
+        "accuracy_lava": rep.accuracy_lava,
+        "lava_seconds": rep.lava_seconds,
+        "lava_samples_per_second": lava_sps,
+        "emulator_device": str(default_device()),
+        "emulator_seconds": emu_seconds,
         "emulator_samples_per_second": emu_sps,
-        "emulator_full_test_set": {"samples": len(x_test), "seconds": emu_full_seconds,
-                                   "samples_per_second": len(x_test) / emu_full_seconds},
+        "emulator_full_test_set": {
+            "samples": len(x_test),
+            "seconds": emu_full_seconds,
+            "samples_per_second": len(x_test) / emu_full_seconds,
+        },
         "speedup_per_sample": emu_sps / lava_sps,
         "target_speedup": 100,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+        },
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("spike_identical", "lava_samples_per_second",
-                                             "emulator_samples_per_second", "speedup_per_sample")}))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "spike_identical",
+                    "lava_samples_per_second",
+                    "emulator_samples_per_second",
+                    "speedup_per_sample",
+                )
+            }
+        )
+    )
     return 0 if rep.identical else 1
 
 

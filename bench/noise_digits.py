@@ -60,15 +60,25 @@ def main() -> int:
     t_start = time.perf_counter()
 
     t0 = time.perf_counter()
-    ckpt = train_noise(args.model, args.dataset, args.epochs, args.seed, lr=args.lr, batch_size=args.batch_size,
-                       limit_train=args.limit_train, progress=True)
+    ckpt = train_noise(
+        args.model,
+        args.dataset,
+        args.epochs,
+        args.seed,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        limit_train=args.limit_train,
+        progress=True,
+    )
     train_s = time.perf_counter() - t0
     x, y = load_dataset(args.dataset, "test")
     if args.samples:
-        x, y = x[:args.samples], y[:args.samples]
+        x, y = x[: args.samples], y[: args.samples]
     c_steady, c_beta = steady_offset(args.beta), float(args.beta)
     variants = {  # name -> (mode, offset, noisy)
-        "stage2": ("2", None, True), "stage3": ("3", None, True), "lif": ("lif", None, False),
+        "stage2": ("2", None, True),
+        "stage3": ("3", None, True),
+        "lif": ("lif", None, False),
         f"lif+mean c={c_steady:g}": ("lif+mean", c_steady, False),
         f"lif+mean c={c_beta:g}": ("lif+mean", c_beta, False),
         f"lif+noise c={c_steady:g}": ("lif+noise", c_steady, True),
@@ -80,17 +90,23 @@ def main() -> int:
         floats[name] = {}
         for steps in steps_list:
             seeds = range(args.eval_seeds if noisy else 1)
-            accs = [evaluate_noise(ckpt, x, y, steps, mode, args.alpha, args.beta, seed=s, offset=offset)
-                    for s in seeds]
+            accs = [
+                evaluate_noise(ckpt, x, y, steps, mode, args.alpha, args.beta, seed=s, offset=offset) for s in seeds
+            ]
             floats[name][f"T{steps}"] = {"mean": statistics.fmean(accs), "runs": accs}
-        print(f"float {name:22s} " + "  ".join(f"T={t}: {100 * floats[name][f'T{t}']['mean']:.2f}%"
-                                                 for t in steps_list), file=sys.stderr)
+        print(
+            f"float {name:22s} " + "  ".join(f"T={t}: {100 * floats[name][f'T{t}']['mean']:.2f}%" for t in steps_list),
+            file=sys.stderr,
+        )
     float_s = time.perf_counter() - t0
 
     deployed: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory(prefix="loihic-noise-") as tmp:
-        nets = {"plain": ckpt, f"offset c={c_steady:g}": with_offset(ckpt, c_steady),
-                f"offset c={c_beta:g}": with_offset(ckpt, c_beta)}
+        nets = {
+            "plain": ckpt,
+            f"offset c={c_steady:g}": with_offset(ckpt, c_steady),
+            f"offset c={c_beta:g}": with_offset(ckpt, c_beta),
+        }
         for name, ck in nets.items():
             pt, net = Path(tmp) / "n.pt", Path(tmp) / f"{len(deployed)}.net"
             save_checkpoint(pt, ck, force=True)
@@ -102,23 +118,51 @@ def main() -> int:
                 emu = emulator_accuracy(model, x, y, steps, "direct", args.seed, device="cpu", progress=False)
                 emu_s = time.perf_counter() - t0
                 n = min(args.lava_samples, len(x))
-                rep = verify(str(path), encoded(x[:n], steps, "direct", args.seed), y[:n], input_message_bits=8,
-                             device="cpu", progress=False, model=model)
+                rep = verify(
+                    str(path),
+                    encoded(x[:n], steps, "direct", args.seed),
+                    y[:n],
+                    input_message_bits=8,
+                    device="cpu",
+                    progress=False,
+                    model=model,
+                )
                 deployed[name][f"T{steps}"] = {
-                    "emulator_accuracy": emu, "emulator_samples": int(len(x)), "emulator_seconds": emu_s,
-                    "lava_samples": n, "lava_identical": rep.identical, "lava_mismatches": rep.mismatches,
-                    "lava_spikes_compared": rep.spikes_compared, "lava_accuracy": rep.accuracy_lava,
-                    "emulator_accuracy_on_lava_samples": rep.accuracy_emulator, "lava_seconds": rep.lava_seconds}
-                print(f"deployed {name:14s} T={steps}: emulator {100 * emu:.2f}% ({len(x)}), Lava "
-                      f"{100 * rep.accuracy_lava:.2f}% ({n}), identical {rep.identical}", file=sys.stderr)
+                    "emulator_accuracy": emu,
+                    "emulator_samples": int(len(x)),
+                    "emulator_seconds": emu_s,
+                    "lava_samples": n,
+                    "lava_identical": rep.identical,
+                    "lava_mismatches": rep.mismatches,
+                    "lava_spikes_compared": rep.spikes_compared,
+                    "lava_accuracy": rep.accuracy_lava,
+                    "emulator_accuracy_on_lava_samples": rep.accuracy_emulator,
+                    "lava_seconds": rep.lava_seconds,
+                }
+                print(
+                    f"deployed {name:14s} T={steps}: emulator {100 * emu:.2f}% ({len(x)}), Lava "
+                    f"{100 * rep.accuracy_lava:.2f}% ({n}), identical {rep.identical}",
+                    file=sys.stderr,
+                )
 
     result = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]), "loihic": __version__,
-        "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
-        "dataset": args.dataset, "model": args.model, "epochs": args.epochs, "seed": args.seed,
-        "hyperparams": ckpt["hyperparams"], "train_metrics": ckpt["metrics"], "alpha": args.alpha,
-        "beta": args.beta, "eval_seeds": args.eval_seeds, "test_samples": int(len(x)),
-        "float": floats, "deployed": deployed,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "loihic": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "dataset": args.dataset,
+        "model": args.model,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "hyperparams": ckpt["hyperparams"],
+        "train_metrics": ckpt["metrics"],
+        "alpha": args.alpha,
+        "beta": args.beta,
+        "eval_seeds": args.eval_seeds,
+        "test_samples": int(len(x)),
+        "float": floats,
+        "deployed": deployed,
         "seconds": {"train": train_s, "float_eval": float_s, "total": time.perf_counter() - t_start},
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -40,16 +40,23 @@ from loihic.training.models import build_model
 from loihic.training.snn import evaluate_snn
 from loihic.training.stdb import DEFAULT_ALPHA, DEFAULT_BETA, train_stdb
 
-PAPER = {"ann": 0.9883, "converted_T100": 0.9882, "hybrid_T100": 0.9888, "model": "lenet5", "dataset": "mnist",
-         "source": "Datta et al., Fig. 9"}
+PAPER = {
+    "ann": 0.9883,
+    "converted_T100": 0.9882,
+    "hybrid_T100": 0.9888,
+    "model": "lenet5",
+    "dataset": "mnist",
+    "source": "Datta et al., Fig. 9",
+}
 
 
 def log(msg: str) -> None:
     print(f"[stdb] {msg}", file=sys.stderr, flush=True)
 
 
-def ann_epoch_seconds(arch: list, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int,
-                      device: str) -> float:
+def ann_epoch_seconds(
+    arch: list, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int, device: str
+) -> float:
     """Seconds per epoch of the ANN's own training loop (ann.py: Adam, cross-entropy) on the same data."""
     torch.manual_seed(seed)
     net = build_model(arch).to(device).train()
@@ -61,7 +68,7 @@ def ann_epoch_seconds(arch: list, x: np.ndarray, y: np.ndarray, batch_size: int,
         t0 = time.perf_counter()
         order = torch.randperm(len(xt), generator=gen)
         for b in range(0, len(xt), batch_size):
-            idx = order[b:b + batch_size]
+            idx = order[b : b + batch_size]
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(net(xt[idx].to(device)), yt[idx].to(device)).backward()
             opt.step()
@@ -85,10 +92,20 @@ def plot(res: dict, path: Path) -> None:
         sel = {r["timesteps"]: r for r in rows if r["reset"] == reset}
         if not sel:
             continue
-        ax.plot(ts, [100 * sel[t]["converted_accuracy"] for t in ts], "o" + style, color="tab:blue",
-                label=f"conversion alone ({reset} reset)")
-        ax.plot(ts, [100 * sel[t]["stdb_accuracy"] for t in ts], "s" + style, color="tab:red",
-                label=f"conversion + STDB ({reset} reset)")
+        ax.plot(
+            ts,
+            [100 * sel[t]["converted_accuracy"] for t in ts],
+            "o" + style,
+            color="tab:blue",
+            label=f"conversion alone ({reset} reset)",
+        )
+        ax.plot(
+            ts,
+            [100 * sel[t]["stdb_accuracy"] for t in ts],
+            "s" + style,
+            color="tab:red",
+            label=f"conversion + STDB ({reset} reset)",
+        )
     if res["dataset"] == PAPER["dataset"] and res["model"] == PAPER["model"]:
         ax.plot([100], [100 * PAPER["converted_T100"]], "x", color="tab:blue", ms=9, label="paper, converted")
         ax.plot([100], [100 * PAPER["hybrid_T100"]], "+", color="tab:red", ms=11, label="paper, hybrid")
@@ -134,15 +151,28 @@ def main() -> int:
     x_train, y_train = load_dataset(args.dataset, "train")
     x_test, y_test = load_dataset(args.dataset, "test")
     if args.test_samples:
-        x_test, y_test = x_test[:args.test_samples], y_test[:args.test_samples]
+        x_test, y_test = x_test[: args.test_samples], y_test[: args.test_samples]
     x_stdb, y_stdb = subset(x_train, y_train, args.limit_train, args.seed)
     deploy_t = args.deploy_timesteps or args.timesteps[0]
-    res: dict = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "loihic_version": __version__,
-                 "seed": args.seed, "dataset": args.dataset, "model": args.model, "ann_epochs": args.ann_epochs,
-                 "test_samples": len(x_test), "train_samples_stdb": len(x_stdb), "paper": PAPER,
-                 "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                             "threads": args.threads, "device": args.device, "cpu": platform.processor()},
-                 "evaluation": "float SNN (training.snn.evaluate_snn), test set, Poisson spikes with --seed"}
+    res: dict = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "loihic_version": __version__,
+        "seed": args.seed,
+        "dataset": args.dataset,
+        "model": args.model,
+        "ann_epochs": args.ann_epochs,
+        "test_samples": len(x_test),
+        "train_samples_stdb": len(x_stdb),
+        "paper": PAPER,
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": args.threads,
+            "device": args.device,
+            "cpu": platform.processor(),
+        },
+        "evaluation": "float SNN (training.snn.evaluate_snn), test set, Poisson spikes with --seed",
+    }
     work_ctx = tempfile.TemporaryDirectory()
     work = Path(args.workdir) if args.workdir else Path(work_ctx.name)
     work.mkdir(parents=True, exist_ok=True)
@@ -151,49 +181,92 @@ def main() -> int:
     ann = train_ann(args.model, args.dataset, args.ann_epochs, args.seed, progress=False)
     res["ann_accuracy"] = ann["metrics"]["test_accuracy"]
     res["ann_train_seconds"] = time.perf_counter() - t
-    res["ann_seconds_per_epoch"] = ann_epoch_seconds(ann["arch"], x_stdb, y_stdb, args.batch_size, args.seed, 2,
-                                                     args.device)
+    res["ann_seconds_per_epoch"] = ann_epoch_seconds(
+        ann["arch"], x_stdb, y_stdb, args.batch_size, args.seed, 2, args.device
+    )
     log(f"ANN {100 * res['ann_accuracy']:.2f}%, {res['ann_seconds_per_epoch']:.3f} s/epoch")
 
     rows, deploy_ckpt = [], None
     for steps in args.timesteps:
         for reset in args.resets:
             t = time.perf_counter()
-            snn = convert(ann, x_train, steps, norm="max", reset=reset, seed=args.seed,
-                          calib_samples=args.calib_samples, progress=False)
+            snn = convert(
+                ann,
+                x_train,
+                steps,
+                norm="max",
+                reset=reset,
+                seed=args.seed,
+                calib_samples=args.calib_samples,
+                progress=False,
+            )
             conv_s = time.perf_counter() - t
-            out = train_stdb(snn, x_stdb, y_stdb, steps, args.epochs, args.seed, lr=args.lr, alpha=args.alpha,
-                             beta=args.beta, reset=reset, batch_size=args.batch_size, x_test=x_test, y_test=y_test,
-                             threshold_scale=args.threshold_scale, device=args.device, progress=True)
+            out = train_stdb(
+                snn,
+                x_stdb,
+                y_stdb,
+                steps,
+                args.epochs,
+                args.seed,
+                lr=args.lr,
+                alpha=args.alpha,
+                beta=args.beta,
+                reset=reset,
+                batch_size=args.batch_size,
+                x_test=x_test,
+                y_test=y_test,
+                threshold_scale=args.threshold_scale,
+                device=args.device,
+                progress=True,
+            )
             st = out["stdb"]
-            row = {"timesteps": steps, "reset": reset, "thresholds": snn["snn"]["thresholds"],
-                   "converted_accuracy": st["test_accuracy_init"] if args.threshold_scale == 1.0
-                   else evaluate_snn(snn, x_test, y_test, seed=args.seed),
-                   "converted_scaled_accuracy": st["test_accuracy_init"],
-                   "stdb_accuracy": st["history"]["test_accuracy"][-1],
-                   "stdb_best_epoch_accuracy": max(st["history"]["test_accuracy"]),
-                   "history": st["history"], "lr": st["lr"], "convert_seconds": conv_s,
-                   "stdb_seconds_per_epoch": float(np.median(st["history"]["seconds"]))}
+            row = {
+                "timesteps": steps,
+                "reset": reset,
+                "thresholds": snn["snn"]["thresholds"],
+                "converted_accuracy": st["test_accuracy_init"]
+                if args.threshold_scale == 1.0
+                else evaluate_snn(snn, x_test, y_test, seed=args.seed),
+                "converted_scaled_accuracy": st["test_accuracy_init"],
+                "stdb_accuracy": st["history"]["test_accuracy"][-1],
+                "stdb_best_epoch_accuracy": max(st["history"]["test_accuracy"]),
+                "history": st["history"],
+                "lr": st["lr"],
+                "convert_seconds": conv_s,
+                "stdb_seconds_per_epoch": float(np.median(st["history"]["seconds"])),
+            }
             row["epoch_cost_vs_ann"] = row["stdb_seconds_per_epoch"] / res["ann_seconds_per_epoch"]
             if reset == "soft":  # what Lava would run: the soft-trained weights with hard reset
                 hard = {**out, "snn": {**out["snn"], "reset": "hard"}}
                 row["stdb_accuracy_deployed_hard"] = evaluate_snn(hard, x_test, y_test, seed=args.seed)
             rows.append(row)
-            log(f"T={steps} {reset}: converted {100 * row['converted_accuracy']:.2f}% -> STDB "
+            log(
+                f"T={steps} {reset}: converted {100 * row['converted_accuracy']:.2f}% -> STDB "
                 f"{100 * row['stdb_accuracy']:.2f}% ({row['stdb_seconds_per_epoch']:.2f} s/epoch, "
-                f"{row['epoch_cost_vs_ann']:.0f}x ANN)")
+                f"{row['epoch_cost_vs_ann']:.0f}x ANN)"
+            )
             if steps == deploy_t and reset == "hard":
                 deploy_ckpt = out
     res["rows"] = rows
-    res["stdb"] = {k: v for k, v in (deploy_ckpt or out)["stdb"].items()
-                   if k not in ("optimizer_state", "history", "init_thresholds", "timesteps", "reset")}
+    res["stdb"] = {
+        k: v
+        for k, v in (deploy_ckpt or out)["stdb"].items()
+        if k not in ("optimizer_state", "history", "init_thresholds", "timesteps", "reset")
+    }
     res["reset_difference"] = [
-        {"timesteps": s, "hard": h["stdb_accuracy"], "soft": o["stdb_accuracy"],
-         "soft_trained_run_hard": o["stdb_accuracy_deployed_hard"],
-         "soft_minus_hard": o["stdb_accuracy"] - h["stdb_accuracy"]}
+        {
+            "timesteps": s,
+            "hard": h["stdb_accuracy"],
+            "soft": o["stdb_accuracy"],
+            "soft_trained_run_hard": o["stdb_accuracy_deployed_hard"],
+            "soft_minus_hard": o["stdb_accuracy"] - h["stdb_accuracy"],
+        }
         for s in args.timesteps
-        for h in rows if h["timesteps"] == s and h["reset"] == "hard"
-        for o in rows if o["timesteps"] == s and o["reset"] == "soft"]
+        for h in rows
+        if h["timesteps"] == s and h["reset"] == "hard"
+        for o in rows
+        if o["timesteps"] == s and o["reset"] == "soft"
+    ]
 
     identical = True
     if deploy_ckpt is not None:
@@ -201,30 +274,47 @@ def main() -> int:
         net, report = compile_checkpoint(str(work / "stdb.pt"), str(work / "stdb.net"), CompileConfig(), force=True)
         model = read_netx(net)
         t = time.perf_counter()
-        emu = emulator_accuracy(model, x_test, y_test, deploy_t, deploy_ckpt["snn"]["encoding"], args.seed,
-                                progress=False)
+        emu = emulator_accuracy(
+            model, x_test, y_test, deploy_t, deploy_ckpt["snn"]["encoding"], args.seed, progress=False
+        )
         flt = deploy_ckpt["stdb"]["history"]["test_accuracy"][-1]
-        res["deployment"] = {"timesteps": deploy_t, "reset": "hard", "float_accuracy": flt,
-                             "emulator_accuracy": emu, "float_minus_emulator": flt - emu,
-                             "emulator_seconds": time.perf_counter() - t, "report": report}
+        res["deployment"] = {
+            "timesteps": deploy_t,
+            "reset": "hard",
+            "float_accuracy": flt,
+            "emulator_accuracy": emu,
+            "float_minus_emulator": flt - emu,
+            "emulator_seconds": time.perf_counter() - t,
+            "report": report,
+        }
         n = min(args.lava_samples, len(x_test))
         if n > 0:
             spikes = encoded(x_test[:n], deploy_t, deploy_ckpt["snn"]["encoding"], args.seed)
             rep = verify(str(net), spikes, y_test[:n], workers=args.workers, model=model)
             res["deployment"]["lava"] = rep.to_json()
             identical = rep.identical
-            log(f"emulator {100 * emu:.2f}% (float {100 * flt:.2f}%); Lava {n} samples "
-                f"{'IDENTICAL' if rep.identical else 'MISMATCH'}, {100 * rep.accuracy_lava:.2f}%")
+            log(
+                f"emulator {100 * emu:.2f}% (float {100 * flt:.2f}%); Lava {n} samples "
+                f"{'IDENTICAL' if rep.identical else 'MISMATCH'}, {100 * rep.accuracy_lava:.2f}%"
+            )
     res["seconds_total"] = time.perf_counter() - t_all
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(res, indent=2, default=str))
     plot(res, out_path.with_suffix(".png"))
     work_ctx.cleanup()
-    print(json.dumps({"ann": res["ann_accuracy"], "rows": [(r["timesteps"], r["reset"], r["converted_accuracy"],
-                                                            r["stdb_accuracy"]) for r in rows],
-                      "deployment": {k: v for k, v in res.get("deployment", {}).items()
-                                     if k in ("float_accuracy", "emulator_accuracy")}, "lava_identical": identical}))
+    print(
+        json.dumps(
+            {
+                "ann": res["ann_accuracy"],
+                "rows": [(r["timesteps"], r["reset"], r["converted_accuracy"], r["stdb_accuracy"]) for r in rows],
+                "deployment": {
+                    k: v for k, v in res.get("deployment", {}).items() if k in ("float_accuracy", "emulator_accuracy")
+                },
+                "lava_identical": identical,
+            }
+        )
+    )
     return 0 if identical else 1
 
 

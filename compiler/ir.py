@@ -124,8 +124,9 @@ class Dense:
         if self.bias is not None:
             b = _frozen_array(self.bias, f"layer '{self.name}': bias", 1)
             if b.shape[0] != self.weight.shape[0]:
-                raise LoihicError(f"layer '{self.name}': bias has {b.shape[0]} entries, expected "
-                                  f"{self.weight.shape[0]}")
+                raise LoihicError(
+                    f"layer '{self.name}': bias has {b.shape[0]} entries, expected {self.weight.shape[0]}"
+                )
             object.__setattr__(self, "bias", b)
 
     @property
@@ -151,13 +152,15 @@ class Conv:
         object.__setattr__(self, "padding", _pair(self.padding, f"layer '{self.name}': padding", 0))
         object.__setattr__(self, "dilation", _pair(self.dilation, f"layer '{self.name}': dilation", 1))
         if self.groups < 1 or self.weight.shape[0] % self.groups:
-            raise LoihicError(f"layer '{self.name}': groups {self.groups} does not divide "
-                              f"{self.weight.shape[0]} output channels")
+            raise LoihicError(
+                f"layer '{self.name}': groups {self.groups} does not divide {self.weight.shape[0]} output channels"
+            )
         if self.bias is not None:
             b = _frozen_array(self.bias, f"layer '{self.name}': bias", 1)
             if b.shape[0] != self.weight.shape[0]:
-                raise LoihicError(f"layer '{self.name}': bias has {b.shape[0]} entries, expected "
-                                  f"{self.weight.shape[0]}")
+                raise LoihicError(
+                    f"layer '{self.name}': bias has {b.shape[0]} entries, expected {self.weight.shape[0]}"
+                )
             object.__setattr__(self, "bias", b)
 
 
@@ -229,8 +232,13 @@ class Network:
         return [layer for layer in self.layers if isinstance(layer, SYNAPTIC)]
 
 
-def conv_out_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-                padding: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+def conv_out_hw(
+    hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int] = (1, 1),
+) -> tuple[int, int]:
     return tuple(  # type: ignore[return-value]
         (hw[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(2)
     )
@@ -244,18 +252,19 @@ def infer_shapes(net: Network) -> list[tuple[int, ...]]:
         where = f"layer '{layer.name}'"
         if isinstance(layer, Dense):
             if len(shape) != 1 or shape[0] != layer.weight.shape[1]:
-                raise UnsupportedLayerError(f"{where}: dense expects {layer.weight.shape[1]} inputs, "
-                                            f"gets shape {shape}")
+                raise UnsupportedLayerError(
+                    f"{where}: dense expects {layer.weight.shape[1]} inputs, gets shape {shape}"
+                )
             shape = (layer.out_features,)
         elif isinstance(layer, (Conv, AvgPool)):
             if len(shape) != 3:
                 raise UnsupportedLayerError(f"{where}: expects a (C, H, W) input, gets shape {shape}")
             if isinstance(layer, Conv):
                 if shape[0] != layer.weight.shape[1] * layer.groups:
-                    raise UnsupportedLayerError(f"{where}: expects {layer.weight.shape[1] * layer.groups} "
-                                                f"input channels, gets {shape[0]}")
-                hw = conv_out_hw(shape[1:], layer.weight.shape[2:], layer.stride, layer.padding,
-                                 layer.dilation)
+                    raise UnsupportedLayerError(
+                        f"{where}: expects {layer.weight.shape[1] * layer.groups} input channels, gets {shape[0]}"
+                    )
+                hw = conv_out_hw(shape[1:], layer.weight.shape[2:], layer.stride, layer.padding, layer.dilation)
                 shape = (layer.weight.shape[0], *hw)
             else:
                 shape = (shape[0], *conv_out_hw(shape[1:], layer.kernel, layer.stride, (0, 0)))

@@ -48,8 +48,9 @@ def worst_input(weight: np.ndarray, in_max: float) -> float:
     return float(max(np.clip(w, 0, None).sum(1).max(), -np.clip(w, None, 0).sum(1).min())) * in_max
 
 
-def state_bounds(weight: np.ndarray, bias: np.ndarray | None, in_max: float, i_decay: int, v_decay: int,
-                 steps: int, spiking: bool) -> tuple[float, float]:
+def state_bounds(
+    weight: np.ndarray, bias: np.ndarray | None, in_max: float, i_decay: int, v_decay: int, steps: int, spiking: bool
+) -> tuple[float, float]:
     """Worst-case |u| and |v| (Lava integer units) reachable within ``steps`` steps.
 
     u accumulates 64 * a with current decay; for a spiking neuron v is reported for its inhibited

@@ -20,34 +20,40 @@ def layer_report(net: ir.Network) -> list[dict[str, Any]]:
             continue
         u_max, v_max = layer_bounds(layer, net.timesteps)
         fan_in = int(np.prod(q.weight.shape[1:]))
-        rows.append({
-            "layer": layer.name,
-            "type": "dense" if isinstance(layer, ir.Dense) else "conv",
-            "fan_in": fan_in,
-            "scale": q.scale,
-            "scale_limited_by": limited.get(layer.name, "?"),
-            "weight_min": int(q.weight.min()),
-            "weight_max": int(q.weight.max()),
-            "sqnr_db": q.sqnr_db,
-            "threshold": layer.neuron.threshold if layer.neuron.spiking else None,
-            "vThMant": q.v_th_mant,
-            "iDecay": q.i_decay,
-            "vDecay": q.v_decay,
-            "bias": None if q.bias is None else [int(q.bias.min()), int(q.bias.max())],
-            "worst_abs_u": u_max,
-            "worst_abs_v": v_max,
-            # inhibited spiking neurons may clip at -2^23 (benign, emulated); readouts never (checked)
-            "v_may_clip_low": bool(layer.neuron.spiking and v_max > schema.UV_LIMIT - 1),
-        })
+        rows.append(
+            {
+                "layer": layer.name,
+                "type": "dense" if isinstance(layer, ir.Dense) else "conv",
+                "fan_in": fan_in,
+                "scale": q.scale,
+                "scale_limited_by": limited.get(layer.name, "?"),
+                "weight_min": int(q.weight.min()),
+                "weight_max": int(q.weight.max()),
+                "sqnr_db": q.sqnr_db,
+                "threshold": layer.neuron.threshold if layer.neuron.spiking else None,
+                "vThMant": q.v_th_mant,
+                "iDecay": q.i_decay,
+                "vDecay": q.v_decay,
+                "bias": None if q.bias is None else [int(q.bias.min()), int(q.bias.max())],
+                "worst_abs_u": u_max,
+                "worst_abs_v": v_max,
+                # inhibited spiking neurons may clip at -2^23 (benign, emulated); readouts never (checked)
+                "v_may_clip_low": bool(layer.neuron.spiking and v_max > schema.UV_LIMIT - 1),
+            }
+        )
     return rows
 
 
 def format_report(rows: list[dict[str, Any]]) -> str:
-    head = f"{'layer':<12}{'type':<6}{'fan-in':>7}{'scale':>10}{'limited by':>22}{'SQNR dB':>9}{'vThMant':>9}" \
-           f"{'iDecay':>7}{'vDecay':>7}{'max|u|':>10}"
+    head = (
+        f"{'layer':<12}{'type':<6}{'fan-in':>7}{'scale':>10}{'limited by':>22}{'SQNR dB':>9}{'vThMant':>9}"
+        f"{'iDecay':>7}{'vDecay':>7}{'max|u|':>10}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         vth = "never" if r["threshold"] is None else str(r["vThMant"])
-        lines.append(f"{r['layer']:<12}{r['type']:<6}{r['fan_in']:>7}{r['scale']:>10.4g}{r['scale_limited_by']:>22}"
-                     f"{r['sqnr_db']:>9.1f}{vth:>9}{r['iDecay']:>7}{r['vDecay']:>7}{r['worst_abs_u']:>10.3g}")
+        lines.append(
+            f"{r['layer']:<12}{r['type']:<6}{r['fan_in']:>7}{r['scale']:>10.4g}{r['scale_limited_by']:>22}"
+            f"{r['sqnr_db']:>9.1f}{vth:>9}{r['iDecay']:>7}{r['vDecay']:>7}{r['worst_abs_u']:>10.3g}"
+        )
     return "\n".join(lines)

@@ -30,8 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train weights: ann, or stdb (fine-tune a converted SNN)")
     p.add_argument("--method", default="ann", choices=["ann", "noise", "stdb"])
     p.add_argument("--model", default="mlp", help="mlp | lenet5 | vgg5 | vgg9; noise also: ap2-512fc | mnist-cnn")
-    p.add_argument("--dataset", default=None,
-                   help="digits | mnist | fashion-mnist | cifar10 (see make data); default digits, or the --init's")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="digits | mnist | fashion-mnist | cifar10 (see make data); default digits, or the --init's",
+    )
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: per data set)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -73,14 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="SNN checkpoint -> Loihi fixed point -> netx HDF5")
     p.add_argument("checkpoint")
     p.add_argument("--l4", action="store_true", help="L4-norm first-layer adjustment (Allred & Roy)")
-    p.add_argument("--rs", type=float, default=2.0,
-                   help="L4 smoothing ratio r_s (default 2.0: chosen most often by bench/allred_grid.py)")
-    p.add_argument("--force-hard-reset", action="store_true",
-                   help="deploy a soft-reset SNN with Lava's hard reset (reports the accuracy effect)")
-    p.add_argument("--offset", default=None,
-                   help="noise-trained SNN: fold a constant current into every bias ('auto' = beta*(1-lambda))")
-    p.add_argument("--effect-samples", type=int, default=500,
-                   help="test samples for the --force-hard-reset accuracy report")
+    p.add_argument(
+        "--rs",
+        type=float,
+        default=2.0,
+        help="L4 smoothing ratio r_s (default 2.0: chosen most often by bench/allred_grid.py)",
+    )
+    p.add_argument(
+        "--force-hard-reset",
+        action="store_true",
+        help="deploy a soft-reset SNN with Lava's hard reset (reports the accuracy effect)",
+    )
+    p.add_argument(
+        "--offset",
+        default=None,
+        help="noise-trained SNN: fold a constant current into every bias ('auto' = beta*(1-lambda))",
+    )
+    p.add_argument(
+        "--effect-samples", type=int, default=500, help="test samples for the --force-hard-reset accuracy report"
+    )
     _common(p)
     p.set_defaults(func=c.cmd_compile)
 
@@ -88,8 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("net")
     p.add_argument("--input", required=True, help="integer .npy of 0/1 spikes, (N, *input_shape, T)")
     p.add_argument("--backend", default="emulator", choices=["emulator", "lava-sim", "loihi2"])
-    p.add_argument("--input-message-bits", type=int, default=None,
-                   help="graded input bits (default: 8 for direct-coded loihic files, else 0 = binary)")
+    p.add_argument(
+        "--input-message-bits",
+        type=int,
+        default=None,
+        help="graded input bits (default: 8 for direct-coded loihic files, else 0 = binary)",
+    )
     p.add_argument("--voltage", default=None, help="also write the last layer's final v (N, *out) here")
     p.add_argument("--device", default=None, help="emulator device (default: cuda if available, else cpu)")
     _common(p, json_flag=False)
@@ -109,12 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint (torch) or a netx file (emulator, lava-sim)")
     p.add_argument("target", help="checkpoint (.pt) or netx file (.net)")
     p.add_argument("--dataset", default=None, help="default: the data set recorded in the file")
-    p.add_argument("--backend", default=None, choices=["torch", "emulator", "lava-sim", "loihi2"],
-                   help="default: torch for checkpoints, emulator for netx files")
+    p.add_argument(
+        "--backend",
+        default=None,
+        choices=["torch", "emulator", "lava-sim", "loihi2"],
+        help="default: torch for checkpoints, emulator for netx files",
+    )
     p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
     p.add_argument("--samples", type=int, default=None, help="first N test samples (default: all)")
-    p.add_argument("--stage", default=None, choices=["2", "3", "lif", "lif+mean", "lif+noise"],
-                   help="noise-trained checkpoints: evaluation stage (default 3)")
+    p.add_argument(
+        "--stage",
+        default=None,
+        choices=["2", "3", "lif", "lif+mean", "lif+noise"],
+        help="noise-trained checkpoints: evaluation stage (default 3)",
+    )
     p.add_argument("--alpha", type=float, default=4.0, help="noise stage 3 alpha (eq. 10)")
     p.add_argument("--beta", type=float, default=0.5, help="noise stage 3 beta (eq. 10)")
     p.add_argument("--offset", type=float, default=None, help="noise: constant current added each step")

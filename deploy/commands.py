@@ -126,8 +126,16 @@ def encoded(x: np.ndarray, steps: int, encoding: str, seed: int) -> np.ndarray:
     return np.concatenate([s for _, s in encode_chunks(x, steps, encoding, seed)])
 
 
-def emulator_accuracy(model: NetxModel, x: np.ndarray, y: np.ndarray, steps: int, encoding: str, seed: int,
-                      device: str | None = None, progress: bool = True) -> float:
+def emulator_accuracy(
+    model: NetxModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+    encoding: str,
+    seed: int,
+    device: str | None = None,
+    progress: bool = True,
+) -> float:
     """Accuracy of the netx model on the emulator, encoding with the shared chunk rule."""
     from tqdm import tqdm
 
@@ -139,7 +147,7 @@ def emulator_accuracy(model: NetxModel, x: np.ndarray, y: np.ndarray, steps: int
     for start, spikes in encode_chunks(x, steps, encoding, seed):
         res = emu.run(spikes)
         pred = predict(res.output_spikes, res.output_v, emu.output_spiking)
-        correct += int((pred == y[start:start + len(spikes)]).sum())
+        correct += int((pred == y[start : start + len(spikes)]).sum())
         bar.update(len(spikes))
     bar.close()
     return correct / len(x)
@@ -169,17 +177,42 @@ def cmd_train_stdb(args: argparse.Namespace) -> int:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     out = check_output(args.output, args.force)
     t0 = time.perf_counter()
-    ckpt = train_stdb_on_dataset(args.init, args.timesteps, args.epochs, args.seed, dataset=args.dataset,
-                                 limit_train=args.limit_train, lr=args.lr, alpha=args.alpha, beta=args.beta,
-                                 reset=args.reset, batch_size=args.batch_size, threshold_scale=args.threshold_scale,
-                                 weight_decay=args.weight_decay, schedule=args.schedule, resume=args.resume,
-                                 device=args.device, checkpoint_path=out)  # saved after every epoch
+    ckpt = train_stdb_on_dataset(
+        args.init,
+        args.timesteps,
+        args.epochs,
+        args.seed,
+        dataset=args.dataset,
+        limit_train=args.limit_train,
+        lr=args.lr,
+        alpha=args.alpha,
+        beta=args.beta,
+        reset=args.reset,
+        batch_size=args.batch_size,
+        threshold_scale=args.threshold_scale,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        resume=args.resume,
+        device=args.device,
+        checkpoint_path=out,
+    )  # saved after every epoch
     st = ckpt["stdb"]
-    res = {"output": str(out), "timesteps": args.timesteps, "epochs": args.epochs, "seed": args.seed,
-           "test_accuracy_init": st["test_accuracy_init"], "test_accuracy": st["history"]["test_accuracy"][-1],
-           "seconds_per_epoch": st["history"]["seconds"], "seconds": time.perf_counter() - t0}
-    emit(args, res, f"{out}: STDB T={args.timesteps}, test accuracy {100 * st['test_accuracy_init']:.2f}% -> "
-                    f"{100 * res['test_accuracy']:.2f}%")
+    res = {
+        "output": str(out),
+        "timesteps": args.timesteps,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "test_accuracy_init": st["test_accuracy_init"],
+        "test_accuracy": st["history"]["test_accuracy"][-1],
+        "seconds_per_epoch": st["history"]["seconds"],
+        "seconds": time.perf_counter() - t0,
+    }
+    emit(
+        args,
+        res,
+        f"{out}: STDB T={args.timesteps}, test accuracy {100 * st['test_accuracy_init']:.2f}% -> "
+        f"{100 * res['test_accuracy']:.2f}%",
+    )
     return 0
 
 
@@ -192,15 +225,33 @@ def cmd_train_noise(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     t0 = time.perf_counter()
-    ckpt = train_noise(args.model, args.dataset or "digits", args.epochs, args.seed, noise=args.noise,
-                       noise_mean=args.noise_mean, noise_std=args.noise_std, noise_clip=not args.no_noise_clip,
-                       lr=args.lr, t_max=args.t_max, surrogate_a=args.surrogate_a, batch_size=args.batch_size,
-                       hidden=args.hidden if args.hidden != 128 else None, bias=args.bias,
-                       timesteps=args.timesteps or 1, limit_train=args.limit_train)
+    ckpt = train_noise(
+        args.model,
+        args.dataset or "digits",
+        args.epochs,
+        args.seed,
+        noise=args.noise,
+        noise_mean=args.noise_mean,
+        noise_std=args.noise_std,
+        noise_clip=not args.no_noise_clip,
+        lr=args.lr,
+        t_max=args.t_max,
+        surrogate_a=args.surrogate_a,
+        batch_size=args.batch_size,
+        hidden=args.hidden if args.hidden != 128 else None,
+        bias=args.bias,
+        timesteps=args.timesteps or 1,
+        limit_train=args.limit_train,
+    )
     save_checkpoint(out, ckpt, force=args.force)
     acc = ckpt["metrics"]["test_accuracy"]
-    res = {"output": str(out), "model": args.model, "seed": args.seed, "test_accuracy": acc,
-           "seconds": time.perf_counter() - t0}
+    res = {
+        "output": str(out),
+        "model": args.model,
+        "seed": args.seed,
+        "test_accuracy": acc,
+        "seconds": time.perf_counter() - t0,
+    }
     emit(args, res, f"{out}: noise-trained {args.model}, test accuracy {100 * acc:.2f}% (stage 2, T=1)")
     return 0
 
@@ -218,12 +269,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     t0 = time.perf_counter()
-    ckpt = train_ann(args.model, args.dataset, args.epochs, args.seed, lr=args.lr, batch_size=args.batch_size,
-                     hidden=args.hidden, bias=args.bias, limit_train=args.limit_train)
+    ckpt = train_ann(
+        args.model,
+        args.dataset,
+        args.epochs,
+        args.seed,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        hidden=args.hidden,
+        bias=args.bias,
+        limit_train=args.limit_train,
+    )
     save_checkpoint(out, ckpt, force=args.force)
     acc = ckpt["metrics"]["test_accuracy"]
-    res = {"output": str(out), "model": args.model, "dataset": args.dataset, "epochs": args.epochs,
-           "seed": args.seed, "test_accuracy": acc, "seconds": time.perf_counter() - t0}
+    res = {
+        "output": str(out),
+        "model": args.model,
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "test_accuracy": acc,
+        "seconds": time.perf_counter() - t0,
+    }
     emit(args, res, f"{out}: {args.model} on {args.dataset}, test accuracy {100 * acc:.2f}%")
     return 0
 
@@ -239,9 +306,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if ann.get("kind") != "ann":
         raise InputError(f"{args.checkpoint}: is a '{ann.get('kind')}' checkpoint; convert needs an ANN")
     x_train, _ = load_dataset(ann["dataset"], "train")
-    snn = convert(ann, x_train, args.timesteps, norm=args.norm, reset=args.reset, leak=args.leak,
-                  encoding=args.encoding, seed=args.seed, calib_samples=args.calib_samples,
-                  source_sha256=file_sha256(args.checkpoint))
+    snn = convert(
+        ann,
+        x_train,
+        args.timesteps,
+        norm=args.norm,
+        reset=args.reset,
+        leak=args.leak,
+        encoding=args.encoding,
+        seed=args.seed,
+        calib_samples=args.calib_samples,
+        source_sha256=file_sha256(args.checkpoint),
+    )
     save_checkpoint(out, snn, force=args.force)
     th = snn["snn"]["thresholds"]
     res = {"output": str(out), "thresholds": th, "timesteps": args.timesteps, "norm": args.norm, "seed": args.seed}
@@ -255,12 +331,23 @@ def hard_reset_effect(ckpt: dict[str, Any], samples: int, seed: int) -> dict[str
 
     x, y = _test_set(ckpt["dataset"], samples)
     hard = {**ckpt, "snn": {**ckpt["snn"], "reset": "hard"}}
-    return {"samples": int(len(x)), "seed": seed, "accuracy_soft": evaluate_snn(ckpt, x, y, seed=seed),
-            "accuracy_hard": evaluate_snn(hard, x, y, seed=seed)}
+    return {
+        "samples": int(len(x)),
+        "seed": seed,
+        "accuracy_soft": evaluate_snn(ckpt, x, y, seed=seed),
+        "accuracy_hard": evaluate_snn(hard, x, y, seed=seed),
+    }
 
 
-def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool = False,
-                       effect_samples: int = 500, seed: int = 0, offset: str | None = None) -> tuple[Path, list[dict]]:
+def compile_checkpoint(
+    path: str,
+    output: str,
+    cfg: CompileConfig,
+    force: bool = False,
+    effect_samples: int = 500,
+    seed: int = 0,
+    offset: str | None = None,
+) -> tuple[Path, list[dict]]:
     """Checkpoint file -> netx file; returns the path and the per-layer report."""
     from loihic.training.checkpoint import file_sha256, load_checkpoint
 
@@ -278,23 +365,39 @@ def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool =
     effect = None
     if cfg.force_hard_reset and ckpt["snn"].get("reset") == "soft":
         effect = hard_reset_effect(ckpt, effect_samples, seed)
-        print(f"loihic: warning: soft-reset SNN deployed with Lava's hard reset: float accuracy "
-              f"{100 * effect['accuracy_soft']:.2f}% (soft) -> {100 * effect['accuracy_hard']:.2f}% (hard) on "
-              f"{effect['samples']} test samples", file=sys.stderr)
+        print(
+            f"loihic: warning: soft-reset SNN deployed with Lava's hard reset: float accuracy "
+            f"{100 * effect['accuracy_soft']:.2f}% (soft) -> {100 * effect['accuracy_hard']:.2f}% (hard) on "
+            f"{effect['samples']} test samples",
+            file=sys.stderr,
+        )
     compiled = compile_network(net, cfg)
     rows = layer_report(compiled)
     meta = {
-        "loihic_version": __version__, "source_checkpoint": str(path), "source_sha256": file_sha256(path),
-        "ann_sha256": net.meta.get("source_sha256"), "model": net.meta.get("model"),
-        "dataset": net.meta.get("dataset"), "train_seed": net.meta.get("seed"),
-        "conversion": net.meta.get("conversion"), "timesteps": compiled.timesteps, "encoding": compiled.encoding,
+        "loihic_version": __version__,
+        "source_checkpoint": str(path),
+        "source_sha256": file_sha256(path),
+        "ann_sha256": net.meta.get("source_sha256"),
+        "model": net.meta.get("model"),
+        "dataset": net.meta.get("dataset"),
+        "train_seed": net.meta.get("seed"),
+        "conversion": net.meta.get("conversion"),
+        "timesteps": compiled.timesteps,
+        "encoding": compiled.encoding,
         "input_shape": list(compiled.input.shape),
         "input_message_bits": DIRECT_MESSAGE_BITS if compiled.encoding == "direct" else 0,
-        "layer_scales": {r["layer"]: r["scale"] for r in rows}, "report": rows,
-        "l4": compiled.meta.get("l4"), "force_hard_reset": cfg.force_hard_reset, "hard_reset_effect": effect,
-        "readout": ("spike counts of the last layer, argmax" if ckpt["snn"].get("output") == "spiking"
-                    else "v of the last layer (non-spiking integrator), argmax"),
-        "offset": offset, "method": ckpt["snn"].get("method", "convert"),
+        "layer_scales": {r["layer"]: r["scale"] for r in rows},
+        "report": rows,
+        "l4": compiled.meta.get("l4"),
+        "force_hard_reset": cfg.force_hard_reset,
+        "hard_reset_effect": effect,
+        "readout": (
+            "spike counts of the last layer, argmax"
+            if ckpt["snn"].get("output") == "spiking"
+            else "v of the last layer (non-spiking integrator), argmax"
+        ),
+        "offset": offset,
+        "method": ckpt["snn"].get("method", "convert"),
     }
     write_netx(compiled, out, meta, force=force)
     return out, rows
@@ -302,8 +405,9 @@ def compile_checkpoint(path: str, output: str, cfg: CompileConfig, force: bool =
 
 def cmd_compile(args: argparse.Namespace) -> int:
     cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs)
-    out, rows = compile_checkpoint(args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed,
-                                   args.offset)
+    out, rows = compile_checkpoint(
+        args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed, args.offset
+    )
     emit(args, {"output": str(out), "layers": rows, "seed": args.seed}, f"{format_report(rows)}\nwrote {out}")
     return 0
 
@@ -346,8 +450,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         from loihic.deploy.lava_run import run_lava
 
-        res = run_lava(args.net, x, backend=args.backend, input_message_bits=bits, read_v=vout is not None,
-                       model=model)
+        res = run_lava(args.net, x, backend=args.backend, input_message_bits=bits, read_v=vout is not None, model=model)
         y, v = res.output_spikes, res.output_v
     save_npy(out, y)
     if vout is not None:
@@ -364,19 +467,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
     dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
     x, y = _test_set(dataset, args.samples)
     spikes = encoded(x, steps, encoding, args.seed)
-    rep = verify(args.net, spikes, y, input_message_bits=message_bits(model), backend=args.backend,
-                 workers=args.workers, device=args.device, model=model)
+    rep = verify(
+        args.net,
+        spikes,
+        y,
+        input_message_bits=message_bits(model),
+        backend=args.backend,
+        workers=args.workers,
+        device=args.device,
+        model=model,
+    )
     res = {**rep.to_json(), "dataset": dataset, "seed": args.seed, "encoding": encoding, "net": args.net}
     verdict = "IDENTICAL" if rep.identical else "MISMATCH"
-    text = (f"{verdict}: {rep.samples} samples x {steps} steps, {rep.mismatches} of {rep.spikes_compared} "
-            f"spikes differ" + ("" if rep.voltage_equal is None else f", readout v equal: {rep.voltage_equal}")
-            + f"\naccuracy emulator {100 * rep.accuracy_emulator:.2f}%, Lava {100 * rep.accuracy_lava:.2f}%"
-            + f"\ntime emulator {rep.emulator_seconds:.2f} s, Lava {rep.lava_seconds:.2f} s")
+    text = (
+        f"{verdict}: {rep.samples} samples x {steps} steps, {rep.mismatches} of {rep.spikes_compared} "
+        f"spikes differ"
+        + ("" if rep.voltage_equal is None else f", readout v equal: {rep.voltage_equal}")
+        + f"\naccuracy emulator {100 * rep.accuracy_emulator:.2f}%, Lava {100 * rep.accuracy_lava:.2f}%"
+        + f"\ntime emulator {rep.emulator_seconds:.2f} s, Lava {rep.lava_seconds:.2f} s"
+    )
     emit(args, res, text)
     if not rep.identical:
         m = rep.first_mismatch
-        where = f"layer {m.layer}, sample {m.sample}, neuron {m.neuron}, step {m.step} " \
-                f"(emulator {m.emulator}, Lava {m.lava})" if m else "readout voltages"
+        where = (
+            f"layer {m.layer}, sample {m.sample}, neuron {m.neuron}, step {m.step} "
+            f"(emulator {m.emulator}, Lava {m.lava})"
+            if m
+            else "readout voltages"
+        )
         print(f"loihic: error: emulator and Lava diverge first at {where}", file=sys.stderr)
         return 1
     return 0
@@ -402,8 +520,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             from loihic.training.noise import evaluate_noise
 
             steps = steps or int(ckpt["snn"]["timesteps"])
-            acc = evaluate_noise(ckpt, x, y, timesteps=steps, stage=args.stage or "3", alpha=args.alpha,
-                                 beta=args.beta, seed=args.seed, offset=args.offset, progress=True)
+            acc = evaluate_noise(
+                ckpt,
+                x,
+                y,
+                timesteps=steps,
+                stage=args.stage or "3",
+                alpha=args.alpha,
+                beta=args.beta,
+                seed=args.seed,
+                offset=args.offset,
+                progress=True,
+            )
         elif ckpt["kind"] == "snn":
             from loihic.training.snn import evaluate_snn
 
@@ -426,13 +554,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             from loihic.deploy.lava_run import run_lava_parallel
 
             emu = Emulator(model, device="cpu", input_message_bits=message_bits(model))
-            res = run_lava_parallel(args.target, encoded(x, steps, encoding, args.seed), workers=args.workers,
-                                    backend=backend, input_message_bits=message_bits(model),
-                                    read_v=not emu.output_spiking, model=model)
+            res = run_lava_parallel(
+                args.target,
+                encoded(x, steps, encoding, args.seed),
+                workers=args.workers,
+                backend=backend,
+                input_message_bits=message_bits(model),
+                read_v=not emu.output_spiking,
+                model=model,
+            )
             acc = float((predict(res.output_spikes, res.output_v, emu.output_spiking) == y).mean())
     secs = time.perf_counter() - t0
-    res = {"target": args.target, "backend": backend, "accuracy": acc, "samples": int(len(x)),
-           "timesteps": steps, "seed": args.seed, "seconds": secs, "samples_per_second": len(x) / secs}
+    res = {
+        "target": args.target,
+        "backend": backend,
+        "accuracy": acc,
+        "samples": int(len(x)),
+        "timesteps": steps,
+        "seed": args.seed,
+        "seconds": secs,
+        "samples_per_second": len(x) / secs,
+    }
     emit(args, res, f"{args.target} [{backend}]: accuracy {100 * acc:.2f}% on {len(x)} samples ({secs:.1f} s)")
     return 0
 

@@ -31,8 +31,16 @@ def run_demo(args: argparse.Namespace) -> int:
     from loihic.training.snn import evaluate_snn
 
     work = Path(args.workdir)
-    paths = {k: work / f for k, f in (("ann", "ann.pt"), ("snn", "snn.pt"), ("net", "model.net"),
-                                      ("json", "demo.json"), ("png", "raster.png"))}
+    paths = {
+        k: work / f
+        for k, f in (
+            ("ann", "ann.pt"),
+            ("snn", "snn.pt"),
+            ("net", "model.net"),
+            ("json", "demo.json"),
+            ("png", "raster.png"),
+        )
+    }
     for p in paths.values():
         c.check_output(p, args.force)
     work.mkdir(parents=True, exist_ok=True)
@@ -48,8 +56,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _log(f"2/5 threshold balancing (max) at T={args.timesteps}, hard reset, Poisson input")
     t = time.perf_counter()
-    snn = convert(ann, x_train, args.timesteps, norm="max", reset="hard", seed=args.seed,
-                  source_sha256=file_sha256(paths["ann"]))
+    snn = convert(
+        ann, x_train, args.timesteps, norm="max", reset="hard", seed=args.seed, source_sha256=file_sha256(paths["ann"])
+    )
     save_checkpoint(paths["snn"], snn, force=args.force)
     times["convert"] = time.perf_counter() - t
 
@@ -80,31 +89,41 @@ def run_demo(args: argparse.Namespace) -> int:
     emu_n = c.emulator_accuracy(model, x_test[:n], y_test[:n], args.timesteps, "poisson", args.seed, progress=False)
 
     result = {
-        "seed": args.seed, "timesteps": args.timesteps, "epochs": args.epochs, "dataset": "digits",
-        "test_samples": len(x_test), "lava_samples": n, "accuracy": acc, "emulator_accuracy_on_lava_subset": emu_n,
-        "parity": rep.to_json(), "seconds": times,
+        "seed": args.seed,
+        "timesteps": args.timesteps,
+        "epochs": args.epochs,
+        "dataset": "digits",
+        "test_samples": len(x_test),
+        "lava_samples": n,
+        "accuracy": acc,
+        "emulator_accuracy_on_lava_subset": emu_n,
+        "parity": rep.to_json(),
+        "seconds": times,
         "emulator_samples_per_second": len(x_test) / times["emulator"],
         "lava_samples_per_second": n / rep.lava_seconds,
         "files": {k: str(p) for k, p in paths.items()},
     }
     _raster(paths["png"], model, spikes[:1])
     paths["json"].write_text(json.dumps(result, indent=2, default=c._jsonable))
-    table = "\n".join([
-        f"{'stage':<34}{'accuracy':>10}{'samples':>9}{'time s':>9}",
-        f"{'ANN (float, PyTorch)':<34}{100 * acc['ann_float']:>9.2f}%{len(x_test):>9}{times['train']:>9.1f}",
-        f"{'SNN (float, PyTorch, T=' + str(args.timesteps) + ')':<34}{100 * acc['snn_float']:>9.2f}%"
-        f"{len(x_test):>9}{times['snn_float']:>9.1f}",
-        f"{'Loihi fixed point, emulator':<34}{100 * acc['emulator']:>9.2f}%{len(x_test):>9}{times['emulator']:>9.1f}",
-        f"{'Loihi fixed point, Lava CPU sim':<34}{100 * acc['lava']:>9.2f}%{n:>9}{times['lava']:>9.1f}",
-        f"{'  (emulator on the same samples)':<34}{100 * emu_n:>9.2f}%{n:>9}",
-        "",
-        f"Lava vs emulator: {'IDENTICAL' if rep.identical else 'MISMATCH'} - {rep.mismatches} of "
-        f"{rep.spikes_compared} spikes differ; readout voltages equal: {rep.voltage_equal}",
-        f"speed: emulator {result['emulator_samples_per_second']:.0f} samples/s, Lava "
-        f"{result['lava_samples_per_second']:.2f} samples/s "
-        f"({result['emulator_samples_per_second'] / result['lava_samples_per_second']:.0f}x)",
-        f"files: {', '.join(str(p) for p in paths.values())}",
-    ])
+    table = "\n".join(
+        [
+            f"{'stage':<34}{'accuracy':>10}{'samples':>9}{'time s':>9}",
+            f"{'ANN (float, PyTorch)':<34}{100 * acc['ann_float']:>9.2f}%{len(x_test):>9}{times['train']:>9.1f}",
+            f"{'SNN (float, PyTorch, T=' + str(args.timesteps) + ')':<34}{100 * acc['snn_float']:>9.2f}%"
+            f"{len(x_test):>9}{times['snn_float']:>9.1f}",
+            f"{'Loihi fixed point, emulator':<34}{100 * acc['emulator']:>9.2f}%"
+            f"{len(x_test):>9}{times['emulator']:>9.1f}",
+            f"{'Loihi fixed point, Lava CPU sim':<34}{100 * acc['lava']:>9.2f}%{n:>9}{times['lava']:>9.1f}",
+            f"{'  (emulator on the same samples)':<34}{100 * emu_n:>9.2f}%{n:>9}",
+            "",
+            f"Lava vs emulator: {'IDENTICAL' if rep.identical else 'MISMATCH'} - {rep.mismatches} of "
+            f"{rep.spikes_compared} spikes differ; readout voltages equal: {rep.voltage_equal}",
+            f"speed: emulator {result['emulator_samples_per_second']:.0f} samples/s, Lava "
+            f"{result['lava_samples_per_second']:.2f} samples/s "
+            f"({result['emulator_samples_per_second'] / result['lava_samples_per_second']:.0f}x)",
+            f"files: {', '.join(str(p) for p in paths.values())}",
+        ]
+    )
     c.emit(args, result, table)
     return 0 if rep.identical else 1
 
@@ -144,8 +163,14 @@ def _raster(path: Path, model, spikes) -> None:  # noqa: ANN001
         steps = trace.shape[-1]
         for j, row in enumerate(trace):
             ax.plot(np.arange(steps), row, lw=1, label=f"class {j}" if j < 10 else None)
-        ax.scatter(np.full(trace.shape[0], steps - 1), lava.output_v[0].reshape(-1), marker="x", c="k", zorder=3,
-                   label="Lava final v")
+        ax.scatter(
+            np.full(trace.shape[0], steps - 1),
+            lava.output_v[0].reshape(-1),
+            marker="x",
+            c="k",
+            zorder=3,
+            label="Lava final v",
+        )
         ax.set_ylabel("read-out v\n(integer)")
         ax.set_xlabel("time step (aligned)")
         ax.legend(loc="upper left", fontsize=6, ncol=4)

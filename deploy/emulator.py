@@ -106,14 +106,14 @@ class Emulator:
     nonzero input counts as one spike; > 0 delivers graded integer inputs (direct coding).
     """
 
-    def __init__(self, model: NetxModel, device: torch.device | str | None = None,
-                 input_message_bits: int = 0) -> None:
+    def __init__(self, model: NetxModel, device: torch.device | str | None = None, input_message_bits: int = 0) -> None:
         self.model = model
         self.device = torch.device(device) if device is not None else default_device()
         self.graded = input_message_bits > 0
         self.input_shape = model.input.shape
-        self._input_lif = (_Lif(model.input.neuron, self.input_shape, self.device)
-                           if model.input.neuron is not None else None)
+        self._input_lif = (
+            _Lif(model.input.neuron, self.input_shape, self.device) if model.input.neuron is not None else None
+        )
         self._ops: list[tuple[str, object, _Lif | None]] = []
         in_max = (1 << max(input_message_bits, 1)) - 1 if self.graded else 1
         for layer in model.layers:
@@ -143,8 +143,11 @@ class Emulator:
             acc = acc << wexp if wexp > 0 else acc >> -wexp
             return _wrap(acc, schema.CHANNEL_BITS)
         w, layer = params  # type: ignore[misc]
-        acc = F.conv2d(x, w, stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                       groups=layer.groups).round().to(torch.int64)
+        acc = (
+            F.conv2d(x, w, stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+            .round()
+            .to(torch.int64)
+        )
         return _wrap(acc, schema.CONV_ACC_BITS)
 
     def check_input(self, x: np.ndarray | torch.Tensor) -> None:
@@ -156,8 +159,7 @@ class Emulator:
             raise InputError(f"input dtype {x.dtype} is not an integer type")
 
     @torch.no_grad()
-    def run(self, x: np.ndarray | torch.Tensor, record_layers: bool = False,
-            record_v: bool = False) -> EmulatorResult:
+    def run(self, x: np.ndarray | torch.Tensor, record_layers: bool = False, record_v: bool = False) -> EmulatorResult:
         """Run a batch ``x`` of shape (B, *input_shape, T) of integer inputs."""
         self.check_input(x)
         xt = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x, device=self.device)

@@ -129,8 +129,7 @@ def install() -> bool:
     early = [m for m in patches if m in sys.modules and m != _LAVA_MP]
     if early:
         raise LavaCompatError(
-            f"{', '.join(early)} was imported before loihic.deploy.lava_compat.install(); "
-            "import loihic before lava"
+            f"{', '.join(early)} was imported before loihic.deploy.lava_compat.install(); import loihic before lava"
         )
     sys.meta_path.insert(0, _LavaCompatFinder(patches))
     return len(patches) > 1
@@ -143,7 +142,6 @@ def import_netx() -> ModuleType:
         from lava.lib.dl import netx
     except ModuleNotFoundError as exc:
         raise LavaCompatError(
-            f"Lava is not installed ({exc.name} missing): run 'make setup' to install "
-            "lava-nc 0.10.0 and lava-dl 0.6.0"
+            f"Lava is not installed ({exc.name} missing): run 'make setup' to install lava-nc 0.10.0 and lava-dl 0.6.0"
         ) from exc
     return netx

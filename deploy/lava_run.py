@@ -56,15 +56,24 @@ def _run_config(backend: str):  # noqa: ANN202 - Lava types
         return Loihi2SimCfg(select_tag="fixed_pt")
     if backend == "loihi2":
         if importlib.util.find_spec(_NC_COMPILER.rsplit(".", 1)[0]) is None:
-            raise LoihicError("backend 'loihi2' needs Intel's lava-loihi extension and a Loihi 2 system, "
-                              "which are not installed here; use --backend lava-sim")
+            raise LoihicError(
+                "backend 'loihi2' needs Intel's lava-loihi extension and a Loihi 2 system, "
+                "which are not installed here; use --backend lava-sim"
+            )
         return Loihi2HwCfg(select_sub_proc_model=True)
     raise LoihicError(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
 
 
-def run_lava(path: str, x: np.ndarray, backend: str = "lava-sim", input_message_bits: int = 0,
-             record_layers: bool = False, read_v: bool = False, progress: bool = True,
-             model: NetxModel | None = None) -> LavaResult:
+def run_lava(
+    path: str,
+    x: np.ndarray,
+    backend: str = "lava-sim",
+    input_message_bits: int = 0,
+    record_layers: bool = False,
+    read_v: bool = False,
+    progress: bool = True,
+    model: NetxModel | None = None,
+) -> LavaResult:
     """Run samples ``x`` (N, *input_shape, T) of integers through the netx file ``path`` on Lava.
 
     ``read_v`` reads the last layer's voltage at the end of every sample (the integrator readout);
@@ -78,15 +87,19 @@ def run_lava(path: str, x: np.ndarray, backend: str = "lava-sim", input_message_
 
     n, steps = x.shape[0], x.shape[-1]
     delay = timing.output_delay(sum(1 for _ in model.neuron_layers))
-    spatial = len(model.input.shape) == 3 and (model.has_input_neuron or not isinstance(
-        model.layers[0], NxFlatten | NxDense))
+    spatial = len(model.input.shape) == 3 and (
+        model.has_input_neuron or not isinstance(model.layers[0], NxFlatten | NxDense)
+    )
     lava_x = _to_lava(np.asarray(x, dtype=np.int32), spatial)
     data = np.concatenate([lava_x, np.zeros((*lava_x.shape[:-1], delay), np.int32)], axis=-1)
     total = timing.total_steps(n, steps, delay)
     cfg = _run_config(backend)
-    net = netx.hdf5.Network(net_config=path, reset_interval=steps,
-                            reset_offset=timing.reset_offset(model.has_input_neuron),
-                            input_message_bits=input_message_bits)
+    net = netx.hdf5.Network(
+        net_config=path,
+        reset_interval=steps,
+        reset_offset=timing.reset_offset(model.has_input_neuron),
+        input_message_bits=input_message_bits,
+    )
     source = io.source.RingBuffer(data=data)
     if model.has_input_neuron:
         source.s_out.connect(net.in_layer.neuron.a_in)
@@ -131,7 +144,7 @@ def run_lava(path: str, x: np.ndarray, backend: str = "lava-sim", input_message_
         tmpdir.cleanup()
     spikes = []
     for data_k, shape, d in zip(recorded, shapes, delays, strict=True):
-        aligned = _from_lava(data_k, shape)[..., d:d + n * steps]
+        aligned = _from_lava(data_k, shape)[..., d : d + n * steps]
         spikes.append(np.moveaxis(aligned.reshape(*shape, n, steps), -2, 0).astype(np.uint8))
     return LavaResult(spikes[-1], out_v, spikes if record_layers else None)
 

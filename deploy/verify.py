@@ -52,22 +52,45 @@ def first_mismatch(emu: list[np.ndarray], lava: list[np.ndarray]) -> Mismatch | 
         diff = np.argwhere(a != b)
         if len(diff):
             idx = diff[np.argmin(diff[:, -1])]
-            return Mismatch(layer=k, sample=int(idx[0]), neuron=[int(i) for i in idx[1:-1]], step=int(idx[-1]),
-                            emulator=int(a[tuple(idx)]), lava=int(b[tuple(idx)]))
+            return Mismatch(
+                layer=k,
+                sample=int(idx[0]),
+                neuron=[int(i) for i in idx[1:-1]],
+                step=int(idx[-1]),
+                emulator=int(a[tuple(idx)]),
+                lava=int(b[tuple(idx)]),
+            )
     return None
 
 
-def verify(path: str, x: np.ndarray, labels: np.ndarray | None = None, input_message_bits: int = 0,
-           backend: str = "lava-sim", workers: int = 1, device: str | None = None,
-           model: NetxModel | None = None, progress: bool = True) -> VerifyReport:
+def verify(
+    path: str,
+    x: np.ndarray,
+    labels: np.ndarray | None = None,
+    input_message_bits: int = 0,
+    backend: str = "lava-sim",
+    workers: int = 1,
+    device: str | None = None,
+    model: NetxModel | None = None,
+    progress: bool = True,
+) -> VerifyReport:
     model = model or read_netx(path)
     emulator = Emulator(model, device=device, input_message_bits=input_message_bits)
     t0 = time.perf_counter()
     emu = emulator.run(x, record_layers=True)
     t1 = time.perf_counter()
     readout = not emulator.output_spiking
-    lava = run_lava_parallel(path, x, workers=workers, backend=backend, input_message_bits=input_message_bits,
-                             record_layers=True, read_v=readout, progress=progress, model=model)
+    lava = run_lava_parallel(
+        path,
+        x,
+        workers=workers,
+        backend=backend,
+        input_message_bits=input_message_bits,
+        record_layers=True,
+        read_v=readout,
+        progress=progress,
+        model=model,
+    )
     t2 = time.perf_counter()
     emu_layers, lava_layers = emu.layer_spikes or [], lava.layer_spikes or []
     mismatches = sum(int((a != b).sum()) for a, b in zip(emu_layers, lava_layers, strict=True))
@@ -78,9 +101,15 @@ def verify(path: str, x: np.ndarray, labels: np.ndarray | None = None, input_mes
         acc_e = float((predict(emu.output_spikes, emu.output_v, emulator.output_spiking) == labels).mean())
         acc_l = float((predict(lava.output_spikes, lava.output_v, emulator.output_spiking) == labels).mean())
     return VerifyReport(
-        samples=int(x.shape[0]), timesteps=int(x.shape[-1]),
-        spikes_equal=mismatches == 0, mismatches=mismatches, spikes_compared=compared,
-        voltage_equal=v_equal, first_mismatch=first_mismatch(emu_layers, lava_layers),
-        accuracy_emulator=acc_e, accuracy_lava=acc_l,
-        emulator_seconds=t1 - t0, lava_seconds=t2 - t1,
+        samples=int(x.shape[0]),
+        timesteps=int(x.shape[-1]),
+        spikes_equal=mismatches == 0,
+        mismatches=mismatches,
+        spikes_compared=compared,
+        voltage_equal=v_equal,
+        first_mismatch=first_mismatch(emu_layers, lava_layers),
+        accuracy_emulator=acc_e,
+        accuracy_lava=acc_l,
+        emulator_seconds=t1 - t0,
+        lava_seconds=t2 - t1,
     )

@@ -24,8 +24,8 @@ def evaluate_ann(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int
     model.eval()
     correct = 0
     for b in range(0, len(x), batch_size):
-        logits = model(torch.from_numpy(x[b:b + batch_size]))
-        correct += int((logits.argmax(dim=1).numpy() == y[b:b + batch_size]).sum())
+        logits = model(torch.from_numpy(x[b : b + batch_size]))
+        correct += int((logits.argmax(dim=1).numpy() == y[b : b + batch_size]).sum())
     return correct / max(len(x), 1)
 
 
@@ -35,9 +35,19 @@ DEFAULT_LR = 1e-3
 DATASET_LR = {"digits": 1e-2}
 
 
-def train_ann(model: str, dataset: str, epochs: int, seed: int, lr: float | None = None, batch_size: int = 64,
-              hidden: int = 128, bias: bool = False, progress: bool = True, limit_train: int | None = None,
-              data_dir: Path | str | None = None) -> dict[str, Any]:
+def train_ann(
+    model: str,
+    dataset: str,
+    epochs: int,
+    seed: int,
+    lr: float | None = None,
+    batch_size: int = 64,
+    hidden: int = 128,
+    bias: bool = False,
+    progress: bool = True,
+    limit_train: int | None = None,
+    data_dir: Path | str | None = None,
+) -> dict[str, Any]:
     """Train ``model`` (models.make_arch name) on ``dataset`` and return an ANN checkpoint dict.
 
     Adam (``lr`` None: :data:`DATASET_LR` or :data:`DEFAULT_LR`) with a cosine learning-rate schedule
@@ -65,15 +75,14 @@ def train_ann(model: str, dataset: str, epochs: int, seed: int, lr: float | None
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
         gen = torch.Generator().manual_seed(seed)
         loss_fn = nn.CrossEntropyLoss()
-        bar = tqdm(range(epochs), desc=f"train {model}/{dataset}", unit="epoch", file=sys.stderr,
-                   disable=not progress)
+        bar = tqdm(range(epochs), desc=f"train {model}/{dataset}", unit="epoch", file=sys.stderr, disable=not progress)
         epoch_loss = float("nan")
         for _ in bar:
             net.train()
             order = torch.randperm(len(xt), generator=gen)
             total = 0.0
             for b in range(steps):
-                idx = order[b * batch_size:(b + 1) * batch_size]
+                idx = order[b * batch_size : (b + 1) * batch_size]
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(net(xt[idx]), yt[idx])
                 loss.backward()
@@ -86,14 +95,29 @@ def train_ann(model: str, dataset: str, epochs: int, seed: int, lr: float | None
 
     test_acc = evaluate_ann(net, x_te, y_te)
     ckpt = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "ann", "model": model, "dataset": dataset,
-        "input_shape": list(info.input_shape), "num_classes": info.num_classes, "arch": arch,
-        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}, "seed": int(seed),
-        "hyperparams": {"epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size),
-                        "hidden": int(hidden), "bias": bool(bias), "optimizer": "adam", "schedule": "cosine",
-                        "loss": "cross-entropy", "limit_train": limit_train, "train_samples": len(xt)},
-        "metrics": {"test_accuracy": float(test_acc), "train_loss": float(epoch_loss),
-                    "test_samples": len(x_te)},
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "ann",
+        "model": model,
+        "dataset": dataset,
+        "input_shape": list(info.input_shape),
+        "num_classes": info.num_classes,
+        "arch": arch,
+        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
+        "seed": int(seed),
+        "hyperparams": {
+            "epochs": int(epochs),
+            "lr": float(lr),
+            "batch_size": int(batch_size),
+            "hidden": int(hidden),
+            "bias": bool(bias),
+            "optimizer": "adam",
+            "schedule": "cosine",
+            "loss": "cross-entropy",
+            "limit_train": limit_train,
+            "train_samples": len(xt),
+        },
+        "metrics": {"test_accuracy": float(test_acc), "train_loss": float(epoch_loss), "test_samples": len(x_te)},
         "created_by": CREATED_BY,
     }
     validate_checkpoint(ckpt, f"trained {model} on {dataset}", "ann")

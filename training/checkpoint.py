@@ -40,17 +40,36 @@ FORMAT_VERSION = 1
 KINDS = ("ann", "snn")
 CREATED_BY = f"loihic {__version__}"
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "format": str, "format_version": int, "kind": str, "model": str, "dataset": str, "input_shape": list,
-    "num_classes": int, "arch": list, "state_dict": dict, "seed": int, "hyperparams": dict, "metrics": dict,
+    "format": str,
+    "format_version": int,
+    "kind": str,
+    "model": str,
+    "dataset": str,
+    "input_shape": list,
+    "num_classes": int,
+    "arch": list,
+    "state_dict": dict,
+    "seed": int,
+    "hyperparams": dict,
+    "metrics": dict,
     "created_by": str,
 }
 _SNN_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "thresholds": list, "timesteps": int, "reset": str, "leak": (float, int), "encoding": str, "seed": int,
+    "thresholds": list,
+    "timesteps": int,
+    "reset": str,
+    "leak": (float, int),
+    "encoding": str,
+    "seed": int,
 }
 # Written by threshold balancing (convert.py); other SNN trainers (noise, STDB) may omit them.
 _SNN_OPTIONAL: dict[str, type | tuple[type, ...]] = {
-    "norm": str, "calib_samples": int, "source_sha256": (str, type(None)), "first_layer_mean_potential": list,
-    "output": str, "method": str,
+    "norm": str,
+    "calib_samples": int,
+    "source_sha256": (str, type(None)),
+    "first_layer_mean_potential": list,
+    "output": str,
+    "method": str,
 }
 OUTPUTS = ("integrator", "spiking")  # last layer: non-spiking integrator read from v, or spiking (spike counts)
 
@@ -90,8 +109,7 @@ def _check_plain(obj: Any, where: str) -> None:
         for i, value in enumerate(obj):
             _check_plain(value, f"{where}[{i}]")
     elif not isinstance(obj, (str, int, float, bool, type(None), torch.Tensor)):
-        raise CheckpointError(f"{where}: {type(obj).__name__} is not plain data "
-                              f"(use int/float/str/list/dict)")
+        raise CheckpointError(f"{where}: {type(obj).__name__} is not plain data (use int/float/str/list/dict)")
 
 
 def _type_name(typ: type | tuple[type, ...]) -> str:
@@ -104,8 +122,7 @@ def _check_fields(d: Mapping[str, Any], spec: Mapping[str, Any], where: str) -> 
             raise CheckpointError(f"{where}: missing key '{key}'")
         value = d[key]
         if not isinstance(value, typ) or (isinstance(value, bool) and typ in (int, (float, int))):
-            raise CheckpointError(f"{where}: '{key}' is {type(value).__name__}, expected "
-                                  f"{_type_name(typ)}")
+            raise CheckpointError(f"{where}: '{key}' is {type(value).__name__}, expected {_type_name(typ)}")
 
 
 def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
@@ -117,9 +134,11 @@ def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
     th = snn["thresholds"]
     readout = output == "integrator"
     if len(th) != n_synaptic or (th[-1] is not None) == readout:
-        raise CheckpointError(f"{where}: snn.thresholds has {len(th)} entries (last "
-                              f"{th[-1] if th else '-'}), expected {n_synaptic} with "
-                              f"{'None for the readout' if readout else 'a threshold for the spiking output'}")
+        raise CheckpointError(
+            f"{where}: snn.thresholds has {len(th)} entries (last "
+            f"{th[-1] if th else '-'}), expected {n_synaptic} with "
+            f"{'None for the readout' if readout else 'a threshold for the spiking output'}"
+        )
     for i, value in enumerate(th[:-1] if readout else th):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise CheckpointError(f"{where}: snn.thresholds[{i}] = {value!r}, expected a finite float > 0")
@@ -141,17 +160,16 @@ def validate_checkpoint(ckpt: Any, where: str, kind: str | None = None) -> None:
         got = type(ckpt).__name__
         if isinstance(ckpt, dict):
             got = f"a dict with keys {sorted(map(str, ckpt))[:6]}"
-        raise CheckpointError(f"{where}: not a loihic checkpoint (expected a dict with format '{FORMAT}', "
-                              f"got {got})")
+        raise CheckpointError(f"{where}: not a loihic checkpoint (expected a dict with format '{FORMAT}', got {got})")
     if ckpt.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{where}: format_version {ckpt.get('format_version')!r} is not supported "
-                              f"(expected {FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{where}: format_version {ckpt.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+        )
     _check_fields(ckpt, _REQUIRED, where)
     if ckpt["kind"] not in KINDS:
         raise CheckpointError(f"{where}: kind {ckpt['kind']!r} is not one of {KINDS}")
     if kind is not None and ckpt["kind"] != kind:
-        raise CheckpointError(f"{where}: is an {ckpt['kind'].upper()} checkpoint, expected an "
-                              f"{kind.upper()} one")
+        raise CheckpointError(f"{where}: is an {ckpt['kind'].upper()} checkpoint, expected an {kind.upper()} one")
     shape = ckpt["input_shape"]
     if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
         raise CheckpointError(f"{where}: input_shape {shape!r} is not a list of positive ints")
@@ -165,14 +183,16 @@ def validate_checkpoint(ckpt: Any, where: str, kind: str | None = None) -> None:
     state = ckpt["state_dict"]
     if set(state) != set(expected):
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        raise CheckpointError(f"{where}: state_dict does not match arch (missing {missing[:5]}, "
-                              f"unexpected {extra[:5]})")
+        raise CheckpointError(
+            f"{where}: state_dict does not match arch (missing {missing[:5]}, unexpected {extra[:5]})"
+        )
     for name, tensor in state.items():
         if not isinstance(tensor, torch.Tensor):
             raise CheckpointError(f"{where}: state_dict['{name}'] is {type(tensor).__name__}, not a tensor")
         if tuple(tensor.shape) != expected[name]:
-            raise CheckpointError(f"{where}: tensor '{name}' has shape {tuple(tensor.shape)}, arch expects "
-                                  f"{expected[name]}")
+            raise CheckpointError(
+                f"{where}: tensor '{name}' has shape {tuple(tensor.shape)}, arch expects {expected[name]}"
+            )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{where}: tensor '{name}' contains NaN or Inf")
     for key in ("hyperparams", "metrics"):
@@ -199,12 +219,25 @@ def load_checkpoint(path: Path | str, kind: str | None = None) -> dict[str, Any]
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = _unpickling_reason(exc)
-        raise CheckpointError(f"{path}: refused: not a file of tensors and plain data, so not a loihic "
-                              f"checkpoint (objects in it are never executed; {reason})") from None
-    except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, KeyError, IndexError,
-            TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: cannot read checkpoint (corrupt, truncated or not a torch file; "
-                              f"{_one_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: refused: not a file of tensors and plain data, so not a loihic "
+            f"checkpoint (objects in it are never executed; {reason})"
+        ) from None
+    except (
+        OSError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        UnicodeDecodeError,
+    ) as exc:
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint (corrupt, truncated or not a torch file; {_one_line(exc)})"
+        ) from None
     validate_checkpoint(ckpt, str(path), kind)
     return ckpt
 

@@ -54,13 +54,15 @@ def parse_norm(norm: str) -> tuple[str, float]:
             if math.isfinite(q) and 0.0 < q <= 100.0:
                 return "percentile", q
         elif norm.startswith("scaled:"):
-            k = float(norm[len("scaled:"):])
+            k = float(norm[len("scaled:") :])
             if math.isfinite(k) and k > 0.0:
                 return "scaled", k
     except ValueError:
         pass
-    raise InputError(f"norm '{norm}' is not 'max', 'p<percentile>' with percentile in (0, 100] "
-                     f"(e.g. 'p99.9') or 'scaled:<k>' with k > 0 (e.g. 'scaled:0.3')")
+    raise InputError(
+        f"norm '{norm}' is not 'max', 'p<percentile>' with percentile in (0, 100] "
+        f"(e.g. 'p99.9') or 'scaled:<k>' with k > 0 (e.g. 'scaled:0.3')"
+    )
 
 
 class _TopValues:
@@ -71,8 +73,10 @@ class _TopValues:
         self.lo, self.frac = math.floor(pos), pos - math.floor(pos)
         self.k = total - self.lo  # values at ascending ranks lo .. total-1
         if self.k > MAX_PERCENTILE_KEEP:
-            raise InputError(f"percentile {q} of {total} calibration values needs {self.k} kept values (more "
-                             f"than {MAX_PERCENTILE_KEEP}): use a higher percentile or fewer calib_samples")
+            raise InputError(
+                f"percentile {q} of {total} calibration values needs {self.k} kept values (more "
+                f"than {MAX_PERCENTILE_KEEP}): use a higher percentile or fewer calib_samples"
+            )
         self.top = torch.empty(0)
 
     def update(self, a: torch.Tensor) -> None:
@@ -89,8 +93,17 @@ class _TopValues:
         return lo + self.frac * (hi - lo)
 
 
-def _layer_statistics(model: SNNModel, x: np.ndarray, layer: int, n_neurons: int, timesteps: int,
-                      encoding: str, seed: int, method: str, q: float) -> tuple[float, float]:
+def _layer_statistics(
+    model: SNNModel,
+    x: np.ndarray,
+    layer: int,
+    n_neurons: int,
+    timesteps: int,
+    encoding: str,
+    seed: int,
+    method: str,
+    q: float,
+) -> tuple[float, float]:
     """``(max A, percentile of A or nan)`` over all calibration samples and steps for synaptic ``layer``."""
     top = _TopValues(q, len(x) * timesteps * n_neurons) if method == "percentile" else None
     a_max = -math.inf
@@ -117,10 +130,19 @@ def _mean_potential(model: SNNModel, x: np.ndarray, timesteps: int, encoding: st
     return [float(m) for m in (total / count)]
 
 
-def convert(ann_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, timesteps: int, norm: str = "max",
-            reset: str = "hard", leak: float = 1.0, encoding: str = "poisson", seed: int = 0,
-            calib_samples: int = 512, progress: bool = True,
-            source_sha256: str | None = None) -> dict[str, Any]:
+def convert(
+    ann_ckpt: Mapping[str, Any] | Path | str,
+    x_train: np.ndarray,
+    timesteps: int,
+    norm: str = "max",
+    reset: str = "hard",
+    leak: float = 1.0,
+    encoding: str = "poisson",
+    seed: int = 0,
+    calib_samples: int = 512,
+    progress: bool = True,
+    source_sha256: str | None = None,
+) -> dict[str, Any]:
     """Threshold-balance an ANN checkpoint into an SNN checkpoint (module docstring; Datta et al. Fig. 3).
 
     ``ann_ckpt`` is a checkpoint dict or a file path (then loaded, and ``source_sha256`` taken from the
@@ -150,8 +172,9 @@ def convert(ann_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, times
     check_convertible(ann["arch"])
     x_train = np.asarray(x_train, dtype=np.float32)
     if tuple(x_train.shape[1:]) != tuple(ann["input_shape"]) or len(x_train) == 0:
-        raise InputError(f"calibration data has shape {x_train.shape}, expected (N > 0, "
-                         f"{', '.join(map(str, ann['input_shape']))})")
+        raise InputError(
+            f"calibration data has shape {x_train.shape}, expected (N > 0, {', '.join(map(str, ann['input_shape']))})"
+        )
     x_cal, _ = subset(x_train, None, calib_samples, seed)
 
     arch = ann["arch"]
@@ -160,17 +183,19 @@ def convert(ann_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, times
     thresholds: list[float | None] = [None] * len(synaptic)
     model = SNNModel(arch, ann["state_dict"], ann["input_shape"], thresholds, leak, reset, encoding)
     maxima, mean_potential = [], []
-    bar = tqdm(range(len(synaptic) - 1), desc="threshold balancing", unit="layer", file=sys.stderr,
-               disable=not progress)
+    bar = tqdm(
+        range(len(synaptic) - 1), desc="threshold balancing", unit="layer", file=sys.stderr, disable=not progress
+    )
     for layer in bar:
         n_neurons = math.prod(shapes[synaptic[layer]])
-        a_max, a_pct = _layer_statistics(model, x_cal, layer, n_neurons, timesteps, encoding, seed, method,
-                                         param)
+        a_max, a_pct = _layer_statistics(model, x_cal, layer, n_neurons, timesteps, encoding, seed, method, param)
         th = a_pct if method == "percentile" else param * a_max
         if not (math.isfinite(th) and th > 0):
-            raise LoihicError(f"arch layer {synaptic[layer]} ({arch[synaptic[layer]]['type']}): threshold "
-                              f"{th} from norm '{norm}' is not > 0 (max pre-activation {a_max}); the layer "
-                              f"would never fire on the calibration data")
+            raise LoihicError(
+                f"arch layer {synaptic[layer]} ({arch[synaptic[layer]]['type']}): threshold "
+                f"{th} from norm '{norm}' is not > 0 (max pre-activation {a_max}); the layer "
+                f"would never fire on the calibration data"
+            )
         model.thresholds[layer] = th
         maxima.append(a_max)
         if layer == 0:
@@ -179,13 +204,23 @@ def convert(ann_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, times
 
     snn_ckpt = {key: value for key, value in ann.items() if key != "snn"}
     snn_ckpt.update(
-        kind="snn", created_by=CREATED_BY,
+        kind="snn",
+        created_by=CREATED_BY,
         state_dict={k: v.detach().clone() for k, v in ann["state_dict"].items()},
         metrics={f"ann_{k}": v for k, v in ann["metrics"].items()},
-        snn={"thresholds": list(model.thresholds), "timesteps": int(timesteps), "reset": reset,
-             "leak": float(leak), "encoding": encoding, "norm": norm, "seed": int(seed),
-             "calib_samples": len(x_cal), "source_sha256": source_sha256,
-             "first_layer_mean_potential": mean_potential, "max_preactivation": maxima},
+        snn={
+            "thresholds": list(model.thresholds),
+            "timesteps": int(timesteps),
+            "reset": reset,
+            "leak": float(leak),
+            "encoding": encoding,
+            "norm": norm,
+            "seed": int(seed),
+            "calib_samples": len(x_cal),
+            "source_sha256": source_sha256,
+            "first_layer_mean_potential": mean_potential,
+            "max_preactivation": maxima,
+        },
     )
     validate_checkpoint(snn_ckpt, f"converted {where}", "snn")
     return snn_ckpt

@@ -34,8 +34,7 @@ from loihic.compiler.errors import UnsupportedLayerError
 LAYER_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "flatten": {},
     "linear": {"in": int, "out": int, "bias": bool},
-    "conv": {"in": int, "out": int, "kernel": int, "stride": int, "padding": int, "groups": int,
-             "bias": bool},
+    "conv": {"in": int, "out": int, "kernel": int, "stride": int, "padding": int, "groups": int, "bias": bool},
     "relu": {},
     "avgpool": {"kernel": int, "stride": int},
     "dropout": {"p": (float, int)},
@@ -60,15 +59,15 @@ def _where(i: int, layer: Mapping[str, Any]) -> str:
 def validate_arch(arch: Sequence[Mapping[str, Any]]) -> None:
     """Check that every layer dict has a known type, exactly its keys and values of the right type/range."""
     if not isinstance(arch, Sequence) or isinstance(arch, str) or not arch:
-        raise UnsupportedLayerError(f"arch must be a non-empty list of layer dicts, got "
-                                    f"{type(arch).__name__}")
+        raise UnsupportedLayerError(f"arch must be a non-empty list of layer dicts, got {type(arch).__name__}")
     for i, layer in enumerate(arch):
         if not isinstance(layer, Mapping):
             raise UnsupportedLayerError(f"arch layer {i}: expected a dict, got {type(layer).__name__}")
         kind = layer.get("type")
         if kind not in LAYER_KEYS:
-            raise UnsupportedLayerError(f"arch layer {i}: unsupported type {kind!r}; expected one of "
-                                        f"{', '.join(LAYER_KEYS)}")
+            raise UnsupportedLayerError(
+                f"arch layer {i}: unsupported type {kind!r}; expected one of {', '.join(LAYER_KEYS)}"
+            )
         spec = LAYER_KEYS[kind]
         keys = set(layer) - {"type"}
         if keys != set(spec):
@@ -77,21 +76,22 @@ def validate_arch(arch: Sequence[Mapping[str, Any]]) -> None:
             value = layer[key]
             ok = isinstance(value, typ) and (typ is bool or not isinstance(value, bool))
             if not ok:
-                raise UnsupportedLayerError(f"{_where(i, layer)}: '{key}' = {value!r} is not "
-                                            f"{getattr(typ, '__name__', 'a number')}")
+                raise UnsupportedLayerError(
+                    f"{_where(i, layer)}: '{key}' = {value!r} is not {getattr(typ, '__name__', 'a number')}"
+                )
             if key in ("in", "out", "kernel", "stride", "groups", "features") and value < 1:
                 raise UnsupportedLayerError(f"{_where(i, layer)}: '{key}' = {value} must be >= 1")
         if kind == "conv":
             if layer["padding"] < 0:
                 raise UnsupportedLayerError(f"{_where(i, layer)}: padding {layer['padding']} must be >= 0")
             if layer["in"] % layer["groups"] or layer["out"] % layer["groups"]:
-                raise UnsupportedLayerError(f"{_where(i, layer)}: groups {layer['groups']} must divide "
-                                            f"in {layer['in']} and out {layer['out']}")
+                raise UnsupportedLayerError(
+                    f"{_where(i, layer)}: groups {layer['groups']} must divide in {layer['in']} and out {layer['out']}"
+                )
         if kind == "dropout" and not 0.0 <= layer["p"] < 1.0:
             raise UnsupportedLayerError(f"{_where(i, layer)}: p = {layer['p']} must be in [0, 1)")
         if kind == "batchnorm" and (i == 0 or arch[i - 1].get("type") not in SYNAPTIC_TYPES):
-            raise UnsupportedLayerError(f"{_where(i, layer)}: batchnorm must directly follow a linear or "
-                                        f"conv layer")
+            raise UnsupportedLayerError(f"{_where(i, layer)}: batchnorm must directly follow a linear or conv layer")
 
 
 def check_convertible(arch: Sequence[Mapping[str, Any]]) -> None:
@@ -115,19 +115,23 @@ def check_convertible(arch: Sequence[Mapping[str, Any]]) -> None:
             nxt = i + 1 + (i + 1 < len(types) and types[i + 1] == "batchnorm")
             follows_relu = nxt < len(types) and types[nxt] == "relu"
             if i != last and not follows_relu:
-                raise UnsupportedLayerError(f"{where}: a hidden {t} layer must be followed by relu "
-                                            f"(optionally after batchnorm); it becomes the spiking neuron")
+                raise UnsupportedLayerError(
+                    f"{where}: a hidden {t} layer must be followed by relu "
+                    f"(optionally after batchnorm); it becomes the spiking neuron"
+                )
             if i == last and follows_relu:
-                raise UnsupportedLayerError(f"{where}: the last synaptic layer is the non-spiking readout "
-                                            f"and must not be followed by relu")
+                raise UnsupportedLayerError(
+                    f"{where}: the last synaptic layer is the non-spiking readout and must not be followed by relu"
+                )
         elif t == "relu" and prev not in (*SYNAPTIC_TYPES, "batchnorm"):
-            raise UnsupportedLayerError(f"{where}: relu must directly follow linear, conv or batchnorm, "
-                                        f"not {prev}")
+            raise UnsupportedLayerError(f"{where}: relu must directly follow linear, conv or batchnorm, not {prev}")
         elif t in PASSTHROUGH_TYPES and i > synaptic[0] and prev not in ("relu", *PASSTHROUGH_TYPES):
             raise UnsupportedLayerError(f"{where}: {t} must follow a relu (spikes), not {prev}")
-    if types[last + 1:] not in ([], ["batchnorm"]):
-        raise UnsupportedLayerError(f"arch layer {last + 1} ({types[last + 1]}): nothing but batchnorm may "
-                                    f"follow the last synaptic layer (the readout)")
+    if types[last + 1 :] not in ([], ["batchnorm"]):
+        raise UnsupportedLayerError(
+            f"arch layer {last + 1} ({types[last + 1]}): nothing but batchnorm may "
+            f"follow the last synaptic layer (the readout)"
+        )
 
 
 def _out_hw(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -174,8 +178,17 @@ def build_model(arch: Sequence[Mapping[str, Any]]) -> nn.Sequential:
         elif kind == "linear":
             modules.append(nn.Linear(layer["in"], layer["out"], bias=layer["bias"]))
         elif kind == "conv":
-            modules.append(nn.Conv2d(layer["in"], layer["out"], layer["kernel"], stride=layer["stride"],
-                                     padding=layer["padding"], groups=layer["groups"], bias=layer["bias"]))
+            modules.append(
+                nn.Conv2d(
+                    layer["in"],
+                    layer["out"],
+                    layer["kernel"],
+                    stride=layer["stride"],
+                    padding=layer["padding"],
+                    groups=layer["groups"],
+                    bias=layer["bias"],
+                )
+            )
         elif kind == "relu":
             modules.append(nn.ReLU())
         elif kind == "avgpool":
@@ -207,8 +220,16 @@ def _lin(n_in: int, n_out: int, bias: bool) -> dict[str, Any]:
 
 
 def _conv(c_in: int, c_out: int, kernel: int, padding: int, bias: bool) -> dict[str, Any]:
-    return {"type": "conv", "in": c_in, "out": c_out, "kernel": kernel, "stride": 1, "padding": padding,
-            "groups": 1, "bias": bias}
+    return {
+        "type": "conv",
+        "in": c_in,
+        "out": c_out,
+        "kernel": kernel,
+        "stride": 1,
+        "padding": padding,
+        "groups": 1,
+        "bias": bias,
+    }
 
 
 _RELU: dict[str, Any] = {"type": "relu"}
@@ -216,8 +237,9 @@ _POOL2: dict[str, Any] = {"type": "avgpool", "kernel": 2, "stride": 2}
 _FLAT: dict[str, Any] = {"type": "flatten"}
 
 
-def make_arch(model: str, input_shape: Sequence[int], num_classes: int, bias: bool = False,
-              hidden: int = 128) -> list[dict[str, Any]]:
+def make_arch(
+    model: str, input_shape: Sequence[int], num_classes: int, bias: bool = False, hidden: int = 128
+) -> list[dict[str, Any]]:
     """Named architectures (no bias by default: Datta et al. sec. V.C).
 
     - ``mlp``: flatten, linear -> ``hidden``, relu, dropout 0.1, linear -> classes.
@@ -233,8 +255,13 @@ def make_arch(model: str, input_shape: Sequence[int], num_classes: int, bias: bo
     if len(shape) != 3 and model != "mlp":
         raise UnsupportedLayerError(f"model '{model}' needs a (C, H, W) input shape, got {shape}")
     if model == "mlp":
-        arch = [_FLAT, _lin(math.prod(shape), hidden, bias), _RELU, {"type": "dropout", "p": 0.1},
-                _lin(hidden, num_classes, bias)]
+        arch = [
+            _FLAT,
+            _lin(math.prod(shape), hidden, bias),
+            _RELU,
+            {"type": "dropout", "p": 0.1},
+            _lin(hidden, num_classes, bias),
+        ]
     elif model == "lenet5":
         c, h, _ = shape
         k2, p2 = (5, 0) if h // 2 >= 6 else (3, 1)
@@ -252,8 +279,15 @@ def make_arch(model: str, input_shape: Sequence[int], num_classes: int, bias: bo
         arch.append(_FLAT)
         flat = output_shapes(arch, shape)[-1][0]
         drop = {"type": "dropout", "p": 0.2}
-        arch += [_lin(flat, hidden, bias), _RELU, drop, _lin(hidden, hidden, bias), _RELU, drop,
-                 _lin(hidden, num_classes, bias)]
+        arch += [
+            _lin(flat, hidden, bias),
+            _RELU,
+            drop,
+            _lin(hidden, hidden, bias),
+            _RELU,
+            drop,
+            _lin(hidden, num_classes, bias),
+        ]
     else:
         raise UnsupportedLayerError(f"unknown model '{model}'; expected one of {', '.join(MODELS)}")
     arch = [dict(layer) for layer in arch]  # independent dicts: callers may edit one layer

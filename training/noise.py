@@ -169,8 +169,10 @@ class NoiseConfig:
     def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> NoiseConfig:
         d = ckpt["snn"].get("noise")
         if not isinstance(d, Mapping):
-            raise InputError(f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')}) records no noise "
-                             f"options: not trained with --method noise")
+            raise InputError(
+                f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')}) records no noise "
+                f"options: not trained with --method noise"
+            )
         return cls(str(d["type"]), float(d["mean"]), float(d["std"]), bool(d["clip"]))
 
 
@@ -208,8 +210,9 @@ def residual_gain(noise: NoiseConfig, alpha: float) -> float:
 
 
 # --- architectures ---------------------------------------------------------------------------------------
-def noise_arch(model: str, input_shape: Sequence[int], num_classes: int, bias: bool = False,
-               hidden: int | None = None) -> list[dict[str, Any]]:
+def noise_arch(
+    model: str, input_shape: Sequence[int], num_classes: int, bias: bool = False, hidden: int | None = None
+) -> list[dict[str, Any]]:
     """Layer dicts (``training/models.py`` format) of the paper's Table 1 networks, or a ``make_arch`` one.
 
     - ``ap2-512fc`` (Fashion-MNIST): 2x2 average pooling of the input, flatten, linear -> ``hidden``
@@ -224,8 +227,16 @@ def noise_arch(model: str, input_shape: Sequence[int], num_classes: int, bias: b
     """
     shape = tuple(int(s) for s in input_shape)
     lin = lambda i, o: {"type": "linear", "in": i, "out": o, "bias": bias}  # noqa: E731
-    conv = lambda i, o: {"type": "conv", "in": i, "out": o, "kernel": 3, "stride": 1, "padding": 1,  # noqa: E731
-                         "groups": 1, "bias": bias}
+    conv = lambda i, o: {  # noqa: E731
+        "type": "conv",
+        "in": i,
+        "out": o,
+        "kernel": 3,
+        "stride": 1,
+        "padding": 1,  # noqa: E731
+        "groups": 1,
+        "bias": bias,
+    }
     relu, pool, flat = {"type": "relu"}, {"type": "avgpool", "kernel": 2, "stride": 2}, {"type": "flatten"}
     if model == "ap2-512fc":
         if len(shape) != 3:
@@ -275,8 +286,14 @@ def _quantized_input(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x * DIRECT_LEVELS) / DIRECT_LEVELS
 
 
-def _forward_t1(prefix: Sequence[nn.Module], stages: Sequence[Stage], x: torch.Tensor, noise: NoiseConfig,
-                gen: torch.Generator, a: float) -> torch.Tensor:
+def _forward_t1(
+    prefix: Sequence[nn.Module],
+    stages: Sequence[Stage],
+    x: torch.Tensor,
+    noise: NoiseConfig,
+    gen: torch.Generator,
+    a: float,
+) -> torch.Tensor:
     """Stage 1 forward (eq. 6) of a batch of real inputs: output spikes (B, classes), differentiable."""
     h = _quantized_input(x)
     for module in prefix:
@@ -289,12 +306,26 @@ def _forward_t1(prefix: Sequence[nn.Module], stages: Sequence[Stage], x: torch.T
 
 
 # --- stage 1: training -----------------------------------------------------------------------------------
-def train_noise(model: str, dataset: str, epochs: int, seed: int, noise: str = "gaussian",
-                noise_mean: float = 0.5, noise_std: float = 1.0 / 6.0, noise_clip: bool = True,
-                lr: float | None = None, t_max: int = 100, surrogate_a: float = 3.0, batch_size: int = 64,
-                hidden: int | None = None, bias: bool = False, timesteps: int = 1,
-                limit_train: int | None = None, progress: bool = True,
-                data_dir: Path | str | None = None) -> dict[str, Any]:
+def train_noise(
+    model: str,
+    dataset: str,
+    epochs: int,
+    seed: int,
+    noise: str = "gaussian",
+    noise_mean: float = 0.5,
+    noise_std: float = 1.0 / 6.0,
+    noise_clip: bool = True,
+    lr: float | None = None,
+    t_max: int = 100,
+    surrogate_a: float = 3.0,
+    batch_size: int = 64,
+    hidden: int | None = None,
+    bias: bool = False,
+    timesteps: int = 1,
+    limit_train: int | None = None,
+    progress: bool = True,
+    data_dir: Path | str | None = None,
+) -> dict[str, Any]:
     """Stage 1: train the T = 1 SNN with per-layer noise (eq. 6); return an SNN checkpoint dict.
 
     ``noise``/``noise_mean``/``noise_std``/``noise_clip``: :class:`NoiseConfig`.  Adam (``lr``; None:
@@ -337,15 +368,16 @@ def train_noise(model: str, dataset: str, epochs: int, seed: int, noise: str = "
         order_gen = torch.Generator().manual_seed(seed)
         noise_gen = torch.Generator().manual_seed(seed + 1)
         loss_fn = nn.MSELoss()
-        bar = tqdm(range(epochs), desc=f"train noise {model}/{dataset}", unit="epoch", file=sys.stderr,
-                   disable=not progress)
+        bar = tqdm(
+            range(epochs), desc=f"train noise {model}/{dataset}", unit="epoch", file=sys.stderr, disable=not progress
+        )
         epoch_loss = float("nan")
         for _ in bar:
             net.train()
             order = torch.randperm(len(xt), generator=order_gen)
             total = 0.0
             for b in range(steps):
-                idx = order[b * batch_size:(b + 1) * batch_size]
+                idx = order[b * batch_size : (b + 1) * batch_size]
                 opt.zero_grad(set_to_none=True)
                 out = _forward_t1(prefix, stages, xt[idx], cfg, noise_gen, surrogate_a)
                 loss = loss_fn(out, targets[idx])
@@ -358,26 +390,57 @@ def train_noise(model: str, dataset: str, epochs: int, seed: int, noise: str = "
         bar.close()
 
     ckpt = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "snn", "model": model, "dataset": dataset,
-        "input_shape": list(info.input_shape), "num_classes": info.num_classes, "arch": arch,
-        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}, "seed": int(seed),
-        "hyperparams": {"method": "noise", "epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size),
-                        "hidden": hidden, "bias": bool(bias), "optimizer": "adam",
-                        "schedule": "cosine-warm-restarts", "t_max": int(t_max), "loss": "mse-one-hot",
-                        "surrogate": "atan (eq. 4)", "surrogate_a": float(surrogate_a), "noise": cfg.to_json(),
-                        "limit_train": limit_train, "train_samples": len(xt)},
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "snn",
+        "model": model,
+        "dataset": dataset,
+        "input_shape": list(info.input_shape),
+        "num_classes": info.num_classes,
+        "arch": arch,
+        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
+        "seed": int(seed),
+        "hyperparams": {
+            "method": "noise",
+            "epochs": int(epochs),
+            "lr": float(lr),
+            "batch_size": int(batch_size),
+            "hidden": hidden,
+            "bias": bool(bias),
+            "optimizer": "adam",
+            "schedule": "cosine-warm-restarts",
+            "t_max": int(t_max),
+            "loss": "mse-one-hot",
+            "surrogate": "atan (eq. 4)",
+            "surrogate_a": float(surrogate_a),
+            "noise": cfg.to_json(),
+            "limit_train": limit_train,
+            "train_samples": len(xt),
+        },
         "metrics": {},
         "created_by": CREATED_BY,
-        "snn": {"thresholds": [THRESHOLD] * len(stages), "timesteps": int(timesteps), "reset": "hard",
-                "leak": LEAK, "encoding": ENCODING, "seed": int(seed), "output": "spiking", "method": "noise",
-                "noise": cfg.to_json(),
-                # [] only because checkpoint._check_snn still reads this conversion-only key unconditionally
-                "first_layer_mean_potential": []},
+        "snn": {
+            "thresholds": [THRESHOLD] * len(stages),
+            "timesteps": int(timesteps),
+            "reset": "hard",
+            "leak": LEAK,
+            "encoding": ENCODING,
+            "seed": int(seed),
+            "output": "spiking",
+            "method": "noise",
+            "noise": cfg.to_json(),
+            # [] only because checkpoint._check_snn still reads this conversion-only key unconditionally
+            "first_layer_mean_potential": [],
+        },
     }
     acc_t1 = evaluate_noise(ckpt, x_te, y_te, timesteps=1, stage="2", seed=seed)
     lif_t1 = evaluate_noise(ckpt, x_te, y_te, timesteps=1, stage="lif", seed=seed)
-    ckpt["metrics"] = {"test_accuracy": float(acc_t1), "test_accuracy_lif_t1": float(lif_t1),
-                       "train_loss": float(epoch_loss), "test_samples": len(x_te)}
+    ckpt["metrics"] = {
+        "test_accuracy": float(acc_t1),
+        "test_accuracy_lif_t1": float(lif_t1),
+        "train_loss": float(epoch_loss),
+        "test_samples": len(x_te),
+    }
     validate_checkpoint(ckpt, f"trained noise {model} on {dataset}", "snn")
     return ckpt
 
@@ -396,11 +459,13 @@ def _normalised_potential(v: torch.Tensor, alpha: float, beta: float, leak: floa
     flat = a.reshape(a.shape[0], -1)
     mu = flat.mean(dim=1, keepdim=True)
     sd = flat.std(dim=1, unbiased=False, keepdim=True)
-    a_hat = torch.where(sd > 0, (flat - mu) / torch.where(sd > 0, sd, torch.ones_like(sd)),
-                        torch.zeros_like(flat))  # eq. 9
+    a_hat = torch.where(
+        sd > 0, (flat - mu) / torch.where(sd > 0, sd, torch.ones_like(sd)), torch.zeros_like(flat)
+    )  # eq. 9
     peak = a_hat.abs().amax(dim=1, keepdim=True)
-    scaled = torch.where(peak > 0, a_hat / (alpha * torch.where(peak > 0, peak, torch.ones_like(peak))),
-                         torch.zeros_like(a_hat))
+    scaled = torch.where(
+        peak > 0, a_hat / (alpha * torch.where(peak > 0, peak, torch.ones_like(peak))), torch.zeros_like(a_hat)
+    )
     return (scaled + beta).reshape(a.shape)  # eq. 10
 
 
@@ -423,8 +488,15 @@ class NoiseSNN:
         self.scale = float(DIRECT_LEVELS if self.encoding == "direct" else 1)
 
     @torch.no_grad()
-    def run(self, spikes: np.ndarray | torch.Tensor, stage: str, gen: torch.Generator | None,
-            alpha: float = 4.0, beta: float = 0.5, offset: float | None = None) -> torch.Tensor:
+    def run(
+        self,
+        spikes: np.ndarray | torch.Tensor,
+        stage: str,
+        gen: torch.Generator | None,
+        alpha: float = 4.0,
+        beta: float = 0.5,
+        offset: float | None = None,
+    ) -> torch.Tensor:
         """Output spike counts (B, classes) for encoded inputs (B, *input_shape, T).
 
         ``offset`` is the constant current of stages "lif+mean"/"lif+noise" (None: :func:`steady_offset`
@@ -456,8 +528,7 @@ class NoiseSNN:
                 else:  # "3", eqs. 7-10
                     prev = v[n] if isinstance(v[n], torch.Tensor) else torch.zeros_like(current)
                     drawn = self.noise.sample(current.shape, gen)
-                    hh = _normalised_potential(prev, alpha, beta, self.leak) + k * (drawn - self.noise.mean) \
-                        + current
+                    hh = _normalised_potential(prev, alpha, beta, self.leak) + k * (drawn - self.noise.mean) + current
                     s, v[n] = fire(hh, th, self.reset)
                 h = stage.forward_spikes(s.to(torch.float32))
             counts = h if counts is None else counts + h
@@ -466,9 +537,17 @@ class NoiseSNN:
         return counts
 
 
-def noise_outputs(ckpt: Mapping[str, Any], x: np.ndarray, timesteps: int | None = None, stage: str | int = "3",
-                  alpha: float = 4.0, beta: float = 0.5, seed: int = 0, offset: float | None = None,
-                  progress: bool = False) -> np.ndarray:
+def noise_outputs(
+    ckpt: Mapping[str, Any],
+    x: np.ndarray,
+    timesteps: int | None = None,
+    stage: str | int = "3",
+    alpha: float = 4.0,
+    beta: float = 0.5,
+    seed: int = 0,
+    offset: float | None = None,
+    progress: bool = False,
+) -> np.ndarray:
     """Output spike counts (N, classes) of the float network at ``timesteps`` in ``stage`` (:data:`STAGES`).
 
     Inputs are encoded with ``snn.encode_chunks`` (chunks of 256 samples, chunk k seeded ``seed + k``) and
@@ -483,16 +562,26 @@ def noise_outputs(ckpt: Mapping[str, Any], x: np.ndarray, timesteps: int | None 
     out = np.zeros((len(x), ckpt["num_classes"]), dtype=np.float32)
     bar = tqdm(total=len(x), desc=f"noise {mode}", unit="sample", file=sys.stderr, disable=not progress)
     for k, (start, spikes) in enumerate(encode_chunks(x, steps, model.encoding, seed)):
-        out[start:start + len(spikes)] = model.run(spikes, mode, chunk_generator(seed, k), alpha, beta,
-                                                    offset).numpy()
+        out[start : start + len(spikes)] = model.run(
+            spikes, mode, chunk_generator(seed, k), alpha, beta, offset
+        ).numpy()
         bar.update(len(spikes))
     bar.close()
     return out
 
 
-def evaluate_noise(ckpt: Mapping[str, Any], x: np.ndarray, y: np.ndarray, timesteps: int | None = None,
-                   stage: str | int = "3", alpha: float = 4.0, beta: float = 0.5, seed: int = 0,
-                   offset: float | None = None, progress: bool = False) -> float:
+def evaluate_noise(
+    ckpt: Mapping[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    timesteps: int | None = None,
+    stage: str | int = "3",
+    alpha: float = 4.0,
+    beta: float = 0.5,
+    seed: int = 0,
+    offset: float | None = None,
+    progress: bool = False,
+) -> float:
     """Accuracy of argmax of the output spike counts (ties to the lowest index) in ``stage``; stage "lif"
     equals ``training.snn.evaluate_snn`` on the same checkpoint, spike for spike."""
     if len(x) != len(y) or len(x) == 0:
@@ -522,11 +611,13 @@ def with_offset(ckpt: Mapping[str, Any], offset: float) -> dict[str, Any]:
         if any(arch[j]["type"] == "batchnorm" for j in (i + 1,) if j < len(arch)):
             raise InputError(f"arch layer {i}: offset folding with batchnorm is not supported")
         w = state[f"{i}.weight"]
-        bias = state.get(f"{i}.bias", torch.zeros(w.shape[0], dtype=w.dtype)) if layer["bias"] else \
-            torch.zeros(w.shape[0], dtype=w.dtype)
+        bias = (
+            state.get(f"{i}.bias", torch.zeros(w.shape[0], dtype=w.dtype))
+            if layer["bias"]
+            else torch.zeros(w.shape[0], dtype=w.dtype)
+        )
         layer["bias"] = True
         state[f"{i}.bias"] = bias + float(offset)
-    out = {**ckpt, "arch": arch, "state_dict": state,
-           "snn": {**ckpt["snn"], "deploy_offset": float(offset)}}
+    out = {**ckpt, "arch": arch, "state_dict": state, "snn": {**ckpt["snn"], "deploy_offset": float(offset)}}
     validate_checkpoint(out, "offset checkpoint", "snn")
     return out

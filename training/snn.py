@@ -42,8 +42,9 @@ from loihic.training.models import SYNAPTIC_TYPES, build_model
 ENCODE_CHUNK = 256  # samples per encode() call in encode_chunks; part of the reproducibility rule
 
 
-def encode_chunks(x: np.ndarray, timesteps: int, encoding: str, seed: int,
-                  chunk: int = ENCODE_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+def encode_chunks(
+    x: np.ndarray, timesteps: int, encoding: str, seed: int, chunk: int = ENCODE_CHUNK
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, encode(x[start:start + chunk], timesteps, encoding, seed + k))``, k = 0, 1, ...
 
     This is THE rule for encoding a data set: samples in order, ``chunk`` per call, chunk ``k`` seeded
@@ -52,7 +53,7 @@ def encode_chunks(x: np.ndarray, timesteps: int, encoding: str, seed: int,
     if chunk < 1:
         raise InputError(f"chunk size must be >= 1, got {chunk}")
     for k, start in enumerate(range(0, len(x), chunk)):
-        yield start, encode(x[start:start + chunk], timesteps, encoding, seed + k)
+        yield start, encode(x[start : start + chunk], timesteps, encoding, seed + k)
 
 
 def integrate(v: torch.Tensor, current: torch.Tensor, leak: float) -> torch.Tensor:
@@ -94,8 +95,7 @@ class SNNRun:
     # empty unless recorded
 
 
-def split_stages(net: nn.Sequential, arch: Sequence[Mapping[str, Any]]) -> tuple[tuple[nn.Module, ...],
-                                                                                     list[Stage]]:
+def split_stages(net: nn.Sequential, arch: Sequence[Mapping[str, Any]]) -> tuple[tuple[nn.Module, ...], list[Stage]]:
     """``(prefix modules acting on the input, stages)``; relu modules are dropped (they become neurons)."""
     types = [layer["type"] for layer in arch]
     syn = [i for i, t in enumerate(types) if t in SYNAPTIC_TYPES]
@@ -112,9 +112,16 @@ def split_stages(net: nn.Sequential, arch: Sequence[Mapping[str, Any]]) -> tuple
 class SNNModel(nn.Module):
     """The float SNN of a checkpoint's arch and weights with per-layer thresholds (module docstring)."""
 
-    def __init__(self, arch: Sequence[Mapping[str, Any]], state_dict: Mapping[str, torch.Tensor],
-                 input_shape: Sequence[int], thresholds: Sequence[float | None], leak: float = 1.0,
-                 reset: str = "hard", encoding: str = "poisson") -> None:
+    def __init__(
+        self,
+        arch: Sequence[Mapping[str, Any]],
+        state_dict: Mapping[str, torch.Tensor],
+        input_shape: Sequence[int],
+        thresholds: Sequence[float | None],
+        leak: float = 1.0,
+        reset: str = "hard",
+        encoding: str = "poisson",
+    ) -> None:
         super().__init__()
         if reset not in RESETS:
             raise InputError(f"reset '{reset}' is not one of {RESETS}")
@@ -134,8 +141,15 @@ class SNNModel(nn.Module):
     def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> SNNModel:
         validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
         snn = ckpt["snn"]
-        return cls(ckpt["arch"], ckpt["state_dict"], ckpt["input_shape"], snn["thresholds"], snn["leak"],
-                   snn["reset"], snn["encoding"])
+        return cls(
+            ckpt["arch"],
+            ckpt["state_dict"],
+            ckpt["input_shape"],
+            snn["thresholds"],
+            snn["leak"],
+            snn["reset"],
+            snn["encoding"],
+        )
 
     def _input(self, spikes: torch.Tensor | np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(spikes)
@@ -145,8 +159,9 @@ class SNNModel(nn.Module):
         return x.to(torch.float32) / self.scale
 
     @torch.no_grad()
-    def currents(self, spikes: torch.Tensor | np.ndarray, layer: int,
-                 record: list[list[torch.Tensor]] | None = None) -> Iterator[torch.Tensor]:
+    def currents(
+        self, spikes: torch.Tensor | np.ndarray, layer: int, record: list[list[torch.Tensor]] | None = None
+    ) -> Iterator[torch.Tensor]:
         """Yield, for t = 0..T-1, the current ``I_t`` of synaptic layer ``layer`` (0-based among the
         synaptic layers), running the spiking layers before it; their thresholds must be set.
         ``record``, if given, receives the spikes of those layers (one list per layer, one entry per step).
@@ -197,8 +212,14 @@ class SNNModel(nn.Module):
         return self.simulate(spikes).output
 
 
-def snn_outputs(ckpt: Mapping[str, Any], x: np.ndarray, timesteps: int | None = None, seed: int = 0,
-                batch_size: int = 256, progress: bool = False) -> np.ndarray:
+def snn_outputs(
+    ckpt: Mapping[str, Any],
+    x: np.ndarray,
+    timesteps: int | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> np.ndarray:
     """Readout v_T (or output spike counts) (N, classes) for real inputs ``x`` in [0, 1], encoded with
     :func:`encode_chunks`.
 
@@ -213,14 +234,21 @@ def snn_outputs(ckpt: Mapping[str, Any], x: np.ndarray, timesteps: int | None = 
     bar = tqdm(total=len(x), desc="snn", unit="sample", file=sys.stderr, disable=not progress)
     for start, spikes in encode_chunks(x, steps, ckpt["snn"]["encoding"], seed):
         for b in range(0, len(spikes), batch_size):
-            out[start + b:start + b + batch_size] = model(spikes[b:b + batch_size]).numpy()
-            bar.update(len(spikes[b:b + batch_size]))
+            out[start + b : start + b + batch_size] = model(spikes[b : b + batch_size]).numpy()
+            bar.update(len(spikes[b : b + batch_size]))
     bar.close()
     return out
 
 
-def evaluate_snn(ckpt: Mapping[str, Any], x: np.ndarray, y: np.ndarray, timesteps: int | None = None,
-                 seed: int = 0, batch_size: int = 256, progress: bool = False) -> float:
+def evaluate_snn(
+    ckpt: Mapping[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    timesteps: int | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> float:
     """Accuracy of argmax(v_T), or of argmax of the output spike counts (ties to the lowest index), against
     labels ``y`` (see :func:`snn_outputs`)."""
     if len(x) != len(y) or len(x) == 0:

@@ -93,8 +93,9 @@ class STDBSpike(torch.autograd.Function):
     """Spike ``o = (u > v)`` with the STDB surrogate gradient ``d o / d u = alpha exp(-beta dt)`` (eq. 12)."""
 
     @staticmethod
-    def forward(ctx: Any, u: torch.Tensor, threshold: float, dt: torch.Tensor, alpha: float,
-                beta: float) -> torch.Tensor:
+    def forward(
+        ctx: Any, u: torch.Tensor, threshold: float, dt: torch.Tensor, alpha: float, beta: float
+    ) -> torch.Tensor:
         ctx.save_for_backward(alpha * torch.exp(-beta * dt))
         return (u > threshold).to(u.dtype)
 
@@ -116,9 +117,18 @@ class STDBNetwork(nn.Module):
     (evaluation) dropout is the identity and the output equals ``snn.SNNModel``'s bit for bit.
     """
 
-    def __init__(self, arch: Sequence[Mapping[str, Any]], state_dict: Mapping[str, torch.Tensor],
-                 input_shape: Sequence[int], thresholds: Sequence[float | None], leak: float, reset: str,
-                 encoding: str, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> None:
+    def __init__(
+        self,
+        arch: Sequence[Mapping[str, Any]],
+        state_dict: Mapping[str, torch.Tensor],
+        input_shape: Sequence[int],
+        thresholds: Sequence[float | None],
+        leak: float,
+        reset: str,
+        encoding: str,
+        alpha: float = DEFAULT_ALPHA,
+        beta: float = DEFAULT_BETA,
+    ) -> None:
         super().__init__()
         if reset not in RESETS:
             raise InputError(f"reset '{reset}' is not one of {', '.join(RESETS)}")
@@ -127,8 +137,10 @@ class STDBNetwork(nn.Module):
         self.net.eval()  # batchnorm uses its running statistics (as SNNModel); dropout is handled here
         self.prefix, self.stages = split_stages(self.net, arch)
         if len(thresholds) != len(self.stages) or thresholds[-1] is not None:
-            raise InputError(f"{len(thresholds)} thresholds for {len(self.stages)} synaptic layers (the last, "
-                             f"the integrator readout, must be None)")
+            raise InputError(
+                f"{len(thresholds)} thresholds for {len(self.stages)} synaptic layers (the last, "
+                f"the integrator readout, must be None)"
+            )
         self.thresholds = [None if t is None else float(t) for t in thresholds]
         self.input_shape = tuple(int(s) for s in input_shape)
         self.leak, self.reset, self.scale = float(leak), reset, float(input_scale(encoding))
@@ -140,8 +152,13 @@ class STDBNetwork(nn.Module):
         self.net.eval()
         return self
 
-    def _through(self, modules: Sequence[nn.Module], h: torch.Tensor, masks: dict[int, torch.Tensor] | None,
-                 generator: torch.Generator | None) -> torch.Tensor:
+    def _through(
+        self,
+        modules: Sequence[nn.Module],
+        h: torch.Tensor,
+        masks: dict[int, torch.Tensor] | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         for module in modules:
             if isinstance(module, nn.Dropout):
                 if generator is None or module.p == 0.0:
@@ -214,15 +231,21 @@ def _load_init(init: Mapping[str, Any] | Path | str) -> tuple[dict[str, Any], st
     else:
         raise InputError(f"init checkpoint must be a path or a checkpoint dict, got {type(init).__name__}")
     if ckpt["kind"] != "snn":
-        raise CheckpointError(f"{where}: is an {ckpt['kind'].upper()} checkpoint; STDB fine-tunes a converted "
-                              f"SNN (run 'loihic convert' first)")
+        raise CheckpointError(
+            f"{where}: is an {ckpt['kind'].upper()} checkpoint; STDB fine-tunes a converted "
+            f"SNN (run 'loihic convert' first)"
+        )
     snn = ckpt["snn"]
     if snn.get("output", "integrator") != "integrator":
-        raise CheckpointError(f"{where}: has a spiking output layer; STDB needs a converted SNN with the "
-                              f"integrator readout (Datta et al. eq. 5)")
+        raise CheckpointError(
+            f"{where}: has a spiking output layer; STDB needs a converted SNN with the "
+            f"integrator readout (Datta et al. eq. 5)"
+        )
     if "norm" not in snn:
-        raise CheckpointError(f"{where}: is not a converted SNN (no threshold-balancing record 'norm', method "
-                              f"{snn.get('method', '?')!r}); STDB starts from 'loihic convert' output")
+        raise CheckpointError(
+            f"{where}: is not a converted SNN (no threshold-balancing record 'norm', method "
+            f"{snn.get('method', '?')!r}); STDB starts from 'loihic convert' output"
+        )
     return ckpt, where, sha
 
 
@@ -230,8 +253,10 @@ def _check_data(x: np.ndarray, y: np.ndarray, ckpt: Mapping[str, Any], what: str
     x, y = np.asarray(x, dtype=np.float32), np.asarray(y)
     shape = tuple(ckpt["input_shape"])
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or len(x) == 0 or len(y) != len(x):
-        raise InputError(f"{what} data has shape {x.shape} with {len(y)} labels, expected (N > 0, "
-                         f"{', '.join(map(str, shape))}) and N labels")
+        raise InputError(
+            f"{what} data has shape {x.shape} with {len(y)} labels, expected (N > 0, "
+            f"{', '.join(map(str, shape))}) and N labels"
+        )
     if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= ckpt["num_classes"]:
         raise InputError(f"{what} labels must be integers in [0, {ckpt['num_classes']})")
     return x, y.astype(np.int64)
@@ -261,29 +286,65 @@ def lr_at(schedule: str, lr: float, epochs: int, steps: int, epoch: int, step: i
 def _optimizer_state(opt: torch.optim.Optimizer) -> dict[str, Any]:
     """Adam's state dict with string keys (checkpoints hold plain data only)."""
     sd = opt.state_dict()
-    state = {str(k): {name: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for name, v in s.items()}
-             for k, s in sd["state"].items()}
+    state = {
+        str(k): {name: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for name, v in s.items()}
+        for k, s in sd["state"].items()
+    }
     return {"state": state, "param_groups": [dict(g) for g in sd["param_groups"]]}
 
 
 def _load_optimizer_state(opt: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
-    opt.load_state_dict({"state": {int(k): dict(v) for k, v in saved["state"].items()},
-                         "param_groups": [dict(g) for g in saved["param_groups"]]})
+    opt.load_state_dict(
+        {
+            "state": {int(k): dict(v) for k, v in saved["state"].items()},
+            "param_groups": [dict(g) for g in saved["param_groups"]],
+        }
+    )
 
 
 # --- training -----------------------------------------------------------------------------------------
-_RESUME_KEYS = ("timesteps", "reset", "leak", "alpha", "beta", "lr", "weight_decay", "schedule", "batch_size",
-                "seed", "epochs", "train_samples", "threshold_scale")
+_RESUME_KEYS = (
+    "timesteps",
+    "reset",
+    "leak",
+    "alpha",
+    "beta",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "batch_size",
+    "seed",
+    "epochs",
+    "train_samples",
+    "threshold_scale",
+)
 
 
-def train_stdb(init_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, y_train: np.ndarray,
-               timesteps: int, epochs: int, seed: int, lr: float | None = None, alpha: float = DEFAULT_ALPHA,
-               beta: float = DEFAULT_BETA, reset: str = "hard", batch_size: int = DEFAULT_BATCH_SIZE,
-               x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, progress: bool = True,
-               resume: Mapping[str, Any] | Path | str | None = None, *, threshold_scale: float = 1.0,
-               leak: float | None = None, weight_decay: float = DEFAULT_WEIGHT_DECAY, schedule: str = "cosine",
-               device: str | torch.device = "cpu", checkpoint_path: Path | str | None = None,
-               on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def train_stdb(
+    init_ckpt: Mapping[str, Any] | Path | str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    timesteps: int,
+    epochs: int,
+    seed: int,
+    lr: float | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    beta: float = DEFAULT_BETA,
+    reset: str = "hard",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    x_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    progress: bool = True,
+    resume: Mapping[str, Any] | Path | str | None = None,
+    *,
+    threshold_scale: float = 1.0,
+    leak: float | None = None,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    schedule: str = "cosine",
+    device: str | torch.device = "cpu",
+    checkpoint_path: Path | str | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Fine-tune a converted SNN with STDB (module docstring) and return the new "snn" checkpoint dict.
 
     ``init_ckpt``: converted SNN (dict or file).  ``timesteps`` T of training (and of the result);
@@ -322,9 +383,21 @@ def train_stdb(init_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, y
     if x_test is not None:
         x_test, y_test = _check_data(x_test, y_test, init, "test")
 
-    settings = {"timesteps": timesteps, "reset": reset, "leak": leak, "alpha": alpha, "beta": beta, "lr": lr,
-                "weight_decay": float(weight_decay), "schedule": schedule, "batch_size": batch_size,
-                "seed": seed, "epochs": epochs, "train_samples": len(x_train), "threshold_scale": threshold_scale}
+    settings = {
+        "timesteps": timesteps,
+        "reset": reset,
+        "leak": leak,
+        "alpha": alpha,
+        "beta": beta,
+        "lr": lr,
+        "weight_decay": float(weight_decay),
+        "schedule": schedule,
+        "batch_size": batch_size,
+        "seed": seed,
+        "epochs": epochs,
+        "train_samples": len(x_train),
+        "threshold_scale": threshold_scale,
+    }
     thresholds = [None if t is None else t * threshold_scale for t in init["snn"]["thresholds"]]
     state_dict = init["state_dict"]
     history: dict[str, list[float]] = {"loss": [], "train_accuracy": [], "test_accuracy": [], "seconds": []}
@@ -339,8 +412,9 @@ def train_stdb(init_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, y
             raise CheckpointError(f"{rwhere}: its arch differs from the init checkpoint's ({where})")
         for key in _RESUME_KEYS:
             if st.get(key) != settings[key]:
-                raise InputError(f"cannot resume {rwhere}: {key} = {settings[key]!r} but it was trained with "
-                                 f"{key} = {st.get(key)!r}")
+                raise InputError(
+                    f"cannot resume {rwhere}: {key} = {settings[key]!r} but it was trained with {key} = {st.get(key)!r}"
+                )
         if not 0 < st["epochs_done"] < epochs:
             raise InputError(f"cannot resume {rwhere}: it has trained {st['epochs_done']} of {epochs} epochs")
         thresholds, state_dict = list(res["snn"]["thresholds"]), res["state_dict"]
@@ -349,8 +423,14 @@ def train_stdb(init_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, y
     start_epoch = len(history["loss"])
 
     def checkpoint(model: STDBNetwork, opt: torch.optim.Optimizer) -> dict[str, Any]:
-        snn = {**init["snn"], "thresholds": list(thresholds), "timesteps": timesteps, "reset": reset,
-               "leak": leak, "method": "stdb"}
+        snn = {
+            **init["snn"],
+            "thresholds": list(thresholds),
+            "timesteps": timesteps,
+            "reset": reset,
+            "leak": leak,
+            "method": "stdb",
+        }
         if threshold_scale != 1.0 or "threshold_scale" in init["snn"]:
             snn["threshold_scale"] = init["snn"].get("threshold_scale", 1.0) * threshold_scale
         metrics = {k: v for k, v in init["metrics"].items() if not k.startswith("stdb_")}
@@ -359,14 +439,24 @@ def train_stdb(init_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, y
             metrics["stdb_test_accuracy"] = history["test_accuracy"][-1]
         out = {k: v for k, v in init.items() if k not in ("snn", "stdb")}
         out.update(
-            created_by=CREATED_BY, metrics=metrics, snn=snn,
+            created_by=CREATED_BY,
+            metrics=metrics,
+            snn=snn,
             state_dict={k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()},
-            stdb={**settings, "epochs_done": len(history["loss"]), "init_sha256": init_sha,
-                  "init_timesteps": init["snn"]["timesteps"], "init_reset": init["snn"]["reset"],
-                  "init_thresholds": list(init["snn"]["thresholds"]), "optimizer": "adam (amsgrad)",
-                  "surrogate": "alpha * exp(-beta * dt) (Datta et al. eq. 12)", "last_spike_init": LAST_SPIKE_INIT,
-                  "test_accuracy_init": test_init, "history": {k: list(v) for k, v in history.items()},
-                  "optimizer_state": _optimizer_state(opt)},
+            stdb={
+                **settings,
+                "epochs_done": len(history["loss"]),
+                "init_sha256": init_sha,
+                "init_timesteps": init["snn"]["timesteps"],
+                "init_reset": init["snn"]["reset"],
+                "init_thresholds": list(init["snn"]["thresholds"]),
+                "optimizer": "adam (amsgrad)",
+                "surrogate": "alpha * exp(-beta * dt) (Datta et al. eq. 12)",
+                "last_spike_init": LAST_SPIKE_INIT,
+                "test_accuracy_init": test_init,
+                "history": {k: list(v) for k, v in history.items()},
+                "optimizer_state": _optimizer_state(opt),
+            },
         )
         validate_checkpoint(out, f"STDB checkpoint ({init['model']} on {init['dataset']})", "snn")
         return out
@@ -376,8 +466,9 @@ def train_stdb(init_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, y
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derived_seed(seed, 0))
-        model = STDBNetwork(init["arch"], state_dict, init["input_shape"], thresholds, leak, reset,
-                            init["snn"]["encoding"], alpha, beta).to(device)
+        model = STDBNetwork(
+            init["arch"], state_dict, init["input_shape"], thresholds, leak, reset, init["snn"]["encoding"], alpha, beta
+        ).to(device)
         opt = torch.optim.Adam(model.net.parameters(), lr=lr, amsgrad=True, weight_decay=weight_decay)
         if saved_opt is not None:
             _load_optimizer_state(opt, saved_opt)
@@ -387,17 +478,30 @@ def train_stdb(init_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, y
         steps = math.ceil(len(x_train) / batch_size)
         encoding = init["snn"]["encoding"]
         yt = torch.from_numpy(y_train)
-        ebar = tqdm(range(start_epoch, epochs), desc=f"stdb {init['model']}/{init['dataset']} T={timesteps}",
-                    unit="epoch", file=sys.stderr, disable=not progress, initial=start_epoch, total=epochs)
+        ebar = tqdm(
+            range(start_epoch, epochs),
+            desc=f"stdb {init['model']}/{init['dataset']} T={timesteps}",
+            unit="epoch",
+            file=sys.stderr,
+            disable=not progress,
+            initial=start_epoch,
+            total=epochs,
+        )
         for epoch in ebar:
             t0 = time.perf_counter()
             model.train()
             order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(derived_seed(seed, epoch)))
             total, correct = 0.0, 0
-            bbar = tqdm(range(steps), desc=f"epoch {epoch + 1}", unit="batch", file=sys.stderr, leave=False,
-                        disable=not progress)
+            bbar = tqdm(
+                range(steps),
+                desc=f"epoch {epoch + 1}",
+                unit="batch",
+                file=sys.stderr,
+                leave=False,
+                disable=not progress,
+            )
             for b in bbar:
-                idx = order[b * batch_size:(b + 1) * batch_size]
+                idx = order[b * batch_size : (b + 1) * batch_size]
                 spikes = encode(x_train[idx.numpy()], timesteps, encoding, derived_seed(seed, epoch, b, 1))
                 gen = torch.Generator().manual_seed(derived_seed(seed, epoch, b, 2))
                 for group in opt.param_groups:
@@ -432,9 +536,16 @@ def train_stdb(init_ckpt: Mapping[str, Any] | Path | str, x_train: np.ndarray, y
     return ckpt
 
 
-def train_stdb_on_dataset(init_path: Path | str, timesteps: int, epochs: int, seed: int,
-                          dataset: str | None = None, limit_train: int | None = None,
-                          data_dir: Path | str | None = None, **kwargs: Any) -> dict[str, Any]:
+def train_stdb_on_dataset(
+    init_path: Path | str,
+    timesteps: int,
+    epochs: int,
+    seed: int,
+    dataset: str | None = None,
+    limit_train: int | None = None,
+    data_dir: Path | str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """:func:`train_stdb` on the training split of the init's data set, evaluated on its test split.
 
     ``dataset`` (the CLI's ``--dataset``), when given, must be the one the init was trained on;

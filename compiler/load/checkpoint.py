@@ -29,8 +29,10 @@ def _arr(sd: dict[str, Any], key: str, where: str, required: bool = True) -> np.
 def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") -> ir.Network:
     """Build the IR of a converted SNN.  ``source`` names the file in error messages."""
     if ckpt.get("kind") != "snn" or "snn" not in ckpt:
-        raise CheckpointError(f"{source}: is a '{ckpt.get('kind')}' checkpoint; compile needs a converted SNN "
-                              "(run 'loihic convert' first)")
+        raise CheckpointError(
+            f"{source}: is a '{ckpt.get('kind')}' checkpoint; compile needs a converted SNN "
+            "(run 'loihic convert' first)"
+        )
     snn, arch, sd = ckpt["snn"], ckpt["arch"], ckpt["state_dict"]
     if snn.get("l4") is not None:
         meta_l4 = snn["l4"]  # already applied to the weights (training.adjust.with_l4)
@@ -51,25 +53,48 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
         name = f"{i}.{kind}"
         if kind in ("linear", "conv"):
             readout = i == synaptic_idx[-1] and output == "integrator"
-            neuron = ir.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.0, spiking=False) if readout else \
-                ir.Neuron(threshold=float(thresholds[k]), current_decay=1.0, voltage_decay=1.0 - leak,
-                          spiking=True, reset=str(snn.get("reset", "hard")))
+            neuron = (
+                ir.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.0, spiking=False)
+                if readout
+                else ir.Neuron(
+                    threshold=float(thresholds[k]),
+                    current_decay=1.0,
+                    voltage_decay=1.0 - leak,
+                    spiking=True,
+                    reset=str(snn.get("reset", "hard")),
+                )
+            )
             w, b = _arr(sd, f"{i}.weight", source), _arr(sd, f"{i}.bias", source, required=False)
             if kind == "linear":
                 layers.append(ir.Dense(name, w, b, neuron))
             else:
-                layers.append(ir.Conv(name, w, b, neuron, stride=spec.get("stride", 1),
-                                      padding=spec.get("padding", 0), groups=spec.get("groups", 1)))
+                layers.append(
+                    ir.Conv(
+                        name,
+                        w,
+                        b,
+                        neuron,
+                        stride=spec.get("stride", 1),
+                        padding=spec.get("padding", 0),
+                        groups=spec.get("groups", 1),
+                    )
+                )
             k += 1
         elif kind == "avgpool":
             layers.append(ir.AvgPool(name, spec["kernel"], spec.get("stride", spec["kernel"])))
         elif kind == "flatten":
             layers.append(ir.Flatten(name))
         elif kind == "batchnorm":
-            layers.append(ir.BatchNorm(name, _arr(sd, f"{i}.running_mean", source),
-                                       _arr(sd, f"{i}.running_var", source),
-                                       _arr(sd, f"{i}.weight", source), _arr(sd, f"{i}.bias", source),
-                                       float(spec.get("eps", 1e-5))))
+            layers.append(
+                ir.BatchNorm(
+                    name,
+                    _arr(sd, f"{i}.running_mean", source),
+                    _arr(sd, f"{i}.running_var", source),
+                    _arr(sd, f"{i}.weight", source),
+                    _arr(sd, f"{i}.bias", source),
+                    float(spec.get("eps", 1e-5)),
+                )
+            )
         elif kind in ("relu", "dropout"):
             continue  # ReLU becomes the spiking non-linearity; dropout is the identity at inference
         else:
@@ -77,11 +102,18 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
             raise UnsupportedLayerError(f"{source}: layer {i} ({kind}) cannot be compiled for Loihi: {hint}")
     meta = {
         "source_sha256": ckpt.get("sha256") or snn.get("source_sha256"),
-        "model": ckpt.get("model"), "dataset": ckpt.get("dataset"), "seed": ckpt.get("seed"),
+        "model": ckpt.get("model"),
+        "dataset": ckpt.get("dataset"),
+        "seed": ckpt.get("seed"),
         "conversion": {key: snn.get(key) for key in ("norm", "reset", "leak", "seed", "calib_samples")},
         "first_layer_mean_potential": snn.get("first_layer_mean_potential"),
         "l4_in_checkpoint": meta_l4,
         "threshold_scale": snn.get("threshold_scale", 1.0),
     }
-    return ir.Network(ir.Input(tuple(ckpt["input_shape"])), tuple(layers), timesteps=int(snn["timesteps"]),
-                      encoding=str(snn.get("encoding", "poisson")), meta=meta)
+    return ir.Network(
+        ir.Input(tuple(ckpt["input_shape"])),
+        tuple(layers),
+        timesteps=int(snn["timesteps"]),
+        encoding=str(snn.get("encoding", "poisson")),
+        meta=meta,
+    )

@@ -142,8 +142,7 @@ def _pair(g: h5py.Group, key: str, where: str) -> tuple[int, int]:
     return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
 
 
-def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str,
-            with_bias: bool = True) -> NxNeuron:
+def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_bias: bool = True) -> NxNeuron:
     bias = None
     if with_bias and "bias" in g:
         b = np.asarray(g["bias"][()])
@@ -224,8 +223,9 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
             if w.shape[0] != n_out:
                 raise NetxFormatError(f"{where}: weight has {w.shape[0]} rows, shape says {n_out}")
             if shape is not None and int(np.prod(shape)) != w.shape[1]:
-                raise NetxFormatError(f"{where}: weight expects {w.shape[1]} inputs, previous layer "
-                                      f"gives {int(np.prod(shape))}")
+                raise NetxFormatError(
+                    f"{where}: weight expects {w.shape[1]} inputs, previous layer gives {int(np.prod(shape))}"
+                )
             if not w.any():
                 raise NetxFormatError(f"{where}: all-zero weight matrix (netx crashes on it)")
             weff, _, wexp = optimize_weight_bits(w)
@@ -243,8 +243,9 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
             groups = int(np.asarray(g["groups"][()]).ravel()[0]) if "groups" in g else 1
             hw = conv_out_hw(shape[1:], w.shape[2:], stride, padding, dilation)
             if shape[0] != w.shape[1] * groups or (w.shape[0], *hw) != lshape:
-                raise NetxFormatError(f"{where}: conv weight {w.shape} with input {shape} gives "
-                                      f"{(w.shape[0], *hw)}, file says {lshape}")
+                raise NetxFormatError(
+                    f"{where}: conv weight {w.shape} with input {shape} gives {(w.shape[0], *hw)}, file says {lshape}"
+                )
             if "neuron" not in g:
                 raise NetxFormatError(f"{where}: conv layer lacks a 'neuron' group")
             neuron = _neuron(g, int(np.prod(lshape)), lshape, where)
@@ -255,8 +256,7 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
     if inp is None:
         first = layers[0]
         if isinstance(first, NxConv):
-            raise NetxFormatError(f"{path}: conv-first network without an 'input' layer; its input "
-                                  "shape is unknown")
+            raise NetxFormatError(f"{path}: conv-first network without an 'input' layer; its input shape is unknown")
         inp = NxInput((int(first.weight.shape[1]),), None)
     return inp, layers
 
@@ -279,6 +279,8 @@ def read_netx(path: str | os.PathLike) -> NetxModel:
     except NetxFormatError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
-        raise NetxFormatError(f"{p}: not a readable netx HDF5 file ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'corrupt'})") from None
+        raise NetxFormatError(
+            f"{p}: not a readable netx HDF5 file ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'corrupt'})"
+        ) from None
     return NetxModel(str(p), inp, tuple(layers), meta)

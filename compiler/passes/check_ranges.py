@@ -30,15 +30,21 @@ def check_ranges(net: ir.Network, cfg: CompileConfig) -> ir.Network:
         if q is None:
             raise QuantizationError(f"layer '{layer.name}': range check needs a quantized layer")
         if q.weight.min() < schema.WEIGHT_MIN or q.weight.max() > schema.WEIGHT_MAX:
-            raise QuantizationError(f"layer '{layer.name}': weights in [{q.weight.min()}, {q.weight.max()}] "
-                                    f"exceed [{schema.WEIGHT_MIN}, {schema.WEIGHT_MAX}]")
+            raise QuantizationError(
+                f"layer '{layer.name}': weights in [{q.weight.min()}, {q.weight.max()}] "
+                f"exceed [{schema.WEIGHT_MIN}, {schema.WEIGHT_MAX}]"
+            )
         if layer.neuron.spiking and not 1 <= q.v_th_mant <= schema.VTH_MANT_MAX:
             raise QuantizationError(f"layer '{layer.name}': vThMant {q.v_th_mant} outside [1, {schema.VTH_MANT_MAX}]")
         u_max, v_max = layer_bounds(layer, net.timesteps)
         if u_max > _MAX:
-            raise QuantizationError(f"layer '{layer.name}': worst-case |u| {u_max:.4g} exceeds 2^23-1 by "
-                                    f"{100 * (u_max / _MAX - 1):.1f}% within {net.timesteps} steps (Lava wraps u)")
+            raise QuantizationError(
+                f"layer '{layer.name}': worst-case |u| {u_max:.4g} exceeds 2^23-1 by "
+                f"{100 * (u_max / _MAX - 1):.1f}% within {net.timesteps} steps (Lava wraps u)"
+            )
         if not layer.neuron.spiking and v_max > _MAX:
-            raise QuantizationError(f"layer '{layer.name}': worst-case readout |v| {v_max:.4g} exceeds 2^23-1 by "
-                                    f"{100 * (v_max / _MAX - 1):.1f}% within {net.timesteps} steps (Lava clips v)")
+            raise QuantizationError(
+                f"layer '{layer.name}': worst-case readout |v| {v_max:.4g} exceeds 2^23-1 by "
+                f"{100 * (v_max / _MAX - 1):.1f}% within {net.timesteps} steps (Lava clips v)"
+            )
     return net

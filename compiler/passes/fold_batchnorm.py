@@ -23,12 +23,14 @@ def fold_batchnorm(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             continue
         prev = out[-1] if out else None
         if not isinstance(prev, ir.SYNAPTIC):
-            raise UnsupportedLayerError(f"layer '{layer.name}': BatchNorm must directly follow a dense or "
-                                        "conv layer to be folded")
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': BatchNorm must directly follow a dense or conv layer to be folded"
+            )
         g = layer.gamma / np.sqrt(layer.var + layer.eps)
         if g.shape[0] != prev.weight.shape[0]:
-            raise UnsupportedLayerError(f"layer '{layer.name}': {g.shape[0]} features, '{prev.name}' has "
-                                        f"{prev.weight.shape[0]} outputs")
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': {g.shape[0]} features, '{prev.name}' has {prev.weight.shape[0]} outputs"
+            )
         bias = np.zeros(g.shape[0]) if prev.bias is None else prev.bias
         w = prev.weight * g.reshape(-1, *([1] * (prev.weight.ndim - 1)))
         out[-1] = dataclasses.replace(prev, weight=w, bias=(bias - layer.mean) * g + layer.beta)

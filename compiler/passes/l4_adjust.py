@@ -62,8 +62,14 @@ def l4_factors(weight: np.ndarray, mean_potential: np.ndarray, v_th0: float, rs:
     adjusted = w * s_hat[:, None]
     before, after = float(np.abs(w).mean()), float(np.abs(adjusted).mean())
     rescale = 1.0 if after == before else before / after
-    return {"rs": rs, "mu_L4": mu_l4, "L4": l4.tolist(), "s_hat": s_hat.tolist(), "rescale": rescale,
-            "skipped_neurons": skipped}
+    return {
+        "rs": rs,
+        "mu_L4": mu_l4,
+        "L4": l4.tolist(),
+        "s_hat": s_hat.tolist(),
+        "rescale": rescale,
+        "skipped_neurons": skipped,
+    }
 
 
 def l4_adjust(net: ir.Network, cfg: CompileConfig) -> ir.Network:
@@ -74,19 +80,24 @@ def l4_adjust(net: ir.Network, cfg: CompileConfig) -> ir.Network:
     idx = next(i for i, layer in enumerate(net.layers) if isinstance(layer, ir.SYNAPTIC))
     first = net.layers[idx]
     if not first.neuron.spiking:
-        raise LoihicError(f"layer '{first.name}': L4 adjusts a spiking first layer; this network's first synaptic "
-                          "layer is its read-out")
+        raise LoihicError(
+            f"layer '{first.name}': L4 adjusts a spiking first layer; this network's first synaptic "
+            "layer is its read-out"
+        )
     if net.meta.get("l4_in_checkpoint") is not None:
         raise LoihicError(f"layer '{first.name}': this checkpoint's weights already carry an L4 adjustment")
     if MEAN_POTENTIAL_KEY not in net.meta or net.meta[MEAN_POTENTIAL_KEY] is None:
-        raise LoihicError(f"layer '{first.name}': L4 needs the first layer's mean pre-firing potentials, which this "
-                          "checkpoint lacks; convert it again with 'loihic convert'")
+        raise LoihicError(
+            f"layer '{first.name}': L4 needs the first layer's mean pre-firing potentials, which this "
+            "checkpoint lacks; convert it again with 'loihic convert'"
+        )
     f = l4_factors(first.weight, np.asarray(net.meta[MEAN_POTENTIAL_KEY]), first.neuron.threshold, cfg.l4_rs)
     scale = np.asarray(f["s_hat"]) * f["rescale"]
     shape = (-1,) + (1,) * (first.weight.ndim - 1)
-    new = dataclasses.replace(first, weight=first.weight * scale.reshape(shape),
-                              bias=None if first.bias is None else first.bias * scale)
+    new = dataclasses.replace(
+        first, weight=first.weight * scale.reshape(shape), bias=None if first.bias is None else first.bias * scale
+    )
     if math.isinf(cfg.l4_rs):
         new = first  # the baseline, bit for bit
-    layers = (*net.layers[:idx], new, *net.layers[idx + 1:])
+    layers = (*net.layers[:idx], new, *net.layers[idx + 1 :])
     return net.replace(layers=layers, meta={**net.meta, "l4": {**f, "layer": first.name}})

@@ -36,9 +36,11 @@ def _fold_conv(pool: ir.AvgPool, conv: ir.Conv) -> ir.Conv:
     if conv.dilation != (1, 1):
         raise UnsupportedLayerError(f"layer '{conv.name}': dilated conv after average pooling is not supported")
     return dataclasses.replace(
-        conv, weight=_compose(conv.weight, pool),
+        conv,
+        weight=_compose(conv.weight, pool),
         stride=(conv.stride[0] * pool.stride[0], conv.stride[1] * pool.stride[1]),
-        padding=(conv.padding[0] * pool.stride[0], conv.padding[1] * pool.stride[1]))
+        padding=(conv.padding[0] * pool.stride[0], conv.padding[1] * pool.stride[1]),
+    )
 
 
 def _fold_dense(pool: ir.AvgPool, dense: ir.Dense, pooled: tuple[int, ...], before: tuple[int, ...]) -> ir.Dense:
@@ -57,8 +59,14 @@ def _apply(layers: list[ir.Layer], x: torch.Tensor) -> torch.Tensor:
         elif isinstance(layer, ir.Flatten):
             x = x.flatten(1)
         elif isinstance(layer, ir.Conv):
-            x = F.conv2d(x, torch.tensor(layer.weight), stride=layer.stride, padding=layer.padding,
-                         dilation=layer.dilation, groups=layer.groups)
+            x = F.conv2d(
+                x,
+                torch.tensor(layer.weight),
+                stride=layer.stride,
+                padding=layer.padding,
+                dilation=layer.dilation,
+                groups=layer.groups,
+            )
         else:
             x = x @ torch.tensor(layer.weight).T
     return x
@@ -87,14 +95,18 @@ def lower_avgpool(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             folded = _fold_dense(layer, nxt, shapes[i + 1], shapes[i])
         else:
             what = type(nxt).__name__ if nxt is not None else "the end of the network"
-            raise UnsupportedLayerError(f"layer '{layer.name}': average pooling must be followed by a conv "
-                                        f"or by flatten + dense to be folded, not by {what}")
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': average pooling must be followed by a conv "
+                f"or by flatten + dense to be folded, not by {what}"
+            )
         probe = torch.rand((2, *shapes[i]), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         want = _apply([layer, *between, nxt], probe)
         got = _apply([*between, folded], probe)
         if want.shape != got.shape or not torch.allclose(want, got, rtol=1e-9, atol=1e-9):
-            raise UnsupportedLayerError(f"layer '{layer.name}': folding into '{nxt.name}' is not exact for "
-                                        f"input {shapes[i]} (pool {layer.kernel}/{layer.stride})")
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': folding into '{nxt.name}' is not exact for "
+                f"input {shapes[i]} (pool {layer.kernel}/{layer.stride})"
+            )
         out.extend([*between, folded])
         i = j + 1
     return net.replace(layers=tuple(out))

@@ -40,8 +40,9 @@ def _scale(layer: ir.Dense | ir.Conv, in_scale: int, steps: int) -> tuple[float,
     if layer.bias is not None and np.abs(layer.bias).max() > 0:
         limits["bias"] = schema.BIAS_MANT_MAX / (in_scale * float(np.abs(layer.bias).max()))
     i_dec, v_dec = quant.decay_int(n.current_decay), quant.decay_int(n.voltage_decay)
-    u_per_scale, v_per_scale = quant.state_bounds(w, None if layer.bias is None else layer.bias * in_scale,
-                                                  in_scale, i_dec, v_dec, steps, n.spiking)
+    u_per_scale, v_per_scale = quant.state_bounds(
+        w, None if layer.bias is None else layer.bias * in_scale, in_scale, i_dec, v_dec, steps, n.spiking
+    )
     limits["current range"] = _STATE_MAX / u_per_scale
     if not n.spiking:
         limits["readout voltage range"] = _STATE_MAX / v_per_scale
@@ -78,25 +79,36 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             raise QuantizationError(
                 f"layer '{layer.name}': soft reset (subtract threshold) cannot run on Loihi, whose LIF resets "
                 "to zero; convert with --reset hard, or compile with --force-hard-reset to deploy it with "
-                "hard reset (this changes its accuracy; measure it with 'loihic evaluate')")
+                "hard reset (this changes its accuracy; measure it with 'loihic evaluate')"
+            )
         in_scale = input_scale(net.encoding) if first else 1
         first = False
         scale, why = _scale(layer, in_scale, net.timesteps)
         w_int, scale = _fit(layer, scale, in_scale, net.timesteps)
         if not w_int.any():
-            raise QuantizationError(f"layer '{layer.name}': all weights round to zero at scale {scale:.3g} "
-                                    f"(limited by {why})")
+            raise QuantizationError(
+                f"layer '{layer.name}': all weights round to zero at scale {scale:.3g} (limited by {why})"
+            )
         if n.spiking:
             vth = int(round(scale * in_scale * n.threshold))
             if vth < 1:
-                raise QuantizationError(f"layer '{layer.name}': threshold {n.threshold:.3g} rounds to 0 at "
-                                        f"scale {scale:.3g}; it is below half a weight step")
+                raise QuantizationError(
+                    f"layer '{layer.name}': threshold {n.threshold:.3g} rounds to 0 at "
+                    f"scale {scale:.3g}; it is below half a weight step"
+                )
         else:
             vth = schema.VTH_MANT_NEVER
         bias = None if layer.bias is None else np.rint(scale * in_scale * layer.bias).astype(np.int64)
-        q = ir.Quant(weight=w_int, bias=bias, v_th_mant=vth, i_decay=quant.decay_int(n.current_decay),
-                     v_decay=quant.decay_int(n.voltage_decay), scale=scale, in_scale=in_scale,
-                     sqnr_db=quant.sqnr_db(layer.weight, w_int, scale))
+        q = ir.Quant(
+            weight=w_int,
+            bias=bias,
+            v_th_mant=vth,
+            i_decay=quant.decay_int(n.current_decay),
+            v_decay=quant.decay_int(n.voltage_decay),
+            scale=scale,
+            in_scale=in_scale,
+            sqnr_db=quant.sqnr_db(layer.weight, w_int, scale),
+        )
         out.append(dataclasses.replace(layer, quant=q))
         meta_limits = dict(net.meta.get("scale_limited_by", {}))
         meta_limits[layer.name] = why

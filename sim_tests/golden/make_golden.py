@@ -23,27 +23,41 @@ def golden_networks() -> dict[str, ir.Network]:
     rng = np.random.default_rng(SEED)
     leaky = ir.Neuron(threshold=1.0, voltage_decay=0.1)
     readout = ir.Neuron(threshold=1.0, spiking=False)
-    conv = ir.Network(ir.Input((1, 8, 8)), (
-        ir.Conv("conv1", rng.normal(size=(4, 1, 3, 3)) * 0.5, rng.normal(size=4) * 0.05, leaky, padding=1),
-        ir.AvgPool("pool1", 2, 2),
-        ir.Conv("conv2", rng.normal(size=(6, 4, 3, 3)) * 0.3, None, leaky, padding=1),
-        ir.Flatten("flat"),
-        ir.Dense("fc", rng.normal(size=(5, 6 * 4 * 4)) * 0.2, None, readout),
-    ), timesteps=16, encoding="poisson")
-    mlp = ir.Network(ir.Input((12,)), (
-        ir.Dense("fc1", rng.normal(size=(10, 12)) * 0.4, None, ir.Neuron(threshold=0.8)),
-        ir.Dense("fc2", rng.normal(size=(3, 10)) * 0.4, None, readout),
-    ), timesteps=8, encoding="direct")
+    conv = ir.Network(
+        ir.Input((1, 8, 8)),
+        (
+            ir.Conv("conv1", rng.normal(size=(4, 1, 3, 3)) * 0.5, rng.normal(size=4) * 0.05, leaky, padding=1),
+            ir.AvgPool("pool1", 2, 2),
+            ir.Conv("conv2", rng.normal(size=(6, 4, 3, 3)) * 0.3, None, leaky, padding=1),
+            ir.Flatten("flat"),
+            ir.Dense("fc", rng.normal(size=(5, 6 * 4 * 4)) * 0.2, None, readout),
+        ),
+        timesteps=16,
+        encoding="poisson",
+    )
+    mlp = ir.Network(
+        ir.Input((12,)),
+        (
+            ir.Dense("fc1", rng.normal(size=(10, 12)) * 0.4, None, ir.Neuron(threshold=0.8)),
+            ir.Dense("fc2", rng.normal(size=(3, 10)) * 0.4, None, readout),
+        ),
+        timesteps=8,
+        encoding="direct",
+    )
     return {"conv_small": conv, "mlp_direct": mlp}
 
 
 def write_goldens(directory: Path) -> list[Path]:
     out = []
     for name, net in golden_networks().items():
-        out.append(write_netx(compile_network(net), directory / f"{name}.net", {"golden": name, "seed": SEED,
-                                                                               "timesteps": net.timesteps,
-                                                                               "encoding": net.encoding},
-                              force=True))
+        out.append(
+            write_netx(
+                compile_network(net),
+                directory / f"{name}.net",
+                {"golden": name, "seed": SEED, "timesteps": net.timesteps, "encoding": net.encoding},
+                force=True,
+            )
+        )
     return out
 
 

@@ -27,8 +27,7 @@ def _assert_identical(path, x, bits=0, min_spikes=1):  # noqa: ANN001
 
 
 def _quant(w, bias, vth, idec, vdec):  # noqa: ANN001
-    return ir.Quant(weight=w, bias=bias, v_th_mant=vth, i_decay=idec, v_decay=vdec, scale=1.0, in_scale=1,
-                    sqnr_db=0.0)
+    return ir.Quant(weight=w, bias=bias, v_th_mant=vth, i_decay=idec, v_decay=vdec, scale=1.0, in_scale=1, sqnr_db=0.0)
 
 
 def _raw_net(layers, shape, steps=24):  # noqa: ANN001
@@ -48,10 +47,20 @@ def test_four_neurons(tmp_path, rng):
 
 def test_dense_leak_bias_and_readout(tmp_path, rng):
     w1, w2, w3 = (rng.integers(-128, 128, s) * 2 for s in ((30, 16), (20, 30), (5, 20)))
-    net = _raw_net([_dense("d1", w1, _quant(w1, rng.integers(-200, 200, 30), 500, 1024, 300)),
-                    _dense("d2", w2, _quant(w2, None, 300, 4096, 64)),
-                    ir.Dense("d3", w3, None, ir.Neuron(1.0, spiking=False),
-                             quant=_quant(w3, rng.integers(-50, 50, 5), 1 << 17, 4096, 0))], (16,))
+    net = _raw_net(
+        [
+            _dense("d1", w1, _quant(w1, rng.integers(-200, 200, 30), 500, 1024, 300)),
+            _dense("d2", w2, _quant(w2, None, 300, 4096, 64)),
+            ir.Dense(
+                "d3",
+                w3,
+                None,
+                ir.Neuron(1.0, spiking=False),
+                quant=_quant(w3, rng.integers(-50, 50, 5), 1 << 17, 4096, 0),
+            ),
+        ],
+        (16,),
+    )
     x = (rng.random((6, 16, 24)) < 0.4).astype(np.uint8)
     rep = _assert_identical(write_netx(net, tmp_path / "n.net", {}), x)
     assert rep.voltage_equal is True
@@ -69,11 +78,19 @@ def test_u_wraps_at_24_bits(tmp_path, rng):
 def test_conv_stride_padding_groups_nonsquare(tmp_path, rng):
     c1 = rng.integers(-100, 128, (4, 2, 3, 5)) * 2
     c2 = rng.integers(-100, 128, (6, 2, 3, 3)) * 2  # groups=2: 4 -> 6 channels
-    layers = [ir.Conv("c1", c1, None, ir.Neuron(1.0), stride=(1, 2), padding=(1, 2),
-                      quant=_quant(c1, rng.integers(-30, 30, 4), 300, 2048, 200)),
-              ir.Conv("c2", c2, None, ir.Neuron(1.0), stride=2, padding=1, groups=2,
-                      quant=_quant(c2, None, 250, 4096, 100)),
-              ir.Flatten("f")]
+    layers = [
+        ir.Conv(
+            "c1",
+            c1,
+            None,
+            ir.Neuron(1.0),
+            stride=(1, 2),
+            padding=(1, 2),
+            quant=_quant(c1, rng.integers(-30, 30, 4), 300, 2048, 200),
+        ),
+        ir.Conv("c2", c2, None, ir.Neuron(1.0), stride=2, padding=1, groups=2, quant=_quant(c2, None, 250, 4096, 100)),
+        ir.Flatten("f"),
+    ]
     shapes = ir.infer_shapes(_raw_net(layers, (2, 9, 12)))
     w3 = rng.integers(-128, 128, (5, shapes[-1][0])) * 2
     layers.append(_dense("d", w3, _quant(w3, None, 400, 4096, 0)))

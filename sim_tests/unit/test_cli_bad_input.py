@@ -55,8 +55,14 @@ class Run:
 def run_cli(cwd: Path, *args: str, timeout: int = TIMEOUT) -> Run:
     before = set(os.listdir(cwd))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-m", "loihic", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "loihic", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Run(proc.returncode, proc.stdout, proc.stderr, set(os.listdir(cwd)) - before, cwd)
 
 
@@ -229,8 +235,9 @@ def _write_evil(path: Path, marker: Path, how: str) -> None:
         torch.save(ckpt, path)
 
 
-@pytest.mark.parametrize(("command", "how"), [("compile", "torch-zip"), ("compile", "raw-pickle"),
-                                               ("convert", "nested")])
+@pytest.mark.parametrize(
+    ("command", "how"), [("compile", "torch-zip"), ("compile", "raw-pickle"), ("convert", "nested")]
+)
 def test_malicious_pickle_is_refused_and_not_run(ws: Path, command: str, how: str) -> None:
     marker = ws / "PWNED"
     _write_evil(ws / "evil.pt", marker, how)
@@ -253,7 +260,7 @@ def _corrupt_middle(path: Path) -> None:
     """0xFF over 4 KiB in the middle of the file (there: weight data, which becomes NaN)."""
     data = bytearray(path.read_bytes())
     mid = len(data) // 2
-    data[mid - 2048: mid + 2048] = b"\xff" * 4096
+    data[mid - 2048 : mid + 2048] = b"\xff" * 4096
     path.write_bytes(bytes(data))
 
 
@@ -262,7 +269,7 @@ def _corrupt_header(path: Path) -> None:
     with h5py.File(path, "r") as f:
         addr = h5py.h5o.get_info(f["layer"].id).addr
     data = bytearray(path.read_bytes())
-    data[addr: addr + 64] = bytes(64)
+    data[addr : addr + 64] = bytes(64)
     path.write_bytes(bytes(data))
 
 
@@ -295,6 +302,7 @@ def _set_type(index: int, ltype: str) -> Callable[[h5py.File], None]:
     def change(f: h5py.File) -> None:
         del f[f"layer/{index}/type"]
         f[f"layer/{index}/type"] = ltype
+
     return change
 
 
@@ -309,6 +317,7 @@ def _set_weight(value: float) -> Callable[[h5py.File], None]:
         w = f["layer/2/weight"][()]
         w[0, 0] = value
         f["layer/2/weight"][...] = w
+
     return change
 
 
@@ -325,6 +334,7 @@ def test_netx_weight_no_integer_can_hold(ws: Path) -> None:
 def test_compile_unsupported_layer(ws: Path, index: int, ltype: str) -> None:
     def change(ckpt: dict) -> None:
         ckpt["arch"][index]["type"] = ltype
+
     name = snn_variant(ws, f"{ltype}.pt", change)
     assert_refused(run_cli(ws, "compile", name, "-o", "m.net"), name, f"layer {index}", ltype)
 
@@ -333,6 +343,7 @@ def test_compile_unsupported_layer(ws: Path, index: int, ltype: str) -> None:
 def test_compile_nonfinite_weights(ws: Path, value: float) -> None:
     def change(ckpt: dict) -> None:
         ckpt["state_dict"]["4.weight"][3, 5] = value
+
     name = snn_variant(ws, "nonfinite.pt", change)
     assert_refused(run_cli(ws, "compile", name, "-o", "m.net"), name, "4.weight")
 
@@ -340,19 +351,24 @@ def test_compile_nonfinite_weights(ws: Path, value: float) -> None:
 def _threshold(value: float) -> Callable[[dict], None]:
     def change(ckpt: dict) -> None:
         ckpt["snn"]["thresholds"][0] = value
+
     return change
 
 
 def _zero(key: str) -> Callable[[dict], None]:
     def change(ckpt: dict) -> None:
         ckpt["state_dict"][key].zero_()
+
     return change
 
 
-@pytest.mark.parametrize(("case", "change", "layer"), [
-    ("tiny-threshold", _threshold(1e-12), "1.linear"),
-    ("zero-weights", _zero("1.weight"), "1.linear"),
-])
+@pytest.mark.parametrize(
+    ("case", "change", "layer"),
+    [
+        ("tiny-threshold", _threshold(1e-12), "1.linear"),
+        ("zero-weights", _zero("1.weight"), "1.linear"),
+    ],
+)
 def test_compile_quantization_overflow(ws: Path, case: str, change: Callable[[dict], None], layer: str) -> None:
     name = snn_variant(ws, f"{case}.pt", change)
     assert_refused(run_cli(ws, "compile", name, "-o", "m.net"), f"layer '{layer}'")
@@ -369,8 +385,10 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "shape": (lambda p: np.save(p, _good().reshape(2, 64, T)), ("shape (2, 64, 8)", "(N, 1, 8, 8, T)")),
     "float": (lambda p: np.save(p, _good().astype(np.float32)), ("float32", "integer")),
     "value-2": (lambda p: np.save(p, _good() * 2), ("0/1",)),
-    "pickled-object": (lambda p: np.save(p, np.array([Evil(p.parent / "PWNED")], dtype=object),
-                                         allow_pickle=True), (".npy",)),
+    "pickled-object": (
+        lambda p: np.save(p, np.array([Evil(p.parent / "PWNED")], dtype=object), allow_pickle=True),
+        (".npy",),
+    ),
 }
 
 
@@ -384,8 +402,9 @@ def test_simulate_bad_input_array(ws: Path, case: str) -> None:
 
 def test_simulate_lava_bad_shape_leaves_no_process(ws: Path) -> None:
     BAD_INPUTS["shape"][0](ws / "in.npy")
-    run = run_cli(ws, "simulate", ws / "model.net", "--input", ws / "in.npy", "-o", ws / "Y.npy",
-                  "--backend", "lava-sim")
+    run = run_cli(
+        ws, "simulate", ws / "model.net", "--input", ws / "in.npy", "-o", ws / "Y.npy", "--backend", "lava-sim"
+    )
     assert_refused(run, "in.npy", "(N, 1, 8, 8, T)")
     assert_no_processes_in(ws)
 
@@ -442,16 +461,24 @@ OPTION_CASES = {
     "evaluate-samples-0": (("evaluate", "model.net", "--samples", "0"), ("--samples", "0")),
     "evaluate-timesteps-0": (("evaluate", "model.net", "--samples", "2", "--timesteps", "0"), ("--timesteps", "0")),
     "verify-workers-0": (("verify", "model.net", "--samples", "2", "--workers", "0"), ("--workers", "0")),
-    "stdb-timesteps-0": (("train", "--method", "stdb", "--init", "snn.pt", "-T", "0", "-o", "x.pt"),
-                         ("--timesteps", "0")),
-    "stdb-alpha-0": (("train", "--method", "stdb", "--init", "snn.pt", "-T", "4", "--alpha", "0", "-o", "x.pt"),
-                     ("alpha", "0")),
-    "stdb-beta-negative": (("train", "--method", "stdb", "--init", "snn.pt", "-T", "4", "--beta", "-1", "-o",
-                            "x.pt"), ("beta", "-1")),
+    "stdb-timesteps-0": (
+        ("train", "--method", "stdb", "--init", "snn.pt", "-T", "0", "-o", "x.pt"),
+        ("--timesteps", "0"),
+    ),
+    "stdb-alpha-0": (
+        ("train", "--method", "stdb", "--init", "snn.pt", "-T", "4", "--alpha", "0", "-o", "x.pt"),
+        ("alpha", "0"),
+    ),
+    "stdb-beta-negative": (
+        ("train", "--method", "stdb", "--init", "snn.pt", "-T", "4", "--beta", "-1", "-o", "x.pt"),
+        ("beta", "-1"),
+    ),
     "stdb-init-ann": (("train", "--method", "stdb", "--init", "ann.pt", "-T", "4", "-o", "x.pt"), ("ann.pt", "ANN")),
     "noise-std-negative": (("train", "--method", "noise", "--noise-std", "-1", "-o", "x.pt"), ("-1",)),
-    "simulate-device": (("simulate", "model.net", "--input", "X.npy", "-o", "Y.npy", "--device", "gpu7"),
-                        ("--device", "gpu7")),
+    "simulate-device": (
+        ("simulate", "model.net", "--input", "X.npy", "-o", "Y.npy", "--device", "gpu7"),
+        ("--device", "gpu7"),
+    ),
 }
 
 
@@ -459,4 +486,3 @@ OPTION_CASES = {
 def test_bad_option(ws: Path, case: str) -> None:
     args, needles = OPTION_CASES[case]
     assert_refused(run_cli(ws, *args), *needles)
-

@@ -43,12 +43,15 @@ def _lif_reference(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarr
     return spikes, v.astype(np.int64), wrapped_any
 
 
-@pytest.mark.parametrize("i_decay,v_decay,bias,wmax,vth", [
-    (4096, 0, None, 254, 300),  # integrate-and-fire, no leak
-    (1024, 256, 40, 254, 900),  # both decays and a bias
-    (0, 4096, -30, 254, 100),  # current never decays: u grows until it wraps at 2^23
-    (200, 3000, 4000, 200, 131071),  # large bias, high threshold
-])
+@pytest.mark.parametrize(
+    "i_decay,v_decay,bias,wmax,vth",
+    [
+        (4096, 0, None, 254, 300),  # integrate-and-fire, no leak
+        (1024, 256, 40, 254, 900),  # both decays and a bias
+        (0, 4096, -30, 254, 100),  # current never decays: u grows until it wraps at 2^23
+        (200, 3000, 4000, 200, 131071),  # large bias, high threshold
+    ],
+)
 def test_dense_lif_matches_numpy_transcription(rng, i_decay, v_decay, bias, wmax, vth):
     n_in, n_out, steps, batch = 40, 12, 120, 5
     w = rng.integers(-wmax // 2, wmax // 2 + 1, (n_out, n_in)) * 2
@@ -61,11 +64,12 @@ def test_dense_lif_matches_numpy_transcription(rng, i_decay, v_decay, bias, wmax
     res = Emulator(model, device="cpu").run(x, record_v=True)
     wrapped = False
     for k in range(batch):
-        a = (w.astype(np.int64) @ x[k].astype(np.int64))
+        a = w.astype(np.int64) @ x[k].astype(np.int64)
         ref_s, ref_v, wrap_k = _lif_reference(a, neuron)
         wrapped |= wrap_k
-        assert np.array_equal(res.output_spikes[k], ref_s), f"sample {k}: first diff at " \
-            f"{np.argwhere(res.output_spikes[k] != ref_s)[:1]}"
+        assert np.array_equal(res.output_spikes[k], ref_s), (
+            f"sample {k}: first diff at {np.argwhere(res.output_spikes[k] != ref_s)[:1]}"
+        )
         assert np.array_equal(res.output_v[k], ref_v)
     assert wrapped == (i_decay == 0)  # the wrap case really wraps u; the others never do
 

@@ -46,9 +46,16 @@ def test_float_snn_equals_emulator_spike_for_spike(tmp_path, model):
     if model == "lenet5-nopool":  # conv -> relu -> flatten -> linear: no pooling (pool folds are not on-grid)
         gen = torch.Generator().manual_seed(0)
         readout = torch.randn(10, 6 * 8 * 8, generator=gen) * (torch.rand(10, 6 * 8 * 8, generator=gen) < 0.05)
-        ann = {**ann, "arch": [ann["arch"][0], ann["arch"][1], {"type": "flatten"},
-                               {"type": "linear", "in": 6 * 8 * 8, "out": 10, "bias": False}],
-               "state_dict": {"0.weight": ann["state_dict"]["0.weight"], "3.weight": readout}}
+        ann = {
+            **ann,
+            "arch": [
+                ann["arch"][0],
+                ann["arch"][1],
+                {"type": "flatten"},
+                {"type": "linear", "in": 6 * 8 * 8, "out": 10, "bias": False},
+            ],
+            "state_dict": {"0.weight": ann["state_dict"]["0.weight"], "3.weight": readout},
+        }
     snn = _on_grid(convert(ann, x, 12, calib_samples=32, progress=False))
     # threshold balancing gives thresholds well above one weight step; snap keeps them on the 1/64 grid
     net = compile_network(network_from_checkpoint(snn), CompileConfig())

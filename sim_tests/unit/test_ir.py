@@ -27,8 +27,14 @@ def test_non_finite_weights_rejected(bad):
         ir.Dense("fc", w, None, ir.Neuron(1.0))
 
 
-@pytest.mark.parametrize("kwargs,match", [({"threshold": 0.0}, "threshold"), ({"threshold": 1.0, "voltage_decay": 1.5},
-                                          "voltage_decay"), ({"threshold": 1.0, "reset": "sideways"}, "reset")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"threshold": 0.0}, "threshold"),
+        ({"threshold": 1.0, "voltage_decay": 1.5}, "voltage_decay"),
+        ({"threshold": 1.0, "reset": "sideways"}, "reset"),
+    ],
+)
 def test_neuron_validation(kwargs, match):
     with pytest.raises(LoihicError, match=match):
         ir.Neuron(**kwargs)
@@ -36,9 +42,16 @@ def test_neuron_validation(kwargs, match):
 
 def test_shape_inference_and_mismatch(rng):
     n = ir.Neuron(1.0)
-    net = ir.Network(ir.Input((1, 8, 8)), (ir.Conv("c", rng.normal(size=(4, 1, 3, 3)), None, n, stride=2, padding=1),
-                                           ir.Flatten("f"), ir.Dense("d", rng.normal(size=(3, 64)), None, n)),
-                     timesteps=4, encoding="poisson")
+    net = ir.Network(
+        ir.Input((1, 8, 8)),
+        (
+            ir.Conv("c", rng.normal(size=(4, 1, 3, 3)), None, n, stride=2, padding=1),
+            ir.Flatten("f"),
+            ir.Dense("d", rng.normal(size=(3, 64)), None, n),
+        ),
+        timesteps=4,
+        encoding="poisson",
+    )
     assert ir.infer_shapes(net) == [(4, 4, 4), (64,), (3,)]
     bad = net.replace(layers=(*net.layers[:2], ir.Dense("d", rng.normal(size=(3, 65)), None, n)))
     with pytest.raises(UnsupportedLayerError, match="layer 'd': dense expects 65 inputs"):

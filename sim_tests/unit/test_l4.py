@@ -15,10 +15,17 @@ from loihic.compiler.passes.l4_adjust import l4_adjust, l4_factors
 
 def _net(w1, mean_potential, threshold=1.0):  # noqa: ANN001
     rng = np.random.default_rng(0)
-    layers = (ir.Dense("fc1", w1, None, ir.Neuron(threshold)),
-              ir.Dense("fc2", rng.normal(size=(2, w1.shape[0])), None, ir.Neuron(1.0, spiking=False)))
-    return ir.Network(ir.Input((w1.shape[1],)), layers, timesteps=10, encoding="poisson",
-                      meta={"first_layer_mean_potential": mean_potential})
+    layers = (
+        ir.Dense("fc1", w1, None, ir.Neuron(threshold)),
+        ir.Dense("fc2", rng.normal(size=(2, w1.shape[0])), None, ir.Neuron(1.0, spiking=False)),
+    )
+    return ir.Network(
+        ir.Input((w1.shape[1],)),
+        layers,
+        timesteps=10,
+        encoding="poisson",
+        meta={"first_layer_mean_potential": mean_potential},
+    )
 
 
 def test_factors_by_hand():
@@ -45,17 +52,23 @@ def test_rs_infinity_is_the_baseline_bit_for_bit(rng):
 
 def test_large_rs_approaches_baseline_and_zero_rs_is_strongest(rng):
     net = _net(rng.normal(size=(6, 4)), rng.normal(size=6) * 0.1)
-    dev = {rs: np.abs(np.asarray(l4_adjust(net, CompileConfig(l4=True, l4_rs=rs)).meta["l4"]["s_hat"]) - 1).max()
-           for rs in (0.0, 1.0, 1e6)}
+    dev = {
+        rs: np.abs(np.asarray(l4_adjust(net, CompileConfig(l4=True, l4_rs=rs)).meta["l4"]["s_hat"]) - 1).max()
+        for rs in (0.0, 1.0, 1e6)
+    }
     assert dev[0.0] > dev[1.0] > dev[1e6] and dev[1e6] < 1e-5
 
 
 def test_conv_is_per_output_channel_and_bias_follows(rng):
     w = rng.normal(size=(3, 2, 3, 3))
     conv = ir.Conv("c", w, rng.normal(size=3), ir.Neuron(1.0))
-    net = ir.Network(ir.Input((2, 5, 5)), (conv, ir.Flatten("f"),
-                                           ir.Dense("d", rng.normal(size=(2, 27)), None, ir.Neuron(1, spiking=False))),
-                     timesteps=4, encoding="poisson", meta={"first_layer_mean_potential": [0.1, 0.2, -0.1]})
+    net = ir.Network(
+        ir.Input((2, 5, 5)),
+        (conv, ir.Flatten("f"), ir.Dense("d", rng.normal(size=(2, 27)), None, ir.Neuron(1, spiking=False))),
+        timesteps=4,
+        encoding="poisson",
+        meta={"first_layer_mean_potential": [0.1, 0.2, -0.1]},
+    )
     out = l4_adjust(net, CompileConfig(l4=True, l4_rs=0.0))
     s = np.asarray(out.meta["l4"]["s_hat"]) * out.meta["l4"]["rescale"]
     np.testing.assert_allclose(out.layers[0].weight, w * s[:, None, None, None])
@@ -92,8 +105,9 @@ def test_checkpoint_and_compiler_apply_the_same_adjustment():
     from loihic.training.data import load_dataset
 
     x, _ = load_dataset("digits", "train")
-    snn = convert(train_ann("mlp", "digits", 1, 0, progress=False, limit_train=200), x, 8, calib_samples=32,
-                  progress=False)
+    snn = convert(
+        train_ann("mlp", "digits", 1, 0, progress=False, limit_train=200), x, 8, calib_samples=32, progress=False
+    )
     via_compiler = compile_network(network_from_checkpoint(snn), CompileConfig(l4=True, l4_rs=0.5))
     adjusted, _ = with_l4(snn, 0.5)
     via_checkpoint = compile_network(network_from_checkpoint(adjusted))

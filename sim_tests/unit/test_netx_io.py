@@ -20,8 +20,11 @@ from sim_tests.golden.make_golden import golden_networks, write_goldens
 
 def _walk(f: h5py.File) -> dict[str, tuple]:
     items = {}
-    f.visititems(lambda name, obj: items.__setitem__(name, (obj.dtype.str, obj.shape, obj[()]))
-                 if isinstance(obj, h5py.Dataset) else None)
+    f.visititems(
+        lambda name, obj: (
+            items.__setitem__(name, (obj.dtype.str, obj.shape, obj[()])) if isinstance(obj, h5py.Dataset) else None
+        )
+    )
     return items
 
 
@@ -84,8 +87,12 @@ def test_writer_refuses_unquantized_and_bad_integers(tmp_path, rng):
     with pytest.raises(Exception, match="not quantized|must be lowered"):
         write_netx(net, tmp_path / "a.net", {})
     q = ir.Quant(np.full((10, 12), 300), None, 10, 4096, 0, 1.0, 1, 0.0)
-    bad = net.replace(layers=(ir.Dense("fc1", net.layers[0].weight, None, net.layers[0].neuron, quant=q),
-                              *compile_network(net).layers[1:]))
+    bad = net.replace(
+        layers=(
+            ir.Dense("fc1", net.layers[0].weight, None, net.layers[0].neuron, quant=q),
+            *compile_network(net).layers[1:],
+        )
+    )
     with pytest.raises(QuantizationError, match="fc1.*exceed"):
         write_netx(bad, tmp_path / "b.net", {})
     assert not (tmp_path / "b.net").exists() and not list(tmp_path.glob(".*"))
@@ -105,6 +112,7 @@ def test_reader_refuses_layer_types(tmp_path, ltype, match):
     def edit(f):
         del f["layer/2/type"]
         f["layer/2/type"] = ltype
+
     with pytest.raises(NetxFormatError, match=f"layer 2: layer type '{ltype}' is {match}"):
         read_netx(_copy_with(tmp_path, edit))
 
@@ -126,11 +134,13 @@ def test_reader_refuses_non_cuba_and_zero_weights(tmp_path):
     def sdnn(f):
         del f["layer/1/neuron/type"]
         f["layer/1/neuron/type"] = "SDNN"
+
     with pytest.raises(NetxFormatError, match="neuron type 'SDNN'"):
         read_netx(_copy_with(tmp_path, sdnn))
 
     def zero(f):
         f["layer/4/weight"][...] = 0
+
     with pytest.raises(NetxFormatError, match="all-zero"):
         read_netx(_copy_with(tmp_path, zero))
 
@@ -141,9 +151,16 @@ def test_optimize_weight_bits_matches_lava_dl(rng):
     from lava.lib.dl.netx.utils import optimize_weight_bits as netx_opt
     from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
-    cases = [rng.integers(-128, 128, (4, 6)) * 2, rng.integers(-127, 128, (4, 6)), rng.integers(0, 256, (4, 6)),
-             -rng.integers(0, 257, (4, 6)), rng.integers(-201, 202, (4, 6)), rng.integers(-32, 33, (4, 6)) * 8,
-             rng.integers(0, 300, (4, 6)), rng.integers(-400, 400, (4, 6))]
+    cases = [
+        rng.integers(-128, 128, (4, 6)) * 2,
+        rng.integers(-127, 128, (4, 6)),
+        rng.integers(0, 256, (4, 6)),
+        -rng.integers(0, 257, (4, 6)),
+        rng.integers(-201, 202, (4, 6)),
+        rng.integers(-32, 33, (4, 6)) * 8,
+        rng.integers(0, 300, (4, 6)),
+        rng.integers(-400, 400, (4, 6)),
+    ]
     for w in cases:
         w = w.astype(float)
         ours, bits, wexp = optimize_weight_bits(w)

@@ -26,8 +26,7 @@ def _net(layers, shape=(1, 12, 12), steps=16, encoding="poisson"):
 
 
 def test_pipeline_is_one_ordered_tuple_of_functions():
-    assert [p.__name__ for p in PASSES] == ["fold_batchnorm", "lower_avgpool", "l4_adjust", "quantize",
-                                           "check_ranges"]
+    assert [p.__name__ for p in PASSES] == ["fold_batchnorm", "lower_avgpool", "l4_adjust", "quantize", "check_ranges"]
 
 
 def test_fold_batchnorm_matches_torch(rng):
@@ -37,9 +36,14 @@ def test_fold_batchnorm_matches_torch(rng):
     folded = fold_batchnorm(net, CFG)
     assert len(folded.layers) == 1 and net.layers[1] is bn  # input untouched (pure)
     x = torch.as_tensor(rng.normal(size=(2, 3, 6, 6)))
-    want = F.batch_norm(F.conv2d(x, torch.as_tensor(w), torch.as_tensor(b), padding=1),
-                        torch.tensor(bn.mean), torch.tensor(bn.var), torch.tensor(bn.gamma),
-                        torch.tensor(bn.beta), eps=bn.eps)
+    want = F.batch_norm(
+        F.conv2d(x, torch.as_tensor(w), torch.as_tensor(b), padding=1),
+        torch.tensor(bn.mean),
+        torch.tensor(bn.var),
+        torch.tensor(bn.gamma),
+        torch.tensor(bn.beta),
+        eps=bn.eps,
+    )
     c = folded.layers[0]
     got = F.conv2d(x, torch.tensor(c.weight), torch.tensor(c.bias), padding=1)
     torch.testing.assert_close(got, want, rtol=FLOAT_REWRITE_RTOL, atol=FLOAT_REWRITE_ATOL)
@@ -51,12 +55,16 @@ def test_batchnorm_without_synapse_is_refused(rng):
         fold_batchnorm(_net([bn, ir.Flatten("f"), ir.Dense("d", rng.normal(size=(2, 144)), None, N)]), CFG)
 
 
-@pytest.mark.parametrize("size,k,s,conv_pad,conv_stride", [(12, 2, 2, 0, 1), (12, 2, 2, 2, 1), (10, 2, 2, 1, 2),
-                                                          (12, 3, 3, 1, 1)])
+@pytest.mark.parametrize(
+    "size,k,s,conv_pad,conv_stride", [(12, 2, 2, 0, 1), (12, 2, 2, 2, 1), (10, 2, 2, 1, 2), (12, 3, 3, 1, 1)]
+)
 def test_avgpool_into_conv_exact(rng, size, k, s, conv_pad, conv_stride):
     w2 = rng.normal(size=(5, 4, 3, 3))
-    layers = [ir.Conv("c1", rng.normal(size=(4, 1, 3, 3)), None, N, padding=1), ir.AvgPool("p", k, s),
-              ir.Conv("c2", w2, None, N, padding=conv_pad, stride=conv_stride)]
+    layers = [
+        ir.Conv("c1", rng.normal(size=(4, 1, 3, 3)), None, N, padding=1),
+        ir.AvgPool("p", k, s),
+        ir.Conv("c2", w2, None, N, padding=conv_pad, stride=conv_stride),
+    ]
     net = _net(layers, shape=(1, size, size))
     low = lower_avgpool(net, CFG)
     assert [type(lay).__name__ for lay in low.layers] == ["Conv", "Conv"]
@@ -70,8 +78,15 @@ def test_avgpool_into_conv_exact(rng, size, k, s, conv_pad, conv_stride):
 
 def test_avgpool_into_dense_exact(rng):
     wd = rng.normal(size=(7, 4 * 3 * 3))
-    net = _net([ir.Conv("c1", rng.normal(size=(4, 1, 3, 3)), None, N, padding=1), ir.AvgPool("p", 2, 2),
-                ir.Flatten("f"), ir.Dense("d", wd, None, N)], shape=(1, 7, 7))  # 7 = odd: last row dropped
+    net = _net(
+        [
+            ir.Conv("c1", rng.normal(size=(4, 1, 3, 3)), None, N, padding=1),
+            ir.AvgPool("p", 2, 2),
+            ir.Flatten("f"),
+            ir.Dense("d", wd, None, N),
+        ],
+        shape=(1, 7, 7),
+    )  # 7 = odd: last row dropped
     low = lower_avgpool(net, CFG)
     spikes = torch.as_tensor((rng.random((3, 4, 7, 7)) < 0.5).astype(np.float64))
     want = F.avg_pool2d(spikes, 2, 2).flatten(1) @ torch.as_tensor(wd).T
@@ -88,8 +103,12 @@ def test_avgpool_at_end_is_refused(rng):
 def _dense_net(rng, threshold=1.0, steps=16, spiking_out=False, encoding="poisson", bias=None):
     w1, w2 = rng.normal(size=(6, 5)) * 0.3, rng.normal(size=(3, 6)) * 0.3
     out = ir.Neuron(1.0, spiking=False) if not spiking_out else ir.Neuron(0.8)
-    return ir.Network(ir.Input((5,)), (ir.Dense("d1", w1, bias, ir.Neuron(threshold, voltage_decay=0.05)),
-                                       ir.Dense("d2", w2, None, out)), timesteps=steps, encoding=encoding)
+    return ir.Network(
+        ir.Input((5,)),
+        (ir.Dense("d1", w1, bias, ir.Neuron(threshold, voltage_decay=0.05)), ir.Dense("d2", w2, None, out)),
+        timesteps=steps,
+        encoding=encoding,
+    )
 
 
 def test_quantize_keeps_threshold_weight_ratio(rng):
@@ -119,8 +138,9 @@ def test_readout_scale_limited_by_voltage_range(rng):
 
 def test_soft_reset_refused_unless_forced(rng):
     net = _dense_net(rng)
-    soft = net.replace(layers=(net.layers[0].__class__("d1", net.layers[0].weight, None,
-                                                       ir.Neuron(1.0, reset="soft")), net.layers[1]))
+    soft = net.replace(
+        layers=(net.layers[0].__class__("d1", net.layers[0].weight, None, ir.Neuron(1.0, reset="soft")), net.layers[1])
+    )
     with pytest.raises(QuantizationError, match="soft reset"):
         compile_network(soft)
     assert compile_network(soft, CompileConfig(force_hard_reset=True)).layers[0].quant is not None
@@ -138,14 +158,30 @@ def test_tiny_threshold_and_zero_weights_refused(rng):
 def test_check_ranges_reports_layer_and_margin(rng):
     net = compile_network(_dense_net(rng, steps=16))
     d2 = net.layers[1]
-    big = ir.Quant(weight=np.full_like(d2.quant.weight, 254), bias=None, v_th_mant=1 << 17, i_decay=4096,
-                   v_decay=0, scale=1.0, in_scale=1, sqnr_db=0.0)
-    bad = net.replace(layers=(net.layers[0], ir.Dense("d2", d2.weight, None, d2.neuron, quant=big)),
-                      timesteps=10_000)
+    big = ir.Quant(
+        weight=np.full_like(d2.quant.weight, 254),
+        bias=None,
+        v_th_mant=1 << 17,
+        i_decay=4096,
+        v_decay=0,
+        scale=1.0,
+        in_scale=1,
+        sqnr_db=0.0,
+    )
+    bad = net.replace(layers=(net.layers[0], ir.Dense("d2", d2.weight, None, d2.neuron, quant=big)), timesteps=10_000)
     with pytest.raises(QuantizationError, match=r"'d2': worst-case readout \|v\|.*exceeds 2\^23-1 by"):
         check_ranges(bad, CFG)
-    wrap = bad.replace(layers=(ir.Dense("d1", net.layers[0].weight, None, net.layers[0].neuron,
-                                        quant=ir.Quant(np.full((6, 5), 254), None, 10, 0, 0, 1.0, 1, 0.0)),
-                               bad.layers[1]))
+    wrap = bad.replace(
+        layers=(
+            ir.Dense(
+                "d1",
+                net.layers[0].weight,
+                None,
+                net.layers[0].neuron,
+                quant=ir.Quant(np.full((6, 5), 254), None, 10, 0, 0, 1.0, 1, 0.0),
+            ),
+            bad.layers[1],
+        )
+    )
     with pytest.raises(QuantizationError, match=r"'d1': worst-case \|u\|.*Lava wraps u"):
         check_ranges(wrap, CFG)

@@ -24,16 +24,34 @@ def make_ckpt(kind: str = "ann") -> dict:
     arch = make_arch("mlp", (1, 8, 8), 10, hidden=16)
     torch.manual_seed(0)
     ckpt = {
-        "format": FORMAT, "format_version": 1, "kind": "ann", "model": "mlp", "dataset": "digits",
-        "input_shape": [1, 8, 8], "num_classes": 10, "arch": arch,
-        "state_dict": dict(build_model(arch).state_dict()), "seed": 0, "hyperparams": {"epochs": 1},
-        "metrics": {"test_accuracy": 0.5}, "created_by": CREATED_BY,
+        "format": FORMAT,
+        "format_version": 1,
+        "kind": "ann",
+        "model": "mlp",
+        "dataset": "digits",
+        "input_shape": [1, 8, 8],
+        "num_classes": 10,
+        "arch": arch,
+        "state_dict": dict(build_model(arch).state_dict()),
+        "seed": 0,
+        "hyperparams": {"epochs": 1},
+        "metrics": {"test_accuracy": 0.5},
+        "created_by": CREATED_BY,
     }
     if kind == "snn":
         ckpt["kind"] = "snn"
-        ckpt["snn"] = {"thresholds": [1.5, None], "timesteps": 8, "reset": "hard", "leak": 1.0,
-                       "encoding": "poisson", "norm": "max", "seed": 0, "calib_samples": 4,
-                       "source_sha256": None, "first_layer_mean_potential": [0.0] * 16}
+        ckpt["snn"] = {
+            "thresholds": [1.5, None],
+            "timesteps": 8,
+            "reset": "hard",
+            "leak": 1.0,
+            "encoding": "poisson",
+            "norm": "max",
+            "seed": 0,
+            "calib_samples": 4,
+            "source_sha256": None,
+            "first_layer_mean_potential": [0.0] * 16,
+        }
     return ckpt
 
 

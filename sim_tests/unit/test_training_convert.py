@@ -63,8 +63,9 @@ def test_threshold_is_max_preactivation(ann: dict, digits: tuple) -> None:
     scaled = convert(ann, x_tr, timesteps=6, norm="scaled:0.3", seed=3, calib_samples=40, progress=False)
     assert scaled["snn"]["thresholds"][0] == pytest.approx(0.3 * snn["snn"]["thresholds"][0])
     pct = convert(ann, x_tr, timesteps=6, norm="p99", seed=3, calib_samples=40, progress=False)
-    values = torch.cat([c.reshape(-1) for _, s in encode_chunks(x_tr, 6, "poisson", 3)
-                        for c in model.currents(s, 0)]).numpy()
+    values = torch.cat(
+        [c.reshape(-1) for _, s in encode_chunks(x_tr, 6, "poisson", 3) for c in model.currents(s, 0)]
+    ).numpy()
     assert pct["snn"]["thresholds"][0] == pytest.approx(float(np.percentile(values, 99)), rel=1e-5)
 
 
@@ -86,8 +87,7 @@ def test_lenet_conversion_runs(digits: tuple) -> None:
     x_tr, x_te, y_te = digits
     x_te, y_te = x_te[:120], y_te[:120]
     ann = train_ann("lenet5", "digits", epochs=4, seed=0, progress=False)
-    snn = convert(ann, x_tr, timesteps=16, norm="p99.9", reset="soft", seed=0, calib_samples=32,
-                  progress=False)
+    snn = convert(ann, x_tr, timesteps=16, norm="p99.9", reset="soft", seed=0, calib_samples=32, progress=False)
     assert len(snn["snn"]["first_layer_mean_potential"]) == 6  # one per output channel
     assert all(t > 0 for t in snn["snn"]["thresholds"][:-1]) and len(snn["snn"]["thresholds"]) == 5
     ann_acc = evaluate_ann(model_from_checkpoint(ann), x_te, y_te)
@@ -129,15 +129,19 @@ def test_wrong_calibration_shape(ann: dict) -> None:
 
 
 @settings(derandomize=True, deadline=None, max_examples=40)
-@given(norm=st.one_of(st.just("max"), st.floats(1e-3, 100).map(lambda q: f"p{q}"),
-                      st.floats(1e-3, 10).map(lambda k: f"scaled:{k}")))
+@given(
+    norm=st.one_of(
+        st.just("max"), st.floats(1e-3, 100).map(lambda q: f"p{q}"), st.floats(1e-3, 10).map(lambda k: f"scaled:{k}")
+    )
+)
 def test_parse_norm_accepts_valid(norm: str) -> None:
     method, value = parse_norm(norm)
     assert method in ("max", "percentile", "scaled") and value > 0
 
 
-@pytest.mark.parametrize("norm", ["", "mean", "p", "p100.1", "p-5", "pnan", "scaled:0", "scaled:-1",
-                                  "scaled:inf", "scaled:x", "scaled"])
+@pytest.mark.parametrize(
+    "norm", ["", "mean", "p", "p100.1", "p-5", "pnan", "scaled:0", "scaled:-1", "scaled:inf", "scaled:x", "scaled"]
+)
 def test_parse_norm_rejects(norm: str) -> None:
     with pytest.raises(InputError, match=f"norm '{norm}' is not"):
         parse_norm(norm)
@@ -149,6 +153,6 @@ def test_streamed_percentile_is_exact(seed: int, n: int, q: float, chunk: int) -
     values = np.random.default_rng(seed).normal(size=n).astype(np.float32)
     top = _TopValues(q, n)
     for start in range(0, n, chunk):
-        top.update(torch.from_numpy(values[start:start + chunk]))
+        top.update(torch.from_numpy(values[start : start + chunk]))
     want = float(np.percentile(values.astype(np.float64), q))
     assert top.value() == pytest.approx(want, rel=1e-5, abs=1e-6)

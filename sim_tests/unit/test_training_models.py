@@ -27,8 +27,16 @@ def lin(n_in: int, n_out: int, bias: bool = False) -> dict:
 
 
 def conv(c_in: int, c_out: int) -> dict:
-    return {"type": "conv", "in": c_in, "out": c_out, "kernel": 3, "stride": 1, "padding": 1, "groups": 1,
-            "bias": False}
+    return {
+        "type": "conv",
+        "in": c_in,
+        "out": c_out,
+        "kernel": 3,
+        "stride": 1,
+        "padding": 1,
+        "groups": 1,
+        "bias": False,
+    }
 
 
 @pytest.mark.parametrize("model", ["mlp", "lenet5", "vgg5", "vgg9"])
@@ -99,8 +107,17 @@ def test_check_convertible_errors(arch: list, match: str) -> None:
 
 
 def test_check_convertible_accepts_batchnorm_and_input_flatten() -> None:
-    check_convertible([FLAT, lin(64, 8), {"type": "batchnorm", "features": 8}, RELU,
-                       {"type": "dropout", "p": 0.1}, lin(8, 2), {"type": "batchnorm", "features": 2}])
+    check_convertible(
+        [
+            FLAT,
+            lin(64, 8),
+            {"type": "batchnorm", "features": 8},
+            RELU,
+            {"type": "dropout", "p": 0.1},
+            lin(8, 2),
+            {"type": "batchnorm", "features": 2},
+        ]
+    )
 
 
 def test_shape_mismatch_is_reported() -> None:

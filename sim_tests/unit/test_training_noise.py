@@ -167,8 +167,12 @@ def test_spiking_output_reference_loop() -> None:
     rng = np.random.default_rng(5)
     w1 = (rng.integers(-8, 9, size=(6, 4)) / 8).astype(np.float32)
     w2 = (rng.integers(-8, 9, size=(3, 6)) / 8).astype(np.float32)
-    arch = [{"type": "flatten"}, {"type": "linear", "in": 4, "out": 6, "bias": False}, {"type": "relu"},
-            {"type": "linear", "in": 6, "out": 3, "bias": False}]
+    arch = [
+        {"type": "flatten"},
+        {"type": "linear", "in": 4, "out": 6, "bias": False},
+        {"type": "relu"},
+        {"type": "linear", "in": 6, "out": 3, "bias": False},
+    ]
     state = {"1.weight": torch.tensor(w1), "3.weight": torch.tensor(w2)}
     spikes = (rng.random((5, 1, 2, 2, 9)) < 0.6).astype(np.uint8)
     run = SNNModel(arch, state, (1, 2, 2), [0.5625, 0.3125], leak=0.5).simulate(spikes, record=True)
@@ -223,12 +227,19 @@ def test_emulator_equals_lava(compiled: dict, test_set, name: str) -> None:
 
 
 # --- bad input -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("kwargs", "flag"), [
-    ({"noise": "pink"}, "--noise 'pink'"), ({"noise_std": -0.1}, "--noise-std -0.1"),
-    ({"noise_std": float("nan")}, "--noise-std nan"), ({"noise_mean": float("inf")}, "--noise-mean inf"),
-    ({"lr": 0.0}, "--lr 0.0"), ({"epochs": 0}, "--epochs 0"), ({"t_max": 0}, "--t-max 0"),
-    ({"model": "resnet"}, "--model 'resnet'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"noise": "pink"}, "--noise 'pink'"),
+        ({"noise_std": -0.1}, "--noise-std -0.1"),
+        ({"noise_std": float("nan")}, "--noise-std nan"),
+        ({"noise_mean": float("inf")}, "--noise-mean inf"),
+        ({"lr": 0.0}, "--lr 0.0"),
+        ({"epochs": 0}, "--epochs 0"),
+        ({"t_max": 0}, "--t-max 0"),
+        ({"model": "resnet"}, "--model 'resnet'"),
+    ],
+)
 def test_train_bad_options(kwargs: dict, flag: str) -> None:
     args = {"model": "ap2-512fc", "dataset": "digits", "epochs": 1, "seed": 0, "progress": False} | kwargs
     with pytest.raises(InputError, match="^" + flag.replace("(", r"\(")) as exc:
@@ -236,11 +247,18 @@ def test_train_bad_options(kwargs: dict, flag: str) -> None:
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize(("kwargs", "flag"), [
-    ({"timesteps": 0}, "--timesteps 0"), ({"alpha": 0.0}, "--alpha 0.0"), ({"alpha": -4.0}, "--alpha -4.0"),
-    ({"alpha": float("nan")}, "--alpha nan"), ({"stage": "4"}, "--stage '4'"), ({"beta": math.inf}, "--beta inf"),
-    ({"stage": "lif+mean", "offset": math.nan}, "--offset nan"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"timesteps": 0}, "--timesteps 0"),
+        ({"alpha": 0.0}, "--alpha 0.0"),
+        ({"alpha": -4.0}, "--alpha -4.0"),
+        ({"alpha": float("nan")}, "--alpha nan"),
+        ({"stage": "4"}, "--stage '4'"),
+        ({"beta": math.inf}, "--beta inf"),
+        ({"stage": "lif+mean", "offset": math.nan}, "--offset nan"),
+    ],
+)
 def test_evaluate_bad_options(ckpt: dict, test_set, kwargs: dict, flag: str) -> None:
     x, y = test_set
     with pytest.raises(InputError, match="^" + flag) as exc:

@@ -18,14 +18,26 @@ RELU = {"type": "relu"}
 
 
 def tiny(w1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> tuple[list, dict]:
-    arch = [FLAT, {"type": "linear", "in": w1.shape[1], "out": w1.shape[0], "bias": False}, RELU,
-            {"type": "linear", "in": w2.shape[1], "out": w2.shape[0], "bias": True}]
+    arch = [
+        FLAT,
+        {"type": "linear", "in": w1.shape[1], "out": w1.shape[0], "bias": False},
+        RELU,
+        {"type": "linear", "in": w2.shape[1], "out": w2.shape[0], "bias": True},
+    ]
     state = {"1.weight": torch.tensor(w1), "3.weight": torch.tensor(w2), "3.bias": torch.tensor(b2)}
     return arch, state
 
 
-def reference(spikes: np.ndarray, w1: np.ndarray, w2: np.ndarray, b2: np.ndarray, th: float, leak: float,
-              reset: str, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def reference(
+    spikes: np.ndarray,
+    w1: np.ndarray,
+    w2: np.ndarray,
+    b2: np.ndarray,
+    th: float,
+    leak: float,
+    reset: str,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Datta et al. eqs. 2-5 with our reset choice, one sample and step at a time."""
     n, T = spikes.shape[0], spikes.shape[-1]
     out = np.zeros((n, w2.shape[0]), np.float32)
@@ -43,8 +55,12 @@ def reference(spikes: np.ndarray, w1: np.ndarray, w2: np.ndarray, b2: np.ndarray
 
 
 @settings(derandomize=True, deadline=None, max_examples=25)
-@given(seed=st.integers(0, 2**31 - 1), reset=st.sampled_from(["hard", "soft"]),
-       leak=st.sampled_from([1.0, 0.75, 0.5, 0.0]), T=st.integers(1, 12))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    reset=st.sampled_from(["hard", "soft"]),
+    leak=st.sampled_from([1.0, 0.75, 0.5, 0.0]),
+    T=st.integers(1, 12),
+)
 def test_matches_reference_loop(seed: int, reset: str, leak: float, T: int) -> None:
     # Dyadic weights and threshold (multiples of 1/8, threshold off-grid by 1/16): float32 sums are
     # exact, so the comparison is exact whatever the summation order.
@@ -64,8 +80,11 @@ def test_matches_reference_loop(seed: int, reset: str, leak: float, T: int) -> N
 
 def test_direct_encoding_divides_by_255() -> None:
     rng = np.random.default_rng(0)
-    w1, w2, b2 = rng.normal(size=(4, 6)).astype(np.float32), rng.normal(size=(2, 4)).astype(np.float32), \
-        np.zeros(2, np.float32)
+    w1, w2, b2 = (
+        rng.normal(size=(4, 6)).astype(np.float32),
+        rng.normal(size=(2, 4)).astype(np.float32),
+        np.zeros(2, np.float32),
+    )
     arch, state = tiny(w1, w2, b2)
     x = rng.random((3, 1, 2, 3)).astype(np.float32)
     direct = encode(x, 5, "direct", 0)
@@ -85,9 +104,13 @@ def test_hard_and_soft_reset_differ() -> None:
 
 
 def test_conv_network_runs_and_pools() -> None:
-    arch = [{"type": "conv", "in": 1, "out": 2, "kernel": 3, "stride": 1, "padding": 1, "groups": 1,
-             "bias": False}, RELU, {"type": "avgpool", "kernel": 2, "stride": 2}, FLAT,
-            {"type": "linear", "in": 2 * 2 * 2, "out": 3, "bias": False}]
+    arch = [
+        {"type": "conv", "in": 1, "out": 2, "kernel": 3, "stride": 1, "padding": 1, "groups": 1, "bias": False},
+        RELU,
+        {"type": "avgpool", "kernel": 2, "stride": 2},
+        FLAT,
+        {"type": "linear", "in": 2 * 2 * 2, "out": 3, "bias": False},
+    ]
     torch.manual_seed(0)
     state = build_model(arch).state_dict()
     spikes = encode(np.random.default_rng(0).random((5, 1, 4, 4)).astype(np.float32), 7, "poisson", 0)

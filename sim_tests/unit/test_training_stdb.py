@@ -65,8 +65,7 @@ def tuned(converted: dict, digits: tuple) -> dict:
 def _network(ckpt: dict, reset: str | None = None, leak: float | None = None) -> tuple[STDBNetwork, SNNModel]:
     snn = ckpt["snn"]
     reset, leak = reset or snn["reset"], snn["leak"] if leak is None else leak
-    args = (ckpt["arch"], ckpt["state_dict"], ckpt["input_shape"], snn["thresholds"], leak, reset,
-            snn["encoding"])
+    args = (ckpt["arch"], ckpt["state_dict"], ckpt["input_shape"], snn["thresholds"], leak, reset, snn["encoding"])
     return STDBNetwork(*args), SNNModel(*args)
 
 
@@ -103,8 +102,12 @@ def test_surrogate_is_eq12() -> None:
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 def test_bptt_matches_hand_derivation(reset: str) -> None:
     """One input, one hidden LIF neuron, one readout: d u_T / d w1 by hand (eqs. 2, 5, 12) vs autograd."""
-    arch = [{"type": "flatten"}, {"type": "linear", "in": 1, "out": 1, "bias": False}, {"type": "relu"},
-            {"type": "linear", "in": 1, "out": 1, "bias": False}]
+    arch = [
+        {"type": "flatten"},
+        {"type": "linear", "in": 1, "out": 1, "bias": False},
+        {"type": "relu"},
+        {"type": "linear", "in": 1, "out": 1, "bias": False},
+    ]
     w1, w2, th, lam, alpha, beta = 0.6, 0.7, 1.0, 0.9, 0.3, 0.2
     sd = {"1.weight": torch.tensor([[w1]]), "3.weight": torch.tensor([[w2]])}
     net = STDBNetwork(arch, sd, [1], [th, None], lam, reset, "poisson", alpha, beta)
@@ -165,8 +168,9 @@ def test_both_resets_train(ann: dict, digits: tuple, reset: str) -> None:
 def test_resume_is_bit_identical(converted: dict, digits: tuple, tmp_path: Path) -> None:
     x_tr, y_tr = digits[0][:300], digits[1][:300]
     seen: list[dict] = []
-    full = train_stdb(converted, x_tr, y_tr, T, 2, 1, progress=False, on_epoch=seen.append,
-                      checkpoint_path=tmp_path / "stdb.pt")
+    full = train_stdb(
+        converted, x_tr, y_tr, T, 2, 1, progress=False, on_epoch=seen.append, checkpoint_path=tmp_path / "stdb.pt"
+    )
     assert load_checkpoint(tmp_path / "stdb.pt", "snn")["stdb"]["epochs_done"] == 2
     first = save_checkpoint(tmp_path / "epoch1.pt", seen[0])
     resumed = train_stdb(converted, x_tr, y_tr, T, 2, 1, progress=False, resume=first)
@@ -184,7 +188,7 @@ def test_threshold_scale_and_schedules(converted: dict, digits: tuple) -> None:
     assert out["snn"]["thresholds"][0] == pytest.approx(0.7 * converted["snn"]["thresholds"][0])
     assert out["snn"]["threshold_scale"] == pytest.approx(0.7)
     assert lr_at("cosine", 1.0, 2, 10, 0, 0) == 1.0 and lr_at("cosine", 1.0, 2, 10, 1, 0) == pytest.approx(0.5)
-    assert [lr_at("step", 1.0, 20, 5, e, 0) for e in (0, 6, 7, 12, 16)] == pytest.approx([1, 1, .1, .01, .001])
+    assert [lr_at("step", 1.0, 20, 5, e, 0) for e in (0, 6, 7, 12, 16)] == pytest.approx([1, 1, 0.1, 0.01, 0.001])
     assert derived_seed(0, 1) != derived_seed(0, 2) != derived_seed(1, 1)
 
 
