@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,6 @@ from loihic.training.convert import _TopValues, convert, parse_norm
 from loihic.training.data import load_dataset
 from loihic.training.models import model_from_checkpoint
 from loihic.training.snn import SNNModel, encode_chunks, evaluate_snn
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run faster on one thread, and far faster when the cores are shared (no spin-waiting)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -30,17 +30,8 @@ from loihic.training.noise import (
 from loihic.training.snn import SNNModel, evaluate_snn, snn_outputs
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny batches: torch's thread pool only adds contention (37 s instead of 2 s on 2 shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def ckpt(_one_thread) -> dict:
+def ckpt() -> dict:
     return train_noise("ap2-512fc", "digits", 40, 0, progress=False)
 
 
