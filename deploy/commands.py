@@ -17,6 +17,7 @@ import numpy as np
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import InputError, OutputExistsError
+from loihic.compiler.fileio import publish
 from loihic.compiler.load.checkpoint import network_from_checkpoint
 from loihic.compiler.netx.read import NetxModel, read_netx
 from loihic.compiler.netx.write import write_netx
@@ -59,10 +60,7 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     os.close(fd)
     try:
         np.save(tmp, array)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

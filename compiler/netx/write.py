@@ -13,6 +13,7 @@ import numpy as np
 
 from loihic.compiler import ir
 from loihic.compiler.errors import LoihicError, OutputExistsError, QuantizationError
+from loihic.compiler.fileio import publish
 from loihic.compiler.netx import schema
 
 
@@ -70,12 +71,6 @@ def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> 
     _write_neuron(group, q)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_netx(net: ir.Network, path: str | os.PathLike, meta: dict[str, Any], force: bool = False) -> Path:
     """Write ``net`` to ``path``.  The file appears whole or not at all (temp file + rename)."""
     path = Path(path)
@@ -95,8 +90,7 @@ def write_netx(net: ir.Network, path: str | os.PathLike, meta: dict[str, Any], f
                 _write_layer(layers.create_group(str(i)), layer, shape)
             meta_text = json.dumps(meta, sort_keys=True).encode("utf-8")
             f.create_group(schema.META_GROUP).create_dataset(schema.META_JSON, data=np.frombuffer(meta_text, np.uint8))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
