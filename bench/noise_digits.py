@@ -1,9 +1,11 @@
 """Noise-based T=1 training (Jiang & Zhang) end to end: float accuracy of stages 2 and 3 and of the deployable
 plain-LIF variants at T = 1, 5, 10, then the compiled networks on the emulator (whole test set) and on
-Lava (first ``--lava-samples`` test samples, checked spike-identical to the emulator).  Writes JSON.
+Lava (first ``--lava-samples`` test samples, checked spike-identical to the emulator).  Writes JSON and a
+PNG of accuracy vs T next to it; ``--save`` keeps the trained checkpoint (``bench/noise_alpha.py`` sweeps it).
 
     .venv/bin/python bench/noise_digits.py                      # digits, ap2-512fc, 100 epochs
-    .venv/bin/python bench/noise_digits.py --dataset fashion-mnist --model ap2-512fc --epochs 200
+    .venv/bin/python bench/noise_digits.py --dataset fashion-mnist --model ap2-512fc --epochs 200 \
+        --lava-samples 200 --save runs/noise/fmnist.pt                # issue 4, experiment 1
 
 Float modes (training/noise.py): "2", "3" (stage 3, alpha 4, beta 0.5), "lif" (what a plain compiled
 network runs), "lif+mean" and "lif+noise" (plain LIF plus a constant current c, and plus c + the stage-3
@@ -35,6 +37,37 @@ from loihic.training.checkpoint import save_checkpoint
 from loihic.training.data import load_dataset
 from loihic.training.noise import evaluate_noise, steady_offset, train_noise, with_offset
 
+PAPER_FMNIST_T5 = 0.9389  # Jiang & Zhang, Table 1: Fashion-MNIST AP2-512FC-10FC, stage 3, T = 5
+
+
+def plot(res: dict, path: Path) -> None:
+    """Accuracy vs T: float stages 2/3 and the deployable LIF variants (lines), compiled on the emulator (markers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, acc in res["float"].items():
+        ts = sorted(int(k[1:]) for k in acc)
+        style = "-" if name.startswith("stage") else "--"
+        ax.plot(ts, [100 * acc[f"T{t}"]["mean"] for t in ts], style, marker=".", label=f"float {name}")
+    for name, dep in res["deployed"].items():
+        ts = sorted(int(k[1:]) for k in dep if k.startswith("T"))
+        ax.plot(
+            ts, [100 * dep[f"T{t}"]["emulator_accuracy"] for t in ts], "s", ms=7, mfc="none", label=f"compiled {name}"
+        )
+    if res["dataset"] == "fashion-mnist" and res["model"] == "ap2-512fc":
+        ax.plot([5], [100 * PAPER_FMNIST_T5], "k*", ms=11, label="paper, stage 3 (T=5)")
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"noise-trained {res['model']} on {res['dataset']} ({res['epochs']} epochs, seed {res['seed']})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -53,6 +86,7 @@ def main() -> int:
     ap.add_argument("--lava-samples", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="default bench/results/noise_<dataset>_<model>.json")
+    ap.add_argument("--save", default=None, help="also write the trained checkpoint here (overwrites)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps_list = [int(t) for t in args.timesteps.split(",")]
@@ -71,6 +105,8 @@ def main() -> int:
         progress=True,
     )
     train_s = time.perf_counter() - t0
+    if args.save:
+        save_checkpoint(args.save, ckpt, force=True)
     x, y = load_dataset(args.dataset, "test")
     if args.samples:
         x, y = x[: args.samples], y[: args.samples]
@@ -167,7 +203,8 @@ def main() -> int:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
-    print(f"wrote {out}", file=sys.stderr)
+    plot(result, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
     return 0
 
 

@@ -78,7 +78,26 @@ def ann_epoch_seconds(
     return float(np.median(times))
 
 
+def write_json(res: dict, out: str) -> Path:
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(res, indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
+def deployed_accuracy(ckpt: dict, stem: Path, x: np.ndarray, y: np.ndarray, steps: int, seed: int) -> float:
+    """Accuracy of ``ckpt`` compiled to netx (default CompileConfig) on the bit-exact emulator."""
+    save_checkpoint(stem.with_suffix(".pt"), ckpt, force=True)
+    net, _ = compile_checkpoint(
+        str(stem.with_suffix(".pt")), str(stem.with_suffix(".net")), CompileConfig(), force=True
+    )
+    return emulator_accuracy(read_netx(net), x, y, steps, ckpt["snn"]["encoding"], seed, progress=False)
+
+
 def plot(res: dict, path: Path) -> None:
+    """Accuracy vs T, conversion alone vs conversion + STDB: float SNN (left), compiled on the emulator (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,36 +105,41 @@ def plot(res: dict, path: Path) -> None:
 
     rows = res["rows"]
     ts = sorted({r["timesteps"] for r in rows})
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.axhline(100 * res["ann_accuracy"], color="k", ls="--", lw=1, label="ANN")
-    for reset, style in (("hard", "-"), ("soft", ":")):
-        sel = {r["timesteps"]: r for r in rows if r["reset"] == reset}
-        if not sel:
-            continue
-        ax.plot(
-            ts,
-            [100 * sel[t]["converted_accuracy"] for t in ts],
-            "o" + style,
-            color="tab:blue",
-            label=f"conversion alone ({reset} reset)",
-        )
-        ax.plot(
-            ts,
-            [100 * sel[t]["stdb_accuracy"] for t in ts],
-            "s" + style,
-            color="tab:red",
-            label=f"conversion + STDB ({reset} reset)",
-        )
-    if res["dataset"] == PAPER["dataset"] and res["model"] == PAPER["model"]:
-        ax.plot([100], [100 * PAPER["converted_T100"]], "x", color="tab:blue", ms=9, label="paper, converted")
-        ax.plot([100], [100 * PAPER["hybrid_T100"]], "+", color="tab:red", ms=11, label="paper, hybrid")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ts, [str(t) for t in ts])
-    ax.set_xlabel("time steps T")
-    ax.set_ylabel("test accuracy (%), float SNN")
-    ax.set_title(f"{res['model']} on {res['dataset']}: STDB ({res['stdb']['epochs']} epochs) vs conversion")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    deployed = any("stdb_deployed_accuracy" in r for r in rows)
+    fig, axes = plt.subplots(1, 2 if deployed else 1, figsize=(11 if deployed else 6, 4), squeeze=False)
+    panels = [("", "float SNN")] + ([("_deployed", "compiled (Loihi fixed point, emulator)")] if deployed else [])
+    for ax, (suffix, what) in zip(axes[0], panels, strict=False):
+        ax.axhline(100 * res["ann_accuracy"], color="k", ls="--", lw=1, label="ANN")
+        for reset, style in (("hard", "-"), ("soft", ":")):
+            sel = {r["timesteps"]: r for r in rows if r["reset"] == reset and f"stdb{suffix}_accuracy" in r}
+            if not sel:
+                continue
+            t_sel = [t for t in ts if t in sel]
+            for tag, marker, color, label in (
+                ("converted", "o", "tab:blue", "conversion alone"),
+                ("stdb", "s", "tab:red", "conversion + STDB"),
+            ):
+                ax.plot(
+                    t_sel,
+                    [100 * sel[t][f"{tag}{suffix}_accuracy"] for t in t_sel],
+                    marker + style,
+                    color=color,
+                    label=f"{label} ({reset} reset)",
+                )
+        if not suffix and res["dataset"] == PAPER["dataset"] and res["model"] == PAPER["model"]:
+            ax.plot([100], [100 * PAPER["converted_T100"]], "x", color="tab:blue", ms=9, label="paper, converted")
+            ax.plot([100], [100 * PAPER["hybrid_T100"]], "+", color="tab:red", ms=11, label="paper, hybrid")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ts, [str(t) for t in ts])
+        ax.set_xlabel("time steps T")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(what, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    epochs = ", ".join(
+        f"T={t}: {e}" for t, e in sorted(res["stdb_epochs_per_timesteps"].items(), key=lambda kv: int(kv[0]))
+    )
+    fig.suptitle(f"{res['model']} on {res['dataset']}: STDB vs conversion (STDB epochs {epochs})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -126,7 +150,9 @@ def main() -> int:
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--model", default="mlp")
     ap.add_argument("--ann-epochs", type=int, default=8)
-    ap.add_argument("--epochs", type=int, default=5, help="STDB epochs")
+    ap.add_argument(
+        "--epochs", type=int, nargs="+", default=[5], help="STDB epochs: one value, or one per --timesteps entry"
+    )
     ap.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 4, 2], help="the first is deployed")
     ap.add_argument("--resets", nargs="+", default=["hard", "soft"], choices=["hard", "soft"])
     ap.add_argument("--lr", type=float, default=None, help="STDB lr (default: training.stdb's per data set)")
@@ -139,6 +165,12 @@ def main() -> int:
     ap.add_argument("--test-samples", type=int, default=None, help="default: the whole test set")
     ap.add_argument("--deploy-timesteps", type=int, default=None, help="T compiled and run (default: the first)")
     ap.add_argument("--lava-samples", type=int, default=200)
+    ap.add_argument(
+        "--deployed-samples",
+        type=int,
+        default=None,
+        help="test samples for the compiled (emulator) accuracy of every hard-reset row (default: all; 0: skip)",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
@@ -146,6 +178,11 @@ def main() -> int:
     ap.add_argument("--workdir", default=None, help="keep the checkpoints and netx file here")
     ap.add_argument("--out", default="bench/results/stdb_digits.json")
     args = ap.parse_args()
+    if len(args.epochs) not in (1, len(args.timesteps)):
+        ap.error(f"--epochs takes one value or one per --timesteps entry ({len(args.timesteps)}), got {args.epochs}")
+    epochs_at = dict(
+        zip(args.timesteps, args.epochs * len(args.timesteps) if len(args.epochs) == 1 else args.epochs, strict=True)
+    )
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
     x_train, y_train = load_dataset(args.dataset, "train")
@@ -206,7 +243,7 @@ def main() -> int:
                 x_stdb,
                 y_stdb,
                 steps,
-                args.epochs,
+                epochs_at[steps],
                 args.seed,
                 lr=args.lr,
                 alpha=args.alpha,
@@ -236,6 +273,17 @@ def main() -> int:
                 "stdb_seconds_per_epoch": float(np.median(st["history"]["seconds"])),
             }
             row["epoch_cost_vs_ann"] = row["stdb_seconds_per_epoch"] / res["ann_seconds_per_epoch"]
+            if reset == "hard" and args.deployed_samples != 0:  # what the chip runs: compiled, quantized
+                n_dep = len(x_test) if args.deployed_samples is None else min(args.deployed_samples, len(x_test))
+                row["deployed_samples"] = n_dep
+                for tag, ck in (("converted", snn), ("stdb", out)):
+                    row[f"{tag}_deployed_accuracy"] = deployed_accuracy(
+                        ck, work / f"{tag}_T{steps}", x_test[:n_dep], y_test[:n_dep], steps, args.seed
+                    )
+                log(
+                    f"T={steps} deployed (emulator, {n_dep} samples): converted "
+                    f"{100 * row['converted_deployed_accuracy']:.2f}%, STDB {100 * row['stdb_deployed_accuracy']:.2f}%"
+                )
             if reset == "soft":  # what Lava would run: the soft-trained weights with hard reset
                 hard = {**out, "snn": {**out["snn"], "reset": "hard"}}
                 row["stdb_accuracy_deployed_hard"] = evaluate_snn(hard, x_test, y_test, seed=args.seed)
@@ -247,7 +295,10 @@ def main() -> int:
             )
             if steps == deploy_t and reset == "hard":
                 deploy_ckpt = out
+            res["rows"] = rows  # partial results survive a crash or a kill in the next row
+            write_json(res, args.out)
     res["rows"] = rows
+    res["stdb_epochs_per_timesteps"] = epochs_at
     res["stdb"] = {
         k: v
         for k, v in (deploy_ckpt or out)["stdb"].items()
@@ -298,9 +349,8 @@ def main() -> int:
                 f"{'IDENTICAL' if rep.identical else 'MISMATCH'}, {100 * rep.accuracy_lava:.2f}%"
             )
     res["seconds_total"] = time.perf_counter() - t_all
-    out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(res, indent=2, default=str))
+    res["complete"] = True
+    out_path = write_json(res, args.out)
     plot(res, out_path.with_suffix(".png"))
     work_ctx.cleanup()
     print(

@@ -27,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"loihic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train weights: ann, or stdb (fine-tune a converted SNN)")
-    p.add_argument("--method", default="ann", choices=["ann", "noise", "stdb"])
+    p = sub.add_parser(
+        "train", help="train weights: ann, noise (T=1 with noise), bptt (direct at T), stdb (fine-tune a converted SNN)"
+    )
+    p.add_argument("--method", default="ann", choices=["ann", "noise", "bptt", "stdb"])
     p.add_argument("--model", default="mlp", help="mlp | lenet5 | vgg5 | vgg9; noise also: ap2-512fc | mnist-cnn")
     p.add_argument(
         "--dataset",
@@ -52,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
     g.add_argument("--resume", default=None, help="continue an interrupted STDB run from its checkpoint")
     g.add_argument("--device", default="cpu", help="cpu | cuda")
-    g = p.add_argument_group("noise (Jiang & Zhang, T=1 training with noise)")
+    g = p.add_argument_group(
+        "noise (Jiang & Zhang, T=1 training with noise); bptt (their baseline: direct training at --timesteps, "
+        "default 10) shares --t-max and --surrogate-a"
+    )
     g.add_argument("--noise", default="gaussian", choices=["gaussian", "uniform"])
     g.add_argument("--noise-mean", type=float, default=0.5)
     g.add_argument("--noise-std", type=float, default=1 / 6)

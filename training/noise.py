@@ -78,7 +78,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,6 +305,144 @@ def _forward_t1(
     return h
 
 
+def _forward_bptt(
+    prefix: Sequence[nn.Module],
+    stages: Sequence[Stage],
+    x: torch.Tensor,
+    timesteps: int,
+    a: float,
+) -> torch.Tensor:
+    """Direct training's forward (the baseline of sec. 3.2 / Fig. 4-5): the plain LIF of eqs. 1-3 run for
+    ``timesteps`` steps on the direct-encoded input, spikes through the eq. 4 surrogate, hard reset
+    ``V = H (1 - S)`` differentiated as written (no detached reset); returns the output spikes averaged over
+    the steps (B, classes), differentiable through time (BPTT)."""
+    h0 = _quantized_input(x)
+    for module in prefix:
+        h0 = module(h0)
+    first = stages[0].current(h0)  # the same input current every step (direct encoding)
+    v: list[torch.Tensor | float] = [0.0] * len(stages)
+    total: torch.Tensor | None = None
+    for _ in range(timesteps):
+        h = h0
+        for n, stage in enumerate(stages):
+            current = first if n == 0 else stage.current(h)
+            hh = LEAK * v[n] + current  # eq. 1
+            s = surrogate_spike(hh, THRESHOLD, a)  # eq. 2 with the eq. 4 backward
+            v[n] = hh * (1.0 - s)  # eq. 3, V_reset = 0
+            h = stage.forward_spikes(s)
+        total = h if total is None else total + h
+    return total / timesteps
+
+
+def _train_loop(
+    arch: list[dict[str, Any]],
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    num_classes: int,
+    forward: Callable[[Sequence[nn.Module], Sequence[Stage], torch.Tensor], torch.Tensor],
+    epochs: int,
+    seed: int,
+    lr: float,
+    t_max: int,
+    batch_size: int,
+    desc: str,
+    progress: bool,
+    on_epoch: Callable[[int, dict[str, torch.Tensor]], None] | None,
+) -> tuple[dict[str, torch.Tensor], float]:
+    """The training loop both methods share: Adam (``lr``), MSE of ``forward``'s output against one-hot
+    targets, ``CosineAnnealingWarmRestarts(T_0=t_max)`` stepped per epoch.  Weight init from
+    ``torch.manual_seed(seed)`` in a forked RNG state, batch order from a generator seeded with ``seed``.
+    ``on_epoch(epoch, state_dict)`` runs after each epoch (1-based), outside nothing but the bar: callers
+    that time training subtract their own time.  Returns the final state dict and the last epoch's loss."""
+    xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
+    targets = nn.functional.one_hot(yt, num_classes).to(torch.float32)
+    steps = math.ceil(len(xt) / batch_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_model(arch)
+        prefix, stages = split_stages(net, arch)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=t_max)
+        order_gen = torch.Generator().manual_seed(seed)
+        loss_fn = nn.MSELoss()
+        bar = tqdm(range(epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not progress)
+        epoch_loss = float("nan")
+        for epoch in bar:
+            net.train()
+            order = torch.randperm(len(xt), generator=order_gen)
+            total = 0.0
+            for b in range(steps):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(forward(prefix, stages, xt[idx]), targets[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            sched.step()
+            epoch_loss = total / len(xt)
+            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+            if on_epoch is not None:
+                on_epoch(epoch + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
+        bar.close()
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}, epoch_loss
+
+
+def _check_training_options(epochs: int, batch_size: int, t_max: int, lr: float, surrogate_a: float) -> None:
+    for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--t-max", t_max)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"{name} {value!r}: must be an integer >= 1")
+    for name, value in (("--lr", lr), ("--surrogate-a", surrogate_a)):
+        if not _finite(value) or value <= 0:
+            raise InputError(f"{name} {value!r}: must be a finite number > 0")
+
+
+def snn_checkpoint(
+    model: str,
+    dataset: str,
+    arch: list[dict[str, Any]],
+    state_dict: dict[str, torch.Tensor],
+    seed: int,
+    timesteps: int,
+    method: str,
+    hyperparams: dict[str, Any],
+    noise: NoiseConfig | None,
+) -> dict[str, Any]:
+    """The SNN checkpoint of a network with this module's neuron (eqs. 1-3): thresholds all 1.0 (output too),
+    ``output = "spiking"``, leak 0.5, hard reset, direct encoding; ``noise`` recorded for noise training."""
+    info = dataset_info(dataset)
+    n_stages = sum(1 for layer in arch if layer["type"] in ("linear", "conv"))
+    snn: dict[str, Any] = {
+        "thresholds": [THRESHOLD] * n_stages,
+        "timesteps": int(timesteps),
+        "reset": "hard",
+        "leak": LEAK,
+        "encoding": ENCODING,
+        "seed": int(seed),
+        "output": "spiking",
+        "method": method,
+        # [] only because checkpoint._check_snn still reads this conversion-only key unconditionally
+        "first_layer_mean_potential": [],
+    }
+    if noise is not None:
+        snn["noise"] = noise.to_json()
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "snn",
+        "model": model,
+        "dataset": dataset,
+        "input_shape": list(info.input_shape),
+        "num_classes": info.num_classes,
+        "arch": arch,
+        "state_dict": state_dict,
+        "seed": int(seed),
+        "hyperparams": hyperparams,
+        "metrics": {},
+        "created_by": CREATED_BY,
+        "snn": snn,
+    }
+
+
 # --- stage 1: training -----------------------------------------------------------------------------------
 def train_noise(
     model: str,
@@ -325,6 +463,7 @@ def train_noise(
     limit_train: int | None = None,
     progress: bool = True,
     data_dir: Path | str | None = None,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Stage 1: train the T = 1 SNN with per-layer noise (eq. 6); return an SNN checkpoint dict.
 
@@ -336,6 +475,7 @@ def train_noise(
 
     Seeded like ``ann.train_ann``: weight init from ``torch.manual_seed(seed)`` in a forked RNG state, batch
     order from a generator seeded with ``seed``, the noise from one seeded with ``seed + 1``.
+    ``on_epoch(epoch, checkpoint)`` (metrics empty) runs after every epoch, e.g. to time accuracy.
 
     The checkpoint: kind "snn", thresholds all 1.0 (output too), ``output = "spiking"``, leak 0.5, hard
     reset, direct encoding, ``method = "noise"``, ``noise`` = the options; metrics: stage-2 accuracy at
@@ -343,96 +483,55 @@ def train_noise(
     """
     cfg = NoiseConfig(noise, noise_mean, noise_std, noise_clip)
     lr = DATASET_LR.get(dataset, DEFAULT_LR) if lr is None else lr
-    for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--t-max", t_max)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputError(f"{name} {value!r}: must be an integer >= 1")
-    for name, value in (("--lr", lr), ("--surrogate-a", surrogate_a)):
-        if not _finite(value) or value <= 0:
-            raise InputError(f"{name} {value!r}: must be a finite number > 0")
+    _check_training_options(epochs, batch_size, t_max, lr, surrogate_a)
     check_timesteps(timesteps)
     info = dataset_info(dataset)
     arch = noise_arch(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
     x_tr, y_tr = load_dataset(dataset, "train", data_dir)
     x_te, y_te = load_dataset(dataset, "test", data_dir)
     x_tr, y_tr = subset(x_tr, y_tr, limit_train, seed)
-    xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
-    targets = nn.functional.one_hot(yt, info.num_classes).to(torch.float32)
-    steps = math.ceil(len(xt) / batch_size)
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = build_model(arch)
-        prefix, stages = split_stages(net, arch)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=t_max)
-        order_gen = torch.Generator().manual_seed(seed)
-        noise_gen = torch.Generator().manual_seed(seed + 1)
-        loss_fn = nn.MSELoss()
-        bar = tqdm(
-            range(epochs), desc=f"train noise {model}/{dataset}", unit="epoch", file=sys.stderr, disable=not progress
-        )
-        epoch_loss = float("nan")
-        for _ in bar:
-            net.train()
-            order = torch.randperm(len(xt), generator=order_gen)
-            total = 0.0
-            for b in range(steps):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                opt.zero_grad(set_to_none=True)
-                out = _forward_t1(prefix, stages, xt[idx], cfg, noise_gen, surrogate_a)
-                loss = loss_fn(out, targets[idx])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            sched.step()
-            epoch_loss = total / len(xt)
-            bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        bar.close()
-
-    ckpt = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": "snn",
-        "model": model,
-        "dataset": dataset,
-        "input_shape": list(info.input_shape),
-        "num_classes": info.num_classes,
-        "arch": arch,
-        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
-        "seed": int(seed),
-        "hyperparams": {
-            "method": "noise",
-            "epochs": int(epochs),
-            "lr": float(lr),
-            "batch_size": int(batch_size),
-            "hidden": hidden,
-            "bias": bool(bias),
-            "optimizer": "adam",
-            "schedule": "cosine-warm-restarts",
-            "t_max": int(t_max),
-            "loss": "mse-one-hot",
-            "surrogate": "atan (eq. 4)",
-            "surrogate_a": float(surrogate_a),
-            "noise": cfg.to_json(),
-            "limit_train": limit_train,
-            "train_samples": len(xt),
-        },
-        "metrics": {},
-        "created_by": CREATED_BY,
-        "snn": {
-            "thresholds": [THRESHOLD] * len(stages),
-            "timesteps": int(timesteps),
-            "reset": "hard",
-            "leak": LEAK,
-            "encoding": ENCODING,
-            "seed": int(seed),
-            "output": "spiking",
-            "method": "noise",
-            "noise": cfg.to_json(),
-            # [] only because checkpoint._check_snn still reads this conversion-only key unconditionally
-            "first_layer_mean_potential": [],
-        },
+    hyperparams = {
+        "method": "noise",
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "batch_size": int(batch_size),
+        "hidden": hidden,
+        "bias": bool(bias),
+        "optimizer": "adam",
+        "schedule": "cosine-warm-restarts",
+        "t_max": int(t_max),
+        "loss": "mse-one-hot",
+        "surrogate": "atan (eq. 4)",
+        "surrogate_a": float(surrogate_a),
+        "noise": cfg.to_json(),
+        "limit_train": limit_train,
+        "train_samples": len(x_tr),
     }
+
+    def make(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return snn_checkpoint(model, dataset, arch, state, seed, timesteps, "noise", hyperparams, cfg)
+
+    noise_gen = torch.Generator().manual_seed(seed + 1)
+
+    def forward(prefix: Sequence[nn.Module], stages: Sequence[Stage], x: torch.Tensor) -> torch.Tensor:
+        return _forward_t1(prefix, stages, x, cfg, noise_gen, surrogate_a)
+
+    state, epoch_loss = _train_loop(
+        arch,
+        x_tr,
+        y_tr,
+        info.num_classes,
+        forward,
+        epochs,
+        seed,
+        lr,
+        t_max,
+        batch_size,
+        f"train noise {model}/{dataset}",
+        progress,
+        None if on_epoch is None else lambda e, st: on_epoch(e, make(st)),
+    )
+    ckpt = make(state)
     acc_t1 = evaluate_noise(ckpt, x_te, y_te, timesteps=1, stage="2", seed=seed)
     lif_t1 = evaluate_noise(ckpt, x_te, y_te, timesteps=1, stage="lif", seed=seed)
     ckpt["metrics"] = {
@@ -442,6 +541,90 @@ def train_noise(
         "test_samples": len(x_te),
     }
     validate_checkpoint(ckpt, f"trained noise {model} on {dataset}", "snn")
+    return ckpt
+
+
+# --- the baseline: direct surrogate-gradient BPTT at T = N -----------------------------------------------
+def train_bptt(
+    model: str,
+    dataset: str,
+    epochs: int,
+    seed: int,
+    timesteps: int = 10,
+    lr: float | None = None,
+    t_max: int = 100,
+    surrogate_a: float = 3.0,
+    batch_size: int = 64,
+    hidden: int | None = None,
+    bias: bool = False,
+    limit_train: int | None = None,
+    progress: bool = True,
+    data_dir: Path | str | None = None,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Direct training, the paper's comparison (sec. 3.2, Figs. 4-5): the same network, neuron (eqs. 1-3),
+    surrogate (eq. 4), loss, optimizer, schedule and seeding as :func:`train_noise`, but no noise: the
+    plain LIF is unrolled over ``timesteps`` steps and trained by backpropagation through time on the
+    output spikes averaged over the steps (:func:`_forward_bptt`).  The result is exactly the network the
+    compiler deploys (stage "lif"; no offset needed).  Checkpoint as :func:`train_noise` with
+    ``method = "bptt"`` and no ``noise``; metrics: plain-LIF test accuracy at ``timesteps``.
+    """
+    from loihic.training.snn import evaluate_snn
+
+    lr = DATASET_LR.get(dataset, DEFAULT_LR) if lr is None else lr
+    _check_training_options(epochs, batch_size, t_max, lr, surrogate_a)
+    steps = check_timesteps(timesteps)
+    info = dataset_info(dataset)
+    arch = noise_arch(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
+    x_tr, y_tr = load_dataset(dataset, "train", data_dir)
+    x_te, y_te = load_dataset(dataset, "test", data_dir)
+    x_tr, y_tr = subset(x_tr, y_tr, limit_train, seed)
+    hyperparams = {
+        "method": "bptt",
+        "epochs": int(epochs),
+        "timesteps_train": steps,
+        "lr": float(lr),
+        "batch_size": int(batch_size),
+        "hidden": hidden,
+        "bias": bool(bias),
+        "optimizer": "adam",
+        "schedule": "cosine-warm-restarts",
+        "t_max": int(t_max),
+        "loss": "mse-one-hot (output spikes averaged over T)",
+        "surrogate": "atan (eq. 4)",
+        "surrogate_a": float(surrogate_a),
+        "limit_train": limit_train,
+        "train_samples": len(x_tr),
+    }
+
+    def make(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return snn_checkpoint(model, dataset, arch, state, seed, steps, "bptt", hyperparams, None)
+
+    def forward(prefix: Sequence[nn.Module], stages: Sequence[Stage], x: torch.Tensor) -> torch.Tensor:
+        return _forward_bptt(prefix, stages, x, steps, surrogate_a)
+
+    state, epoch_loss = _train_loop(
+        arch,
+        x_tr,
+        y_tr,
+        info.num_classes,
+        forward,
+        epochs,
+        seed,
+        lr,
+        t_max,
+        batch_size,
+        f"train bptt T={steps} {model}/{dataset}",
+        progress,
+        None if on_epoch is None else lambda e, st: on_epoch(e, make(st)),
+    )
+    ckpt = make(state)
+    ckpt["metrics"] = {
+        "test_accuracy": float(evaluate_snn(ckpt, x_te, y_te, timesteps=steps, seed=seed)),
+        "train_loss": float(epoch_loss),
+        "test_samples": len(x_te),
+    }
+    validate_checkpoint(ckpt, f"trained bptt {model} on {dataset}", "snn")
     return ckpt
 
 

@@ -475,6 +475,8 @@ OPTION_CASES = {
     ),
     "stdb-init-ann": (("train", "--method", "stdb", "--init", "ann.pt", "-T", "4", "-o", "x.pt"), ("ann.pt", "ANN")),
     "noise-std-negative": (("train", "--method", "noise", "--noise-std", "-1", "-o", "x.pt"), ("-1",)),
+    "bptt-timesteps-0": (("train", "--method", "bptt", "-T", "0", "-o", "x.pt"), ("--timesteps", "0")),
+    "bptt-lr-negative": (("train", "--method", "bptt", "--lr", "-1", "-o", "x.pt"), ("--lr", "-1")),
     "simulate-device": (
         ("simulate", "model.net", "--input", "X.npy", "-o", "Y.npy", "--device", "gpu7"),
         ("--device", "gpu7"),
