@@ -1,7 +1,9 @@
 """Noise-based T=1 training (Jiang & Zhang) end to end: float accuracy of stages 2 and 3 and of the deployable
 plain-LIF variants at T = 1, 5, 10, then the compiled networks on the emulator (whole test set) and on
-Lava (first ``--lava-samples`` test samples, checked spike-identical to the emulator).  Writes JSON and a
-PNG of accuracy vs T next to it; ``--save`` keeps the trained checkpoint (``bench/noise_alpha.py`` sweeps it).
+Lava (first ``--lava-samples`` test samples, checked spike-identical to the emulator), each compiled
+with 8-bit and with fewer (``--input-bits``) graded input bits, next to the float network it quantizes.
+Writes JSON and a PNG of accuracy vs T next to it; ``--save`` keeps the trained checkpoint
+(``bench/noise_alpha.py`` sweeps it).
 
     .venv/bin/python bench/noise_digits.py                      # digits, ap2-512fc, 100 epochs
     .venv/bin/python bench/noise_digits.py --dataset fashion-mnist --model ap2-512fc --epochs 200 \
@@ -33,8 +35,9 @@ from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
 from loihic.deploy.commands import compile_checkpoint, emulator_accuracy, encoded
 from loihic.deploy.verify import verify
-from loihic.training.checkpoint import save_checkpoint
+from loihic.training.checkpoint import save_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
+from loihic.training.encoding import direct_bits
 from loihic.training.noise import evaluate_noise, steady_offset, train_noise, with_offset
 
 PAPER_FMNIST_T5 = 0.9389  # Jiang & Zhang, Table 1: Fashion-MNIST AP2-512FC-10FC, stage 3, T = 5
@@ -85,11 +88,15 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=None, help="test samples for float and emulator (default all)")
     ap.add_argument("--lava-samples", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--input-bits", default="8,4", help="graded input bits the networks are compiled with (compile --input-bits)"
+    )
     ap.add_argument("--out", default=None, help="default bench/results/noise_<dataset>_<model>.json")
     ap.add_argument("--save", default=None, help="also write the trained checkpoint here (overwrites)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps_list = [int(t) for t in args.timesteps.split(",")]
+    input_bits = [int(b) for b in args.input_bits.split(",")]
     out = Path(args.out or f"bench/results/noise_{args.dataset}_{args.model}.json")
     t_start = time.perf_counter()
 
@@ -143,43 +150,55 @@ def main() -> int:
             f"offset c={c_steady:g}": with_offset(ckpt, c_steady),
             f"offset c={c_beta:g}": with_offset(ckpt, c_beta),
         }
-        for name, ck in nets.items():
-            pt, net = Path(tmp) / "n.pt", Path(tmp) / f"{len(deployed)}.net"
-            save_checkpoint(pt, ck, force=True)
-            path, rows = compile_checkpoint(str(pt), str(net), CompileConfig())
-            model = read_netx(str(path))
-            deployed[name] = {"layer_scales": {r["layer"]: r["scale"] for r in rows}}
-            for steps in steps_list:
-                t0 = time.perf_counter()
-                emu = emulator_accuracy(model, x, y, steps, "direct", args.seed, device="cpu", progress=False)
-                emu_s = time.perf_counter() - t0
-                n = min(args.lava_samples, len(x))
-                rep = verify(
-                    str(path),
-                    encoded(x[:n], steps, "direct", args.seed),
-                    y[:n],
-                    input_message_bits=8,
-                    device="cpu",
-                    progress=False,
-                    model=model,
-                )
-                deployed[name][f"T{steps}"] = {
-                    "emulator_accuracy": emu,
-                    "emulator_samples": int(len(x)),
-                    "emulator_seconds": emu_s,
-                    "lava_samples": n,
-                    "lava_identical": rep.identical,
-                    "lava_mismatches": rep.mismatches,
-                    "lava_spikes_compared": rep.spikes_compared,
-                    "lava_accuracy": rep.accuracy_lava,
-                    "emulator_accuracy_on_lava_samples": rep.accuracy_emulator,
-                    "lava_seconds": rep.lava_seconds,
+        for bits in input_bits:
+            for base, ck in nets.items():
+                name = base if bits == 8 else f"{base}, {bits}-bit input"
+                pt, net = Path(tmp) / "n.pt", Path(tmp) / f"{len(deployed)}.net"
+                save_checkpoint(pt, ck, force=True)
+                path, rows = compile_checkpoint(str(pt), str(net), CompileConfig(input_bits=bits))
+                model = read_netx(str(path))
+                encoding = model.meta["encoding"]
+                deployed[name] = {
+                    "input_bits": bits,
+                    "encoding": encoding,
+                    "layer_scales": {r["layer"]: r["scale"] for r in rows},
+                    "layer_sqnr_db": {r["layer"]: r["sqnr_db"] for r in rows},
+                    "first_layer_limited_by": rows[0]["scale_limited_by"],
                 }
-                print(
-                    f"deployed {name:14s} T={steps}: emulator {100 * emu:.2f}% ({len(x)}), Lava "
-                    f"{100 * rep.accuracy_lava:.2f}% ({n}), identical {rep.identical}",
-                    file=sys.stderr,
-                )
+                for steps in steps_list:
+                    # the float network the compiled one quantizes: plain LIF, same bias, same B-bit input
+                    flt = evaluate_noise(with_input_bits(ck, bits), x, y, steps, "lif", seed=args.seed)
+                    t0 = time.perf_counter()
+                    emu = emulator_accuracy(model, x, y, steps, encoding, args.seed, device="cpu", progress=False)
+                    emu_s = time.perf_counter() - t0
+                    n = min(args.lava_samples, len(x))
+                    rep = verify(
+                        str(path),
+                        encoded(x[:n], steps, encoding, args.seed),
+                        y[:n],
+                        input_message_bits=direct_bits(encoding),
+                        device="cpu",
+                        progress=False,
+                        model=model,
+                    )
+                    deployed[name][f"T{steps}"] = {
+                        "float_accuracy": flt,
+                        "emulator_accuracy": emu,
+                        "emulator_samples": int(len(x)),
+                        "emulator_seconds": emu_s,
+                        "lava_samples": n,
+                        "lava_identical": rep.identical,
+                        "lava_mismatches": rep.mismatches,
+                        "lava_spikes_compared": rep.spikes_compared,
+                        "lava_accuracy": rep.accuracy_lava,
+                        "emulator_accuracy_on_lava_samples": rep.accuracy_emulator,
+                        "lava_seconds": rep.lava_seconds,
+                    }
+                    print(
+                        f"deployed {name:28s} T={steps}: float {100 * flt:.2f}%, emulator {100 * emu:.2f}% "
+                        f"({len(x)}), Lava {100 * rep.accuracy_lava:.2f}% ({n}), identical {rep.identical}",
+                        file=sys.stderr,
+                    )
 
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -8,6 +8,7 @@ from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.passes.check_ranges import check_ranges
 from loihic.compiler.passes.fold_batchnorm import fold_batchnorm
+from loihic.compiler.passes.input_bits import input_bits
 from loihic.compiler.passes.l4_adjust import l4_adjust
 from loihic.compiler.passes.lower_avgpool import lower_avgpool
 from loihic.compiler.passes.quantize import quantize
@@ -15,6 +16,7 @@ from loihic.compiler.passes.quantize import quantize
 Pass = Callable[[ir.Network, CompileConfig], ir.Network]
 
 PASSES: tuple[Pass, ...] = (
+    input_bits,  # graded input width of a direct-encoded network (no-op unless cfg.input_bits)
     fold_batchnorm,  # BatchNorm -> weights and bias of the layer before it
     lower_avgpool,  # average pooling -> composite kernel of the next synaptic layer
     l4_adjust,  # Allred & Roy first-layer L4-norm adjustment (no-op unless cfg.l4)

@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="noise-trained SNN: fold a constant current into every bias ('auto' = beta*(1-lambda))",
     )
     p.add_argument(
+        "--input-bits",
+        type=int,
+        default=None,
+        help="direct-encoded SNN: deploy B-bit graded input (1-8, default 8); frees first-layer weight bits",
+    )
+    p.add_argument(
         "--effect-samples", type=int, default=500, help="test samples for the --force-hard-reset accuracy report"
     )
     _common(p)

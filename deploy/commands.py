@@ -24,7 +24,7 @@ from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
 from loihic.compiler.report import format_report, layer_report
 from loihic.deploy.emulator import Emulator, predict
-from loihic.training.encoding import DIRECT_MESSAGE_BITS
+from loihic.training.encoding import direct_bits
 
 
 # --- small shared helpers -----------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def message_bits(model: NetxModel, override: int | None = None) -> int:
         if not 0 <= override <= 24:
             raise InputError(f"--input-message-bits {override} outside [0, 24]")
         return override
-    return DIRECT_MESSAGE_BITS if model.meta.get("encoding") == "direct" else 0
+    return direct_bits(str(model.meta.get("encoding", "poisson")))
 
 
 def netx_run_settings(model: NetxModel, dataset: str | None, timesteps: int | None) -> tuple[str, int, str]:
@@ -379,6 +379,9 @@ def hard_reset_effect(ckpt: dict[str, Any], samples: int, seed: int) -> dict[str
     }
 
 
+LOW_SQNR_DB = 20.0  # below this a layer's quantized weights are a poor copy (about 10% rms error)
+
+
 def compile_checkpoint(
     path: str,
     output: str,
@@ -413,6 +416,19 @@ def compile_checkpoint(
         )
     compiled = compile_network(net, cfg)
     rows = layer_report(compiled)
+    first = rows[0]
+    if (
+        direct_bits(compiled.encoding) > 1
+        and first["scale_limited_by"] == "current range"
+        and first["sqnr_db"] < LOW_SQNR_DB
+    ):
+        print(
+            f"loihic: warning: layer '{first['layer']}': weight SQNR {first['sqnr_db']:.1f} dB, its scale limited by "
+            f"the 24-bit current range of {direct_bits(compiled.encoding)}-bit graded input x fan-in "
+            f"{first['fan_in']}; fewer input bits free weight bits (try --input-bits "
+            f"{max(1, direct_bits(compiled.encoding) - 4)} and compare with 'loihic evaluate')",
+            file=sys.stderr,
+        )
     meta = {
         "loihic_version": __version__,
         "source_checkpoint": str(path),
@@ -425,7 +441,8 @@ def compile_checkpoint(
         "timesteps": compiled.timesteps,
         "encoding": compiled.encoding,
         "input_shape": list(compiled.input.shape),
-        "input_message_bits": DIRECT_MESSAGE_BITS if compiled.encoding == "direct" else 0,
+        "input_message_bits": direct_bits(compiled.encoding),
+        "input_bits": compiled.meta.get("input_bits"),
         "layer_scales": {r["layer"]: r["scale"] for r in rows},
         "report": rows,
         "l4": compiled.meta.get("l4"),
@@ -444,7 +461,7 @@ def compile_checkpoint(
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs)
+    cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs, input_bits=args.input_bits)
     out, rows = compile_checkpoint(
         args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed, args.offset
     )

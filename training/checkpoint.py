@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from loihic import __version__
-from loihic.compiler.errors import CheckpointError, LoihicError, OutputExistsError
+from loihic.compiler.errors import CheckpointError, InputError, LoihicError, OutputExistsError
 from loihic.compiler.ir import RESETS
-from loihic.training.encoding import ENCODINGS
+from loihic.training.encoding import ENCODINGS, check_encoding, direct_bits, direct_encoding
 from loihic.training.models import SYNAPTIC_TYPES, expected_state_shapes, output_shapes
 
 FORMAT = "loihic-checkpoint"
@@ -148,8 +148,12 @@ def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
         raise CheckpointError(f"{where}: snn.reset = {snn['reset']!r}, expected one of {RESETS}")
     if not 0.0 <= snn["leak"] <= 1.0:
         raise CheckpointError(f"{where}: snn.leak = {snn['leak']}, expected within [0, 1]")
-    if snn["encoding"] not in ENCODINGS:
-        raise CheckpointError(f"{where}: snn.encoding = {snn['encoding']!r}, expected one of {ENCODINGS}")
+    try:
+        check_encoding(snn["encoding"])
+    except InputError:
+        raise CheckpointError(
+            f"{where}: snn.encoding = {snn['encoding']!r}, expected one of {', '.join(ENCODINGS)} or direct1 .. direct8"
+        ) from None
     if not all(isinstance(v, float) and math.isfinite(v) for v in snn.get("first_layer_mean_potential", [])):
         raise CheckpointError(f"{where}: snn.first_layer_mean_potential must be a list of finite floats")
 
@@ -240,6 +244,15 @@ def load_checkpoint(path: Path | str, kind: str | None = None) -> dict[str, Any]
         ) from None
     validate_checkpoint(ckpt, str(path), kind)
     return ckpt
+
+
+def with_input_bits(ckpt: Mapping[str, Any], bits: int) -> dict[str, Any]:
+    """A copy of a direct-encoded SNN checkpoint whose input is B-bit graded (``direct<B>``): the float
+    reference of ``loihic compile --input-bits B`` (compiler/passes/input_bits.py)."""
+    encoding = direct_encoding(bits)
+    if direct_bits(ckpt["snn"]["encoding"]) == 0:
+        raise InputError(f"--input-bits {bits}: applies to direct-encoded SNNs, not '{ckpt['snn']['encoding']}'")
+    return {**ckpt, "snn": {**ckpt["snn"], "encoding": encoding}}
 
 
 def save_checkpoint(path: Path | str, ckpt: dict[str, Any], force: bool = False) -> Path:

@@ -91,7 +91,7 @@ from tqdm import tqdm
 from loihic.compiler.errors import InputError
 from loihic.training.checkpoint import CREATED_BY, FORMAT, FORMAT_VERSION, validate_checkpoint
 from loihic.training.data import dataset_info, load_dataset, subset
-from loihic.training.encoding import DIRECT_LEVELS
+from loihic.training.encoding import DIRECT_LEVELS, input_scale
 from loihic.training.models import (
     MODELS as ANN_MODELS,
 )
@@ -668,7 +668,7 @@ class NoiseSNN:
         self.thresholds = [float(t) for t in snn["thresholds"]]
         self.leak, self.reset = float(snn["leak"]), str(snn["reset"])
         self.encoding = str(snn["encoding"])
-        self.scale = float(DIRECT_LEVELS if self.encoding == "direct" else 1)
+        self.scale = float(input_scale(self.encoding))
 
     @torch.no_grad()
     def run(

@@ -475,6 +475,11 @@ OPTION_CASES = {
     ),
     "stdb-init-ann": (("train", "--method", "stdb", "--init", "ann.pt", "-T", "4", "-o", "x.pt"), ("ann.pt", "ANN")),
     "noise-std-negative": (("train", "--method", "noise", "--noise-std", "-1", "-o", "x.pt"), ("-1",)),
+    "compile-input-bits-0": (("compile", "snn.pt", "--input-bits", "0", "-o", "m.net"), ("--input-bits", "0")),
+    "compile-input-bits-poisson": (
+        ("compile", "snn.pt", "--input-bits", "4", "-o", "m.net"),
+        ("--input-bits", "poisson"),
+    ),
     "bptt-timesteps-0": (("train", "--method", "bptt", "-T", "0", "-o", "x.pt"), ("--timesteps", "0")),
     "bptt-lr-negative": (("train", "--method", "bptt", "--lr", "-1", "-o", "x.pt"), ("--lr", "-1")),
     "simulate-device": (
