@@ -26,7 +26,14 @@ def _net(layers, shape=(1, 12, 12), steps=16, encoding="poisson"):
 
 
 def test_pipeline_is_one_ordered_tuple_of_functions():
-    assert [p.__name__ for p in PASSES] == ["fold_batchnorm", "lower_avgpool", "l4_adjust", "quantize", "check_ranges"]
+    assert [p.__name__ for p in PASSES] == [
+        "input_bits",
+        "fold_batchnorm",
+        "lower_avgpool",
+        "l4_adjust",
+        "quantize",
+        "check_ranges",
+    ]
 
 
 def test_fold_batchnorm_matches_torch(rng):
