@@ -110,9 +110,17 @@ def plot(res: dict[str, Any], path: Path) -> None:
     bx.bar(pos - 0.2, noise_s, 0.4, color="tab:blue", label="noise (stage 3)")
     bx.bar(pos + 0.2, bptt_s, 0.4, color="tab:orange", label=f"direct BPTT (T={t})")
     for i, target in enumerate(res["targets"]):
-        for dx, key in ((-0.2, "noise"), (0.2, "bptt")):
-            if target[key] is None:
-                bx.text(i + dx, 0, "not\nreached", ha="center", va="bottom", fontsize=7)
+        missing = [key for key in ("noise", "bptt") if target[key] is None]
+        if missing:
+            what = "neither" if len(missing) == 2 else missing[0]
+            bx.text(
+                i,
+                0,
+                f"{what}\nreached" if what == "neither" else f"{what} not\nreached",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
     bx.set_xticks(pos, labels)
     bx.set_xlabel("target test accuracy")
     bx.set_ylabel("training time to reach it (s)")
