@@ -399,6 +399,91 @@ def _check_training_options(epochs: int, batch_size: int, t_max: int, lr: float,
             raise InputError(f"{name} {value!r}: must be a finite number > 0")
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What both trainers prepare the same way: options checked, arch, data, shared hyperparameters."""
+
+    model: str
+    dataset: str
+    num_classes: int
+    arch: list[dict[str, Any]]
+    x_tr: np.ndarray
+    y_tr: np.ndarray
+    x_te: np.ndarray
+    y_te: np.ndarray
+    hyperparams: dict[str, Any]
+
+
+def _setup(
+    method: str,
+    model: str,
+    dataset: str,
+    epochs: int,
+    seed: int,
+    lr: float | None,
+    t_max: int,
+    surrogate_a: float,
+    batch_size: int,
+    hidden: int | None,
+    bias: bool,
+    limit_train: int | None,
+    data_dir: Path | str | None,
+) -> _Setup:
+    lr = DATASET_LR.get(dataset, DEFAULT_LR) if lr is None else lr
+    _check_training_options(epochs, batch_size, t_max, lr, surrogate_a)
+    info = dataset_info(dataset)
+    arch = noise_arch(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
+    x_tr, y_tr = load_dataset(dataset, "train", data_dir)
+    x_te, y_te = load_dataset(dataset, "test", data_dir)
+    x_tr, y_tr = subset(x_tr, y_tr, limit_train, seed)
+    hyperparams = {
+        "method": method,
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "batch_size": int(batch_size),
+        "hidden": hidden,
+        "bias": bool(bias),
+        "optimizer": "adam",
+        "schedule": "cosine-warm-restarts",
+        "t_max": int(t_max),
+        "loss": "mse-one-hot",
+        "surrogate": "atan (eq. 4)",
+        "surrogate_a": float(surrogate_a),
+        "limit_train": limit_train,
+        "train_samples": len(x_tr),
+    }
+    return _Setup(model, dataset, info.num_classes, arch, x_tr, y_tr, x_te, y_te, hyperparams)
+
+
+def _fit(
+    run: _Setup,
+    forward: Callable[[Sequence[nn.Module], Sequence[Stage], torch.Tensor], torch.Tensor],
+    make: Callable[[dict[str, torch.Tensor]], dict[str, Any]],
+    seed: int,
+    progress: bool,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None,
+) -> tuple[dict[str, Any], float]:
+    """Run :func:`_train_loop` for a prepared setup; ``make`` turns a state dict into a checkpoint (also
+    what ``on_epoch`` receives).  Returns the final checkpoint (metrics empty) and the last epoch's loss."""
+    hp = run.hyperparams
+    state, loss = _train_loop(
+        run.arch,
+        run.x_tr,
+        run.y_tr,
+        run.num_classes,
+        forward,
+        hp["epochs"],
+        seed,
+        hp["lr"],
+        hp["t_max"],
+        hp["batch_size"],
+        f"train {hp['method']} {run.model}/{run.dataset}",
+        progress,
+        None if on_epoch is None else lambda e, st: on_epoch(e, make(st)),
+    )
+    return make(state), loss
+
+
 def snn_checkpoint(
     model: str,
     dataset: str,
@@ -485,56 +570,21 @@ def train_noise(
     T = 1 (the training condition) and the plain LIF ("lif") accuracy at T = 1 on the test set.
     """
     cfg = NoiseConfig(noise, noise_mean, noise_std, noise_clip)
-    lr = DATASET_LR.get(dataset, DEFAULT_LR) if lr is None else lr
-    _check_training_options(epochs, batch_size, t_max, lr, surrogate_a)
     check_timesteps(timesteps)
-    info = dataset_info(dataset)
-    arch = noise_arch(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
-    x_tr, y_tr = load_dataset(dataset, "train", data_dir)
-    x_te, y_te = load_dataset(dataset, "test", data_dir)
-    x_tr, y_tr = subset(x_tr, y_tr, limit_train, seed)
-    hyperparams = {
-        "method": "noise",
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "batch_size": int(batch_size),
-        "hidden": hidden,
-        "bias": bool(bias),
-        "optimizer": "adam",
-        "schedule": "cosine-warm-restarts",
-        "t_max": int(t_max),
-        "loss": "mse-one-hot",
-        "surrogate": "atan (eq. 4)",
-        "surrogate_a": float(surrogate_a),
-        "noise": cfg.to_json(),
-        "limit_train": limit_train,
-        "train_samples": len(x_tr),
-    }
-
-    def make(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-        return snn_checkpoint(model, dataset, arch, state, seed, timesteps, "noise", hyperparams, cfg)
-
+    run = _setup(
+        "noise", model, dataset, epochs, seed, lr, t_max, surrogate_a, batch_size, hidden, bias, limit_train, data_dir
+    )
+    run.hyperparams["noise"] = cfg.to_json()
     noise_gen = torch.Generator().manual_seed(seed + 1)
 
     def forward(prefix: Sequence[nn.Module], stages: Sequence[Stage], x: torch.Tensor) -> torch.Tensor:
         return _forward_t1(prefix, stages, x, cfg, noise_gen, surrogate_a)
 
-    state, epoch_loss = _train_loop(
-        arch,
-        x_tr,
-        y_tr,
-        info.num_classes,
-        forward,
-        epochs,
-        seed,
-        lr,
-        t_max,
-        batch_size,
-        f"train noise {model}/{dataset}",
-        progress,
-        None if on_epoch is None else lambda e, st: on_epoch(e, make(st)),
-    )
-    ckpt = make(state)
+    def make(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return snn_checkpoint(model, dataset, run.arch, state, seed, timesteps, "noise", run.hyperparams, cfg)
+
+    ckpt, epoch_loss = _fit(run, forward, make, seed, progress, on_epoch)
+    x_te, y_te = run.x_te, run.y_te
     acc_t1 = evaluate_noise(ckpt, x_te, y_te, timesteps=1, stage="2", seed=seed)
     lif_t1 = evaluate_noise(ckpt, x_te, y_te, timesteps=1, stage="lif", seed=seed)
     ckpt["metrics"] = {
@@ -574,54 +624,20 @@ def train_bptt(
     """
     from loihic.training.snn import evaluate_snn
 
-    lr = DATASET_LR.get(dataset, DEFAULT_LR) if lr is None else lr
-    _check_training_options(epochs, batch_size, t_max, lr, surrogate_a)
     steps = check_timesteps(timesteps)
-    info = dataset_info(dataset)
-    arch = noise_arch(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
-    x_tr, y_tr = load_dataset(dataset, "train", data_dir)
-    x_te, y_te = load_dataset(dataset, "test", data_dir)
-    x_tr, y_tr = subset(x_tr, y_tr, limit_train, seed)
-    hyperparams = {
-        "method": "bptt",
-        "epochs": int(epochs),
-        "timesteps_train": steps,
-        "lr": float(lr),
-        "batch_size": int(batch_size),
-        "hidden": hidden,
-        "bias": bool(bias),
-        "optimizer": "adam",
-        "schedule": "cosine-warm-restarts",
-        "t_max": int(t_max),
-        "loss": "mse-one-hot (output spikes averaged over T)",
-        "surrogate": "atan (eq. 4)",
-        "surrogate_a": float(surrogate_a),
-        "limit_train": limit_train,
-        "train_samples": len(x_tr),
-    }
-
-    def make(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-        return snn_checkpoint(model, dataset, arch, state, seed, steps, "bptt", hyperparams, None)
+    run = _setup(
+        "bptt", model, dataset, epochs, seed, lr, t_max, surrogate_a, batch_size, hidden, bias, limit_train, data_dir
+    )
+    run.hyperparams.update(timesteps_train=steps, loss="mse-one-hot (output spikes averaged over T)")
 
     def forward(prefix: Sequence[nn.Module], stages: Sequence[Stage], x: torch.Tensor) -> torch.Tensor:
         return _forward_bptt(prefix, stages, x, steps, surrogate_a)
 
-    state, epoch_loss = _train_loop(
-        arch,
-        x_tr,
-        y_tr,
-        info.num_classes,
-        forward,
-        epochs,
-        seed,
-        lr,
-        t_max,
-        batch_size,
-        f"train bptt T={steps} {model}/{dataset}",
-        progress,
-        None if on_epoch is None else lambda e, st: on_epoch(e, make(st)),
-    )
-    ckpt = make(state)
+    def make(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return snn_checkpoint(model, dataset, run.arch, state, seed, steps, "bptt", run.hyperparams, None)
+
+    ckpt, epoch_loss = _fit(run, forward, make, seed, progress, on_epoch)
+    x_te, y_te = run.x_te, run.y_te
     ckpt["metrics"] = {
         "test_accuracy": float(evaluate_snn(ckpt, x_te, y_te, timesteps=steps, seed=seed)),
         "train_loss": float(epoch_loss),
