@@ -9,13 +9,13 @@ The architecture of ``training/noise.py``'s ``noise_arch`` (no bias) with ReLU u
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_results
 from torch import nn
 
 from loihic import __version__
@@ -74,8 +74,7 @@ def main() -> int:
         "final": accs[-1],
     }
     out = Path(args.out or f"bench/results/ann_ceiling_{args.dataset}_{args.model}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1))
+    write_results(res, out, quiet=True)
     print(f"wrote {out}: best {100 * res['best']:.2f}% (epoch {res['best_epoch']})", file=sys.stderr)
     return 0
 

@@ -13,7 +13,6 @@ and a PNG.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import write_results
 
 from loihic import __version__
 from loihic.training.checkpoint import file_sha256, load_checkpoint
@@ -117,10 +117,7 @@ def main() -> int:
         "seconds": time.perf_counter() - t_start,
     }
     out = Path(args.out or f"bench/results/noise_alpha_{dataset}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1))
-    plot(res, out.with_suffix(".png"))
-    print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+    write_results(res, out, plot)
     return 0
 
 

@@ -19,7 +19,6 @@ and the offset networks (c folded into the bias) at each T.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -27,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from _results import write_results
 
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
@@ -220,10 +219,7 @@ def main() -> int:
         "deployed": deployed,
         "seconds": {"train": train_s, "float_eval": float_s, "total": time.perf_counter() - t_start},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
-    plot(result, out.with_suffix(".png"))
-    print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+    write_results(result, out, plot)
     return 0
 
 

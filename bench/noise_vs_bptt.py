@@ -18,7 +18,6 @@ PNG (accuracy vs training time, and time to each target).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _results import write_results
 
 from loihic import __version__
 from loihic.training.data import load_dataset
@@ -215,10 +215,7 @@ def main() -> int:
         "noise": noise,
         "bptt": bptt,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1))
-    plot(res, out.with_suffix(".png"))
-    print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+    write_results(res, out, plot)
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_results
 from torch import nn
 
 from loihic import __version__
@@ -76,15 +77,6 @@ def ann_epoch_seconds(
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
-
-
-def write_json(res: dict, out: str) -> Path:
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(res, indent=2, default=str))
-    tmp.replace(path)
-    return path
 
 
 def deployed_accuracy(ckpt: dict, stem: Path, x: np.ndarray, y: np.ndarray, steps: int, seed: int) -> float:
@@ -296,7 +288,7 @@ def main() -> int:
             if steps == deploy_t and reset == "hard":
                 deploy_ckpt = out
             res["rows"] = rows  # partial results survive a crash or a kill in the next row
-            write_json(res, args.out)
+            write_results(res, args.out, quiet=True)
     res["rows"] = rows
     res["stdb_epochs_per_timesteps"] = epochs_at
     res["stdb"] = {
@@ -350,8 +342,7 @@ def main() -> int:
             )
     res["seconds_total"] = time.perf_counter() - t_all
     res["complete"] = True
-    out_path = write_json(res, args.out)
-    plot(res, out_path.with_suffix(".png"))
+    write_results(res, args.out, plot)
     work_ctx.cleanup()
     print(
         json.dumps(

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,84 +215,90 @@ def cmd_train_stdb(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train_noise(args: argparse.Namespace) -> int:
-    """``loihic train --method noise``: T=1 training with noise (training/noise.py)."""
+def _train_and_save(
+    args: argparse.Namespace, train: Callable[[], dict[str, Any]], extra: dict[str, Any], what: Callable[[float], str]
+) -> int:
+    """What every from-scratch ``loihic train`` method does around its trainer: refuse an existing output
+    and a bad epoch count before training, save the checkpoint, report accuracy and time."""
     from loihic.training.checkpoint import save_checkpoint
-    from loihic.training.noise import train_noise
 
     out = check_output(args.output, args.force)
     if args.epochs < 1:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     t0 = time.perf_counter()
-    ckpt = train_noise(
-        args.model,
-        args.dataset or "digits",
-        args.epochs,
-        args.seed,
-        noise=args.noise,
-        noise_mean=args.noise_mean,
-        noise_std=args.noise_std,
-        noise_clip=not args.no_noise_clip,
-        lr=args.lr,
-        t_max=args.t_max,
-        surrogate_a=args.surrogate_a,
-        batch_size=args.batch_size,
-        hidden=args.hidden if args.hidden != 128 else None,
-        bias=args.bias,
-        timesteps=args.timesteps or 1,
-        limit_train=args.limit_train,
-    )
+    ckpt = train()
     save_checkpoint(out, ckpt, force=args.force)
     acc = ckpt["metrics"]["test_accuracy"]
     res = {
         "output": str(out),
         "model": args.model,
+        **extra,
         "seed": args.seed,
         "test_accuracy": acc,
         "seconds": time.perf_counter() - t0,
     }
-    emit(args, res, f"{out}: noise-trained {args.model}, test accuracy {100 * acc:.2f}% (stage 2, T=1)")
+    emit(args, res, f"{out}: {what(100 * acc)}")
     return 0
+
+
+def cmd_train_noise(args: argparse.Namespace) -> int:
+    """``loihic train --method noise``: T=1 training with noise (training/noise.py)."""
+    from loihic.training.noise import train_noise
+
+    def train() -> dict[str, Any]:
+        return train_noise(
+            args.model,
+            args.dataset or "digits",
+            args.epochs,
+            args.seed,
+            noise=args.noise,
+            noise_mean=args.noise_mean,
+            noise_std=args.noise_std,
+            noise_clip=not args.no_noise_clip,
+            lr=args.lr,
+            t_max=args.t_max,
+            surrogate_a=args.surrogate_a,
+            batch_size=args.batch_size,
+            hidden=args.hidden if args.hidden != 128 else None,
+            bias=args.bias,
+            timesteps=args.timesteps or 1,
+            limit_train=args.limit_train,
+        )
+
+    return _train_and_save(
+        args, train, {}, lambda acc: f"noise-trained {args.model}, test accuracy {acc:.2f}% (stage 2, T=1)"
+    )
 
 
 def cmd_train_bptt(args: argparse.Namespace) -> int:
-    """``loihic train --method bptt``: direct surrogate-gradient BPTT at T steps, the noise method's baseline."""
-    from loihic.training.checkpoint import save_checkpoint
+    """``loihic train --method bptt``: direct surrogate-gradient BPTT at T steps, the noise method's baseline;
+    training.noise.train_bptt checks T."""
     from loihic.training.noise import train_bptt
 
-    out = check_output(args.output, args.force)
-    if args.epochs < 1:
-        raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     steps = 10 if args.timesteps is None else args.timesteps
-    if steps < 1:
-        raise InputError(f"--timesteps must be >= 1 for --method bptt, got {steps}")
-    t0 = time.perf_counter()
-    ckpt = train_bptt(
-        args.model,
-        args.dataset or "digits",
-        args.epochs,
-        args.seed,
-        timesteps=steps,
-        lr=args.lr,
-        t_max=args.t_max,
-        surrogate_a=args.surrogate_a,
-        batch_size=args.batch_size,
-        hidden=args.hidden if args.hidden != 128 else None,
-        bias=args.bias,
-        limit_train=args.limit_train,
+
+    def train() -> dict[str, Any]:
+        return train_bptt(
+            args.model,
+            args.dataset or "digits",
+            args.epochs,
+            args.seed,
+            timesteps=steps,
+            lr=args.lr,
+            t_max=args.t_max,
+            surrogate_a=args.surrogate_a,
+            batch_size=args.batch_size,
+            hidden=args.hidden if args.hidden != 128 else None,
+            bias=args.bias,
+            limit_train=args.limit_train,
+        )
+
+    return _train_and_save(
+        args,
+        train,
+        {"timesteps": steps},
+        lambda acc: f"BPTT-trained {args.model} at T={steps}, test accuracy {acc:.2f}% (plain LIF)",
     )
-    save_checkpoint(out, ckpt, force=args.force)
-    acc = ckpt["metrics"]["test_accuracy"]
-    res = {
-        "output": str(out),
-        "model": args.model,
-        "seed": args.seed,
-        "timesteps": steps,
-        "test_accuracy": acc,
-        "seconds": time.perf_counter() - t0,
-    }
-    emit(args, res, f"{out}: BPTT-trained {args.model} at T={steps}, test accuracy {100 * acc:.2f}% (plain LIF)")
-    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -301,38 +308,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         return cmd_train_noise(args)
     if args.method == "bptt":
         return cmd_train_bptt(args)
-    args.dataset = args.dataset or "digits"
     from loihic.training.ann import train_ann
-    from loihic.training.checkpoint import save_checkpoint
 
-    out = check_output(args.output, args.force)
-    if args.epochs < 1:
-        raise InputError(f"--epochs must be >= 1, got {args.epochs}")
-    t0 = time.perf_counter()
-    ckpt = train_ann(
-        args.model,
-        args.dataset,
-        args.epochs,
-        args.seed,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        hidden=args.hidden,
-        bias=args.bias,
-        limit_train=args.limit_train,
+    dataset = args.dataset or "digits"
+
+    def train() -> dict[str, Any]:
+        return train_ann(
+            args.model,
+            dataset,
+            args.epochs,
+            args.seed,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            hidden=args.hidden,
+            bias=args.bias,
+            limit_train=args.limit_train,
+        )
+
+    return _train_and_save(
+        args,
+        train,
+        {"dataset": dataset, "epochs": args.epochs},
+        lambda acc: f"{args.model} on {dataset}, test accuracy {acc:.2f}%",
     )
-    save_checkpoint(out, ckpt, force=args.force)
-    acc = ckpt["metrics"]["test_accuracy"]
-    res = {
-        "output": str(out),
-        "model": args.model,
-        "dataset": args.dataset,
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "test_accuracy": acc,
-        "seconds": time.perf_counter() - t0,
-    }
-    emit(args, res, f"{out}: {args.model} on {args.dataset}, test accuracy {100 * acc:.2f}%")
-    return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -416,17 +414,12 @@ def compile_checkpoint(
         )
     compiled = compile_network(net, cfg)
     rows = layer_report(compiled)
-    first = rows[0]
-    if (
-        direct_bits(compiled.encoding) > 1
-        and first["scale_limited_by"] == "current range"
-        and first["sqnr_db"] < LOW_SQNR_DB
-    ):
+    first, bits = rows[0], direct_bits(compiled.encoding)
+    if bits > 1 and first["scale_limited_by"] == "current range" and first["sqnr_db"] < LOW_SQNR_DB:
         print(
             f"loihic: warning: layer '{first['layer']}': weight SQNR {first['sqnr_db']:.1f} dB, its scale limited by "
-            f"the 24-bit current range of {direct_bits(compiled.encoding)}-bit graded input x fan-in "
-            f"{first['fan_in']}; fewer input bits free weight bits (try --input-bits "
-            f"{max(1, direct_bits(compiled.encoding) - 4)} and compare with 'loihic evaluate')",
+            f"the 24-bit current range of {bits}-bit graded input x fan-in {first['fan_in']}; fewer input bits "
+            f"free weight bits (try --input-bits {max(1, bits - 4)} and compare with 'loihic evaluate')",
             file=sys.stderr,
         )
     meta = {

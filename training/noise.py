@@ -99,6 +99,7 @@ from loihic.training.models import (
     MODELS as ANN_MODELS,
 )
 from loihic.training.models import (
+    SYNAPTIC_TYPES,
     build_model,
     check_convertible,
     make_arch,
@@ -337,59 +338,6 @@ def _forward_bptt(
     return total / timesteps
 
 
-def _train_loop(
-    arch: list[dict[str, Any]],
-    x_tr: np.ndarray,
-    y_tr: np.ndarray,
-    num_classes: int,
-    forward: Callable[[Sequence[nn.Module], Sequence[Stage], torch.Tensor], torch.Tensor],
-    epochs: int,
-    seed: int,
-    lr: float,
-    t_max: int,
-    batch_size: int,
-    desc: str,
-    progress: bool,
-    on_epoch: Callable[[int, dict[str, torch.Tensor]], None] | None,
-) -> tuple[dict[str, torch.Tensor], float]:
-    """The training loop both methods share: Adam (``lr``), MSE of ``forward``'s output against one-hot
-    targets, ``CosineAnnealingWarmRestarts(T_0=t_max)`` stepped per epoch.  Weight init from
-    ``torch.manual_seed(seed)`` in a forked RNG state, batch order from a generator seeded with ``seed``.
-    ``on_epoch(epoch, state_dict)`` runs after each epoch (1-based), outside nothing but the bar: callers
-    that time training subtract their own time.  Returns the final state dict and the last epoch's loss."""
-    xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
-    targets = nn.functional.one_hot(yt, num_classes).to(torch.float32)
-    steps = math.ceil(len(xt) / batch_size)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = build_model(arch)
-        prefix, stages = split_stages(net, arch)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=t_max)
-        order_gen = torch.Generator().manual_seed(seed)
-        loss_fn = nn.MSELoss()
-        bar = tqdm(range(epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not progress)
-        epoch_loss = float("nan")
-        for epoch in bar:
-            net.train()
-            order = torch.randperm(len(xt), generator=order_gen)
-            total = 0.0
-            for b in range(steps):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(forward(prefix, stages, xt[idx]), targets[idx])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            sched.step()
-            epoch_loss = total / len(xt)
-            bar.set_postfix(loss=f"{epoch_loss:.4f}")
-            if on_epoch is not None:
-                on_epoch(epoch + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
-        bar.close()
-    return {k: v.detach().clone() for k, v in net.state_dict().items()}, epoch_loss
-
-
 def _check_training_options(epochs: int, batch_size: int, t_max: int, lr: float, surrogate_a: float) -> None:
     for name, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--t-max", t_max)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -463,25 +411,46 @@ def _fit(
     progress: bool,
     on_epoch: Callable[[int, dict[str, Any]], None] | None,
 ) -> tuple[dict[str, Any], float]:
-    """Run :func:`_train_loop` for a prepared setup; ``make`` turns a state dict into a checkpoint (also
-    what ``on_epoch`` receives).  Returns the final checkpoint (metrics empty) and the last epoch's loss."""
+    """The training loop both methods share: Adam, MSE of ``forward``'s output against one-hot targets,
+    ``CosineAnnealingWarmRestarts(T_0=t_max)`` stepped per epoch (lr, epochs, batch size, t_max from
+    ``run.hyperparams``).  Weight init from ``torch.manual_seed(seed)`` in a forked RNG state, batch order
+    from a generator seeded with ``seed``.  ``make`` turns a state dict into a checkpoint (metrics empty);
+    ``on_epoch(epoch, checkpoint)`` runs after each epoch (1-based): callers that time training subtract
+    their own time.  Returns the final checkpoint and the last epoch's loss."""
     hp = run.hyperparams
-    state, loss = _train_loop(
-        run.arch,
-        run.x_tr,
-        run.y_tr,
-        run.num_classes,
-        forward,
-        hp["epochs"],
-        seed,
-        hp["lr"],
-        hp["t_max"],
-        hp["batch_size"],
-        f"train {hp['method']} {run.model}/{run.dataset}",
-        progress,
-        None if on_epoch is None else lambda e, st: on_epoch(e, make(st)),
-    )
-    return make(state), loss
+    epochs, batch_size = hp["epochs"], hp["batch_size"]
+    xt, yt = torch.from_numpy(run.x_tr), torch.from_numpy(run.y_tr)
+    targets = nn.functional.one_hot(yt, run.num_classes).to(torch.float32)
+    steps = math.ceil(len(xt) / batch_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_model(run.arch)
+        prefix, stages = split_stages(net, run.arch)
+        opt = torch.optim.Adam(net.parameters(), lr=hp["lr"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=hp["t_max"])
+        order_gen = torch.Generator().manual_seed(seed)
+        loss_fn = nn.MSELoss()
+        desc = f"train {hp['method']} {run.model}/{run.dataset}"
+        bar = tqdm(range(epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not progress)
+        epoch_loss = float("nan")
+        for epoch in bar:
+            net.train()
+            order = torch.randperm(len(xt), generator=order_gen)
+            total = 0.0
+            for b in range(steps):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(forward(prefix, stages, xt[idx]), targets[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            sched.step()
+            epoch_loss = total / len(xt)
+            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+            if on_epoch is not None:
+                on_epoch(epoch + 1, make({k: v.detach().clone() for k, v in net.state_dict().items()}))
+        bar.close()
+    return make({k: v.detach().clone() for k, v in net.state_dict().items()}), epoch_loss
 
 
 def snn_checkpoint(
@@ -498,7 +467,7 @@ def snn_checkpoint(
     """The SNN checkpoint of a network with this module's neuron (eqs. 1-3): thresholds all 1.0 (output too),
     ``output = "spiking"``, leak 0.5, hard reset, direct encoding; ``noise`` recorded for noise training."""
     info = dataset_info(dataset)
-    n_stages = sum(1 for layer in arch if layer["type"] in ("linear", "conv"))
+    n_stages = sum(1 for layer in arch if layer["type"] in SYNAPTIC_TYPES)
     snn: dict[str, Any] = {
         "thresholds": [THRESHOLD] * n_stages,
         "timesteps": int(timesteps),
