@@ -419,7 +419,7 @@ def compile_checkpoint(
         print(
             f"loihic: warning: layer '{first['layer']}': weight SQNR {first['sqnr_db']:.1f} dB, its scale limited by "
             f"the 24-bit current range of {bits}-bit graded input x fan-in {first['fan_in']}; fewer input bits "
-            f"free weight bits (try --input-bits {max(1, bits - 4)} and compare with 'loihic evaluate')",
+            f"free weight bits (try --input-bits {min(4, bits - 1)} and compare with 'loihic evaluate')",
             file=sys.stderr,
         )
     meta = {
