@@ -17,13 +17,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q "numpy>=1.24,<2" "h5py>=3.7" "scipy>=1.10" "scikit-learn>=1.5" "tqdm>=4.60" \
 		"matplotlib>=3.5" "pytest>=7" "hypothesis>=6" "ruff>=0.4" "setuptools>=64"
-	# Lava's last releases declare Python <3.11, numpy <2 and torch 2.3 with torchvision: install them
-	# without their declared dependencies, then the runtime dependencies they really import.
-	# loihic.deploy.lava_compat makes them import on Python 3.11+ (see README).
-	$(PIP) install -q --no-deps --ignore-requires-python "lava-nc==0.10.0" "lava-dl==0.6.0"
-	$(PIP) install -q "asteval>=0.9.31,<0.10" "networkx<=2.8.7"
 	$(PIP) install -q --no-deps --no-build-isolation -e .
-	$(PY) -c "from loihic.deploy.lava_compat import import_netx; import_netx()"
+	# Lava's last releases declare Python <3.11, numpy <2 and torch 2.3 with torchvision: `loihic install-lava`
+	# (deploy/install_lava.py, the same command a pip user runs) installs them without their declared
+	# dependencies, then the runtime dependencies they really import, and checks that netx imports.
+	$(VENV)/bin/loihic install-lava
 	touch $(STAMP)
 
 demo: setup

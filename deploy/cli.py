@@ -23,9 +23,17 @@ def _common(p: argparse.ArgumentParser, output: bool = True, json_flag: bool = T
 def build_parser() -> argparse.ArgumentParser:
     from loihic.deploy import commands as c
 
-    parser = argparse.ArgumentParser(prog="loihic", description=__doc__.split(";")[0])
+    # allow_abbrev=False everywhere: an unknown option is an error, never a silent abbreviation of another
+    # (``--calib x.npy`` once became ``--calib-samples x.npy``).
+    parser = argparse.ArgumentParser(prog="loihic", description=__doc__.split(";")[0], allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"loihic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+
+    def no_abbrev(name: str, **kwargs):  # noqa: ANN202 - argparse's private parser type
+        return add_parser(name, allow_abbrev=False, **kwargs)
+
+    sub.add_parser = no_abbrev  # type: ignore[method-assign]
 
     p = sub.add_parser(
         "train", help="train weights: ann, noise (T=1 with noise), bptt (direct at T), stdb (fine-tune a converted SNN)"
@@ -67,8 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=c.cmd_train)
 
-    p = sub.add_parser("convert", help="ANN -> SNN by threshold balancing (Datta et al. Fig. 3)")
-    p.add_argument("checkpoint")
+    p = sub.add_parser(
+        "convert",
+        help="ANN (loihic checkpoint or torch.export .pt2 program) -> SNN by threshold balancing (Datta et al. Fig. 3)",
+    )
+    p.add_argument("checkpoint", help="loihic ANN checkpoint, or a torch.export program (torch.export.save, .pt2)")
+    p.add_argument("--calib", default=None, help="calibration inputs X.npy, (N, *input_shape) in [0, 1]")
+    p.add_argument("--dataset", default=None, help="calibrate on a named data set's training split instead")
+    p.add_argument("--input-mean", default=None, help="normalisation outside the model: mean (scalar or per channel)")
+    p.add_argument("--input-std", default=None, help="normalisation outside the model: std (scalar or per channel)")
     p.add_argument("--timesteps", "-T", type=int, default=64)
     p.add_argument("--norm", default="max", help="max | p<percentile> (e.g. p99.9) | scaled:<k>")
     p.add_argument("--reset", default="hard", choices=["hard", "soft"])
@@ -130,14 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
     p.add_argument("--backend", default="lava-sim", choices=["lava-sim", "loihi2"])
+    p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
+    p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
     p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
     p.add_argument("--device", default=None)
     _common(p, output=False)
     p.set_defaults(func=c.cmd_verify)
 
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint (torch) or a netx file (emulator, lava-sim)")
-    p.add_argument("target", help="checkpoint (.pt) or netx file (.net)")
+    p.add_argument("target", help="checkpoint (.pt), torch.export program (.pt2) or netx file (.net)")
     p.add_argument("--dataset", default=None, help="default: the data set recorded in the file")
+    p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
+    p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
+
     p.add_argument(
         "--backend",
         default=None,
@@ -169,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=c.cmd_demo)
+
+    p = sub.add_parser(
+        "install-lava", help="install lava-nc 0.10.0 and lava-dl 0.6.0 into this Python environment (as make setup)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the pip commands without running them")
+    p.set_defaults(func=c.cmd_install_lava)
     return parser
 
 

@@ -105,12 +105,11 @@ def message_bits(model: NetxModel, override: int | None = None) -> int:
     return direct_bits(str(model.meta.get("encoding", "poisson")))
 
 
-def netx_run_settings(model: NetxModel, dataset: str | None, timesteps: int | None) -> tuple[str, int, str]:
-    """Data set, T and encoding for a netx file: options first, then the file's loihic metadata."""
-    ds = dataset or model.meta.get("dataset")
+def netx_run_settings(model: NetxModel, dataset: str | None, timesteps: int | None) -> tuple[str | None, int, str]:
+    """Data set (None when neither given nor recorded), T and encoding for a netx file: options first,
+    then the file's loihic metadata."""
+    ds = dataset or model.meta.get("dataset") or None
     steps = timesteps or model.meta.get("timesteps")
-    if not ds:
-        raise InputError(f"{model.path}: records no data set; pass --dataset")
     if not steps or steps < 1:
         raise InputError(f"{model.path}: records no timesteps; pass --timesteps T >= 1")
     compiled_t = model.meta.get("timesteps")
@@ -150,6 +149,70 @@ def emulator_accuracy(
         bar.update(len(spikes))
     bar.close()
     return correct / len(x)
+
+
+def run_data(
+    args: argparse.Namespace,
+    where: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    dataset: str | None,
+    need_labels: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """``(x, y, what)`` for evaluate / verify: ``--data X.npy [--labels Y.npy]`` or a named data set's test
+    split (``--dataset``, else the one ``where`` records), first ``--samples`` only."""
+    from loihic.training.data import load_inputs, load_labels
+
+    samples = getattr(args, "samples", None)
+    data, labels = getattr(args, "data", None), getattr(args, "labels", None)
+    if data is None:
+        if labels is not None:
+            raise InputError("--labels needs --data X.npy (the inputs they label)")
+        if not dataset:
+            raise InputError(f"{where}: records no data set; pass --dataset NAME or --data X.npy --labels Y.npy")
+        x, y = _test_set(dataset, samples)
+        if tuple(x.shape[1:]) != tuple(input_shape):
+            raise InputError(f"--dataset {dataset}: inputs of shape {x.shape[1:]}, {where} takes {input_shape}")
+        return x, y, dataset
+    if getattr(args, "dataset", None):
+        raise InputError("--data and --dataset are alternatives; pass one")
+    if need_labels and labels is None:
+        raise InputError("--data needs --labels Y.npy (integer class labels, one per sample)")
+    x = load_inputs(data, tuple(input_shape))
+    y = None if labels is None else load_labels(labels, len(x), num_classes)
+    if samples is not None:
+        x, y = x[:samples], (None if y is None else y[:samples])
+    return x, y, str(data)
+
+
+def netx_accuracy(
+    model: NetxModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+    encoding: str,
+    seed: int,
+    backend: str = "emulator",
+    workers: int = 1,
+    device: str | None = None,
+) -> float:
+    """Accuracy of a netx file on real inputs ``x`` (encoded with the shared chunk rule) on the emulator or
+    Lava."""
+    if backend == "emulator":
+        return emulator_accuracy(model, x, y, steps, encoding, seed, device)
+    from loihic.deploy.lava_run import run_lava_parallel
+
+    emu = Emulator(model, device="cpu", input_message_bits=message_bits(model))
+    res = run_lava_parallel(
+        model.path,
+        encoded(x, steps, encoding, seed),
+        workers=workers,
+        backend=backend,
+        input_message_bits=message_bits(model),
+        read_v=not emu.output_spiking,
+        model=model,
+    )
+    return float((predict(res.output_spikes, res.output_v, emu.output_spiking) == y).mean())
 
 
 def _test_set(dataset: str, samples: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -333,17 +396,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
 
+def parse_floats(text: str | None, option: str) -> list[float] | None:
+    """``"0.1307"`` or ``"0.485,0.456,0.406"`` -> floats (for --input-mean / --input-std)."""
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected a number or comma-separated numbers, one per channel") from None
+
+
+def calibration_data(ann: dict[str, Any], calib: str | None, dataset: str | None, source: str) -> np.ndarray:
+    """Conversion inputs: the user's ``--calib X.npy`` or a named data set's training split."""
+    from loihic.training.data import load_dataset, load_inputs
+
+    shape = tuple(ann["input_shape"])
+    if calib is not None:
+        if dataset is not None:
+            raise InputError("--calib and --dataset are alternatives; pass one")
+        return load_inputs(calib, shape, "calibration inputs")
+    name = dataset or ann.get("dataset")
+    if not name:
+        raise InputError(
+            f"{source}: needs calibration data: --calib X.npy (inputs of shape (N, {', '.join(map(str, shape))}) "
+            "in [0, 1], e.g. a few hundred training samples) or --dataset NAME"
+        )
+    x, _ = load_dataset(name, "train")
+    if tuple(x.shape[1:]) != shape:
+        raise InputError(f"--dataset {name}: inputs of shape {x.shape[1:]}, the model takes {shape}")
+    return x
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
-    from loihic.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+    from loihic.training.checkpoint import file_sha256, save_checkpoint
     from loihic.training.convert import convert
-    from loihic.training.data import load_dataset
+    from loihic.training.imported import load_ann
 
     check_options(args)
     out = check_output(args.output, args.force)
-    ann = load_checkpoint(args.checkpoint)
+    mean, std = parse_floats(args.input_mean, "--input-mean"), parse_floats(args.input_std, "--input-std")
+    ann = load_ann(args.checkpoint, mean, std)
     if ann.get("kind") != "ann":
         raise InputError(f"{args.checkpoint}: is a '{ann.get('kind')}' checkpoint; convert needs an ANN")
-    x_train, _ = load_dataset(ann["dataset"], "train")
+    x_train = calibration_data(ann, args.calib, args.dataset, args.checkpoint)
+
     snn = convert(
         ann,
         x_train,
@@ -381,19 +477,31 @@ LOW_SQNR_DB = 20.0  # below this a layer's quantized weights are a poor copy (ab
 
 
 def compile_checkpoint(
-    path: str,
-    output: str,
+    path: str | dict[str, Any],
+    output: str | os.PathLike,
     cfg: CompileConfig,
     force: bool = False,
     effect_samples: int = 500,
     seed: int = 0,
     offset: str | None = None,
 ) -> tuple[Path, list[dict]]:
-    """Checkpoint file -> netx file; returns the path and the per-layer report."""
-    from loihic.training.checkpoint import file_sha256, load_checkpoint
+    """SNN checkpoint (file, or dict from the Python API) -> netx file; returns the path and the per-layer
+    report."""
+    from loihic.compiler.load.pt2 import is_pt2
+    from loihic.training.checkpoint import file_sha256, load_checkpoint, validate_checkpoint
 
     out = check_output(output, force)
-    ckpt = load_checkpoint(path)
+    if isinstance(path, dict):
+        ckpt, sha = path, None
+        validate_checkpoint(ckpt, "checkpoint", "snn")
+        path = f"<{ckpt['model']} SNN checkpoint>"
+    else:
+        if Path(path).is_file() and is_pt2(path):
+            raise InputError(
+                f"{path}: is a torch.export program (an ANN); convert it first: "
+                f"loihic convert {path} --calib X.npy -T 64 -o snn.pt"
+            )
+        ckpt, sha = load_checkpoint(path), file_sha256(path)
     if offset is not None:
         from loihic.training.noise import steady_offset, with_offset
 
@@ -404,7 +512,13 @@ def compile_checkpoint(
         ckpt = with_offset(ckpt, value)
     net = network_from_checkpoint(ckpt, path)
     effect = None
-    if cfg.force_hard_reset and ckpt["snn"].get("reset") == "soft":
+    if cfg.force_hard_reset and ckpt["snn"].get("reset") == "soft" and not ckpt.get("dataset"):
+        print(
+            "loihic: warning: soft-reset SNN deployed with Lava's hard reset (no data set recorded to measure "
+            "the accuracy effect; compare with 'loihic evaluate --data')",
+            file=sys.stderr,
+        )
+    elif cfg.force_hard_reset and ckpt["snn"].get("reset") == "soft":
         effect = hard_reset_effect(ckpt, effect_samples, seed)
         print(
             f"loihic: warning: soft-reset SNN deployed with Lava's hard reset: float accuracy "
@@ -425,7 +539,8 @@ def compile_checkpoint(
     meta = {
         "loihic_version": __version__,
         "source_checkpoint": str(path),
-        "source_sha256": file_sha256(path),
+        "source_sha256": sha,
+        "imported": ckpt.get("imported"),
         "ann_sha256": net.meta.get("source_sha256"),
         "model": net.meta.get("model"),
         "dataset": net.meta.get("dataset"),
@@ -515,7 +630,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     check_options(args)
     model = read_netx(args.net)
     dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
-    x, y = _test_set(dataset, args.samples)
+    x, y, dataset = run_data(args, args.net, model.input.shape, model.output_shape[0], dataset, need_labels=False)
     spikes = encoded(x, steps, encoding, args.seed)
     rep = verify(
         args.net,
@@ -533,7 +648,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"{verdict}: {rep.samples} samples x {steps} steps, {rep.mismatches} of {rep.spikes_compared} "
         f"spikes differ"
         + ("" if rep.voltage_equal is None else f", readout v equal: {rep.voltage_equal}")
-        + f"\naccuracy emulator {100 * rep.accuracy_emulator:.2f}%, Lava {100 * rep.accuracy_lava:.2f}%"
+        + (
+            ""
+            if rep.accuracy_emulator is None
+            else f"\naccuracy emulator {100 * rep.accuracy_emulator:.2f}%, Lava {100 * rep.accuracy_lava:.2f}%"
+        )
         + f"\ntime emulator {rep.emulator_seconds:.2f} s, Lava {rep.lava_seconds:.2f} s"
     )
     emit(args, res, text)
@@ -560,8 +679,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not netx:
         if backend != "torch":
             raise InputError(f"{args.target}: backend '{backend}' runs netx files; compile the checkpoint first")
-        ckpt = load_checkpoint(args.target)
-        x, y = _test_set(args.dataset or ckpt["dataset"], args.samples)
+        from loihic.compiler.load.pt2 import is_pt2
+
+        if is_pt2(args.target):
+            from loihic.training.imported import import_torch
+
+            ckpt = import_torch(args.target)
+        else:
+            ckpt = load_checkpoint(args.target)
+        x, y, _ = run_data(
+            args, args.target, tuple(ckpt["input_shape"]), ckpt["num_classes"], args.dataset or ckpt["dataset"]
+        )
         steps = args.timesteps if ckpt["kind"] == "snn" else None
         is_noise = ckpt["kind"] == "snn" and ckpt["snn"].get("method") == "noise"
         if args.stage is not None and not is_noise:
@@ -597,23 +725,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{args.target}: is a netx file; use --backend emulator or lava-sim")
         model = read_netx(args.target)
         dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
-        x, y = _test_set(dataset, args.samples)
-        if backend == "emulator":
-            acc = emulator_accuracy(model, x, y, steps, encoding, args.seed, args.device)
-        else:
-            from loihic.deploy.lava_run import run_lava_parallel
-
-            emu = Emulator(model, device="cpu", input_message_bits=message_bits(model))
-            res = run_lava_parallel(
-                args.target,
-                encoded(x, steps, encoding, args.seed),
-                workers=args.workers,
-                backend=backend,
-                input_message_bits=message_bits(model),
-                read_v=not emu.output_spiking,
-                model=model,
-            )
-            acc = float((predict(res.output_spikes, res.output_v, emu.output_spiking) == y).mean())
+        x, y, _ = run_data(args, args.target, model.input.shape, model.output_shape[0], dataset)
+        acc = netx_accuracy(model, x, y, steps, encoding, args.seed, backend, args.workers, args.device)
     secs = time.perf_counter() - t0
     res = {
         "target": args.target,
@@ -626,6 +739,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "samples_per_second": len(x) / secs,
     }
     emit(args, res, f"{args.target} [{backend}]: accuracy {100 * acc:.2f}% on {len(x)} samples ({secs:.1f} s)")
+    return 0
+
+
+def cmd_install_lava(args: argparse.Namespace) -> int:
+    from loihic.deploy.install_lava import install
+
+    install(dry_run=args.dry_run)
+    if not args.dry_run:
+        print("Lava installed: lava-nc 0.10.0, lava-dl 0.6.0 ('loihic demo' runs end to end now)", file=sys.stderr)
     return 0
 
 

@@ -43,6 +43,9 @@ def run_demo(args: argparse.Namespace) -> int:
     }
     for p in paths.values():
         c.check_output(p, args.force)
+    from loihic.deploy.install_lava import require_lava
+
+    require_lava("loihic demo (step 5 runs Lava)")  # before training, not after it
     work.mkdir(parents=True, exist_ok=True)
     x_train, _ = load_dataset("digits", "train")
     x_test, y_test = load_dataset("digits", "test")

@@ -1,8 +1,15 @@
 """loihic: compile trained networks to Loihi fixed point, write lava-dl netx HDF5, run and verify on Lava.
 
+Python API (see :mod:`loihic.api`): ``loihic.convert``, ``loihic.compile``, ``loihic.evaluate``,
+``loihic.verify``, ``loihic.simulate``.
+
 Sub-packages (folders at the top of the repository, installed under this namespace):
 ``loihic.training`` (weights), ``loihic.compiler`` (IR, passes, netx writer), ``loihic.deploy``
 (emulator, Lava runner, verification, CLI).
 """
 
 __version__ = "0.1.0"
+
+from loihic.api import compile, convert, evaluate, simulate, verify  # noqa: E402, A004
+
+__all__ = ["compile", "convert", "evaluate", "simulate", "verify", "__version__"]

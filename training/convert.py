@@ -11,6 +11,16 @@ threshold is set from all recorded values:
   percentile norm uses the non-zero ReLU activations instead);
 - ``scaled:<k>``: ``v_l = k * max(A)`` (scaled conversion; Datta et al. use k in [0.2, 0.4] for VGG), k > 0.
 
+Biases and BatchNorm shifts (Rueckauer et al. 2017, "Conversion of continuous-valued deep networks to
+efficient event-driven networks", sec. 2.2: ``b_l -> b_l / lambda_{l-1}``).  Layer l receives spikes whose
+rates approximate ``a_{l-1} / c_{l-1}``, the ANN activation divided by the product of the thresholds before
+it (``c_0 = 1``: the input rates are the pixel values).  Its weights act on rates, so ``W a / c`` comes out
+scaled; its bias must be scaled the same way or it outweighs the synaptic input: ``b_l <- b_l / c_{l-1}``,
+and for a BatchNorm ``g (I - mean) + beta`` after it ``mean, beta <- mean / c_{l-1}, beta / c_{l-1}``.  Layer
+l's current is then ``A_l / c_{l-1}`` and its threshold, balanced on that current, gives ``c_l = c_{l-1}
+theta_l``.  Networks without bias or BatchNorm (Datta et al. sec. V.C) are unchanged; the applied factors
+are recorded as ``snn.bias_scale``.
+
 The same spike trains are used for every layer (:func:`~loihic.training.snn.encode_chunks` with ``seed``),
 so running the layers one after the other is exactly Algorithm 1.  The readout (last synaptic layer) has
 no threshold (eqs. 4-5).
@@ -91,6 +101,18 @@ class _TopValues:
         lo = float(desc[self.k - 1])
         hi = float(desc[self.k - 2]) if self.frac > 0 else lo
         return lo + self.frac * (hi - lo)
+
+
+@torch.no_grad()
+def _scale_bias(stage: Any, factor: float) -> None:
+    """Scale a stage's bias and its BatchNorm's mean and beta by ``factor`` (module docstring), in place;
+    a stage without either is left bit for bit as it was."""
+    if getattr(stage.synapse, "bias", None) is not None:
+        stage.synapse.bias.mul_(factor)
+    if stage.norm is not None:
+        stage.norm.running_mean.mul_(factor)
+        if stage.norm.bias is not None:
+            stage.norm.bias.mul_(factor)
 
 
 def _layer_statistics(
@@ -183,6 +205,7 @@ def convert(
     thresholds: list[float | None] = [None] * len(synaptic)
     model = SNNModel(arch, ann["state_dict"], ann["input_shape"], thresholds, leak, reset, encoding)
     maxima, mean_potential = [], []
+    cumulative, bias_scale = 1.0, [1.0]
     bar = tqdm(
         range(len(synaptic) - 1), desc="threshold balancing", unit="layer", file=sys.stderr, disable=not progress
     )
@@ -197,6 +220,9 @@ def convert(
                 f"would never fire on the calibration data"
             )
         model.thresholds[layer] = th
+        cumulative *= th
+        _scale_bias(model.stages[layer + 1], 1.0 / cumulative)
+        bias_scale.append(1.0 / cumulative)
         maxima.append(a_max)
         if layer == 0:
             mean_potential = _mean_potential(model, x_cal, timesteps, encoding, seed)
@@ -206,7 +232,7 @@ def convert(
     snn_ckpt.update(
         kind="snn",
         created_by=CREATED_BY,
-        state_dict={k: v.detach().clone() for k, v in ann["state_dict"].items()},
+        state_dict={k: v.detach().clone() for k, v in model.net.state_dict().items()},
         metrics={f"ann_{k}": v for k, v in ann["metrics"].items()},
         snn={
             "thresholds": list(model.thresholds),
@@ -220,6 +246,7 @@ def convert(
             "source_sha256": source_sha256,
             "first_layer_mean_potential": mean_potential,
             "max_preactivation": maxima,
+            "bias_scale": bias_scale,
         },
     )
     validate_checkpoint(snn_ckpt, f"converted {where}", "snn")

@@ -321,3 +321,65 @@ def _cifar10(split: str, data_dir: Path | str | None) -> tuple[np.ndarray, np.nd
     # Rows are 1024 red, 1024 green, 1024 blue values, each plane row-major: already (C, H, W) order.
     x = data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
     return x, np.concatenate([lbl for _, lbl in batches])
+
+
+# --- the user's own data (``--calib X.npy``, ``--data X.npy --labels Y.npy``) -----------------------------
+MAX_NPY_BYTES = 8 << 30  # refuse larger arrays before reading them
+
+
+def _npy(path: Path | str, what: str) -> np.ndarray:
+    """A ``.npy`` array, memory-mapped (nothing allocated before its header is checked); never unpickled."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a .npy file of {what}")
+    if not p.is_file():
+        raise InputError(f"{p}: no such file ({what})")
+    try:
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{p}: not a readable .npy array of {what} ({str(exc).splitlines()[0][:160]})") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{p}: holds {type(arr).__name__}, expected one .npy array of {what}")
+    if arr.nbytes > MAX_NPY_BYTES:
+        raise InputError(f"{p}: {arr.nbytes} bytes of {what} (more than {MAX_NPY_BYTES}); pass a subset")
+    return arr
+
+
+def load_inputs(path: Path | str, input_shape: tuple[int, ...], what: str = "inputs") -> np.ndarray:
+    """Real-valued inputs ``(N, *input_shape)`` in [0, 1] (what every encoding expects), as float32.
+
+    Single-channel images may omit the channel axis (a (N, 28, 28) array for a (1, 28, 28) model); anything
+    else is refused naming both shapes.
+    """
+    arr = _npy(path, what)
+    shape = tuple(int(s) for s in input_shape)
+    want = f"(N, {', '.join(map(str, shape))})"
+    if arr.dtype.kind not in "fiub":
+        raise InputError(f"{path}: dtype {arr.dtype}; expected real-valued {what} {want} in [0, 1]")
+    no_channel = len(shape) == 3 and shape[0] == 1 and tuple(arr.shape[1:]) == shape[1:]
+    if arr.ndim < 1 or arr.shape[0] < 1 or (tuple(arr.shape[1:]) != shape and not no_channel):
+        raise InputError(f"{path}: shape {arr.shape}; expected {what} of shape {want}")
+    x = np.asarray(arr, dtype=np.float32).reshape(len(arr), *shape)
+    if not np.isfinite(x).all():
+        raise InputError(f"{path}: {what} contain NaN or inf")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise InputError(
+            f"{path}: {what} range over [{lo:.4g}, {hi:.4g}]; expected values in [0, 1] (the raw input scaled to "
+            "[0, 1], before any normalisation: pass the normalisation with --input-mean/--input-std or keep it in "
+            "the model)"
+        )
+    return x
+
+
+def load_labels(path: Path | str, n: int, num_classes: int) -> np.ndarray:
+    """Integer labels ``(n,)`` in [0, num_classes)."""
+    arr = _npy(path, "labels")
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0)):
+        raise InputError(f"{path}: dtype {arr.dtype}; expected integer class labels")
+    if arr.ndim != 1 or len(arr) != n:
+        raise InputError(f"{path}: labels of shape {arr.shape}; expected ({n},), one per sample of the data")
+    y = np.asarray(arr, dtype=np.int64)
+    if n and (y.min() < 0 or y.max() >= num_classes):
+        raise InputError(f"{path}: labels range over [{y.min()}, {y.max()}]; the model has {num_classes} classes")
+    return y

@@ -6,11 +6,15 @@ state_dict keys read ``"3.weight"``).  The exact keys of each layer type are in 
     {"type": "flatten"}
     {"type": "linear", "in": int, "out": int, "bias": bool}
     {"type": "conv", "in": int, "out": int, "kernel": int, "stride": int, "padding": int,
-     "groups": int, "bias": bool}
+     "groups": int, "bias": bool, "dilation": int}         # dilation optional (default 1)
     {"type": "relu"}
     {"type": "avgpool", "kernel": int, "stride": int}
     {"type": "dropout", "p": float}
     {"type": "batchnorm", "features": int}   # BatchNorm1d after linear, BatchNorm2d after conv
+
+Sizes (kernel, stride, padding, dilation) are an int or an ``[H, W]`` pair of ints.  Networks imported from
+other front ends (``compiler/load/torch_export.py``) are stored in this same format by
+:func:`arch_from_network`, so the float SNN, conversion, STDB and the compiler read one description.
 
 Conversion to a spiking network (``check_convertible``) needs one fixed shape: every synaptic layer
 (linear/conv) but the last is followed, optionally after a batchnorm, by a ReLU that becomes the spiking
@@ -26,6 +30,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +45,8 @@ LAYER_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "dropout": {"p": (float, int)},
     "batchnorm": {"features": int},
 }
+OPTIONAL_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {"conv": {"dilation": int}, "batchnorm": {"eps": float}}
+_SIZE_KEYS = ("kernel", "stride", "padding", "dilation")  # int or [H, W]
 SYNAPTIC_TYPES = ("linear", "conv")
 PASSTHROUGH_TYPES = ("avgpool", "dropout", "flatten")  # act on spikes between neuron and next synapse
 MODELS = ("mlp", "lenet5", "vgg5", "vgg9")
@@ -69,20 +76,27 @@ def validate_arch(arch: Sequence[Mapping[str, Any]]) -> None:
                 f"arch layer {i}: unsupported type {kind!r}; expected one of {', '.join(LAYER_KEYS)}"
             )
         spec = LAYER_KEYS[kind]
+        optional = OPTIONAL_KEYS.get(kind, {})
         keys = set(layer) - {"type"}
-        if keys != set(spec):
+        if not set(spec) <= keys <= set(spec) | set(optional):
             raise UnsupportedLayerError(f"{_where(i, layer)}: keys {sorted(keys)}, expected {sorted(spec)}")
-        for key, typ in spec.items():
+        for key, typ in {**spec, **optional}.items():
+            if key not in layer:
+                continue
             value = layer[key]
-            ok = isinstance(value, typ) and (typ is bool or not isinstance(value, bool))
+            if key in _SIZE_KEYS:
+                ok = _is_size(value)
+            else:
+                ok = isinstance(value, typ) and (typ is bool or not isinstance(value, bool))
             if not ok:
                 raise UnsupportedLayerError(
                     f"{_where(i, layer)}: '{key}' = {value!r} is not {getattr(typ, '__name__', 'a number')}"
+                    + (" or an [H, W] pair" if key in _SIZE_KEYS else "")
                 )
-            if key in ("in", "out", "kernel", "stride", "groups", "features") and value < 1:
+            if key in ("in", "out", "kernel", "stride", "groups", "features", "dilation") and min(_hw(value)) < 1:
                 raise UnsupportedLayerError(f"{_where(i, layer)}: '{key}' = {value} must be >= 1")
         if kind == "conv":
-            if layer["padding"] < 0:
+            if min(_hw(layer["padding"])) < 0:
                 raise UnsupportedLayerError(f"{_where(i, layer)}: padding {layer['padding']} must be >= 0")
             if layer["in"] % layer["groups"] or layer["out"] % layer["groups"]:
                 raise UnsupportedLayerError(
@@ -134,8 +148,19 @@ def check_convertible(arch: Sequence[Mapping[str, Any]]) -> None:
         )
 
 
-def _out_hw(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
+def _is_size(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _hw(value: int | Sequence[int]) -> tuple[int, int]:
+    """An arch size (int or [H, W]) as an (H, W) pair."""
+    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _out_hw(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def output_shapes(arch: Sequence[Mapping[str, Any]], input_shape: Sequence[int]) -> list[tuple[int, ...]]:
@@ -154,8 +179,8 @@ def output_shapes(arch: Sequence[Mapping[str, Any]], input_shape: Sequence[int])
                 raise UnsupportedLayerError(f"{where}: expects a (C, H, W) input, gets shape {shape}")
             if kind == "conv" and shape[0] != layer["in"]:
                 raise UnsupportedLayerError(f"{where}: expects {layer['in']} channels, gets {shape[0]}")
-            pad = layer.get("padding", 0)
-            hw = [_out_hw(s, layer["kernel"], layer["stride"], pad) for s in shape[1:]]
+            k, st, pad, dil = (_hw(layer.get(key, d)) for key, d in zip(_SIZE_KEYS, (1, 1, 0, 1), strict=True))
+            hw = [_out_hw(shape[1 + a], k[a], st[a], pad[a], dil[a]) for a in range(2)]
             shape = (layer["out"] if kind == "conv" else shape[0], *hw)
             if min(shape) < 1:
                 raise UnsupportedLayerError(f"{where}: output shape {shape} is empty (input too small)")
@@ -182,9 +207,10 @@ def build_model(arch: Sequence[Mapping[str, Any]]) -> nn.Sequential:
                 nn.Conv2d(
                     layer["in"],
                     layer["out"],
-                    layer["kernel"],
-                    stride=layer["stride"],
-                    padding=layer["padding"],
+                    _hw(layer["kernel"]),
+                    stride=_hw(layer["stride"]),
+                    padding=_hw(layer["padding"]),
+                    dilation=_hw(layer.get("dilation", 1)),
                     groups=layer["groups"],
                     bias=layer["bias"],
                 )
@@ -192,12 +218,12 @@ def build_model(arch: Sequence[Mapping[str, Any]]) -> nn.Sequential:
         elif kind == "relu":
             modules.append(nn.ReLU())
         elif kind == "avgpool":
-            modules.append(nn.AvgPool2d(layer["kernel"], stride=layer["stride"]))
+            modules.append(nn.AvgPool2d(_hw(layer["kernel"]), stride=_hw(layer["stride"])))
         elif kind == "dropout":
             modules.append(nn.Dropout(float(layer["p"])))
         elif kind == "batchnorm":
             bn = nn.BatchNorm1d if arch[i - 1]["type"] == "linear" else nn.BatchNorm2d
-            modules.append(bn(layer["features"]))
+            modules.append(bn(layer["features"], eps=float(layer.get("eps", 1e-5))))
     return nn.Sequential(*modules)
 
 
@@ -294,3 +320,68 @@ def make_arch(
     output_shapes(arch, shape)
     check_convertible(arch)
     return arch
+
+
+def _size(pair: Sequence[int]) -> int | list[int]:
+    return int(pair[0]) if pair[0] == pair[1] else [int(pair[0]), int(pair[1])]
+
+
+def arch_from_network(net: Any) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """``(arch, state_dict)`` of a float IR network (``compiler.ir.Network``) from any front end.
+
+    A synaptic layer whose neuron spikes is followed by a ReLU (the ANN view of the spiking neuron); the
+    last synaptic layer is the read-out.  Weights are copied exactly as float32.
+    """
+    from loihic.compiler import ir
+
+    arch: list[dict[str, Any]] = []
+    state: dict[str, torch.Tensor] = {}
+
+    def put(key: str, value: Any) -> None:
+        state[f"{len(arch)}.{key}"] = torch.as_tensor(np.asarray(value, dtype=np.float32))
+
+    layers = list(net.layers)
+    for i, layer in enumerate(layers):
+        if isinstance(layer, ir.Dense):
+            put("weight", layer.weight)
+            if layer.bias is not None:
+                put("bias", layer.bias)
+            arch.append(_lin(layer.weight.shape[1], layer.weight.shape[0], layer.bias is not None))
+        elif isinstance(layer, ir.Conv):
+            put("weight", layer.weight)
+            if layer.bias is not None:
+                put("bias", layer.bias)
+            spec = {
+                "type": "conv",
+                "in": int(layer.weight.shape[1] * layer.groups),
+                "out": int(layer.weight.shape[0]),
+                "kernel": _size(layer.weight.shape[2:]),
+                "stride": _size(layer.stride),
+                "padding": _size(layer.padding),
+                "groups": int(layer.groups),
+                "bias": layer.bias is not None,
+            }
+            if layer.dilation != (1, 1):
+                spec["dilation"] = _size(layer.dilation)
+            arch.append(spec)
+        elif isinstance(layer, ir.BatchNorm):
+            put("weight", layer.gamma)
+            put("bias", layer.beta)
+            put("running_mean", layer.mean)
+            put("running_var", layer.var)
+            state[f"{len(arch)}.num_batches_tracked"] = torch.tensor(0)
+            spec = {"type": "batchnorm", "features": int(layer.mean.shape[0])}
+            if layer.eps != 1e-5:
+                spec["eps"] = float(layer.eps)
+            arch.append(spec)
+        elif isinstance(layer, ir.AvgPool):
+            arch.append({"type": "avgpool", "kernel": _size(layer.kernel), "stride": _size(layer.stride)})
+        elif isinstance(layer, ir.Flatten):
+            arch.append(dict(_FLAT))
+        else:
+            raise UnsupportedLayerError(f"layer '{layer.name}': {type(layer).__name__} has no arch form")
+        synapse = layers[i - 1] if isinstance(layer, ir.BatchNorm) and i else layer
+        bn_next = i + 1 < len(layers) and isinstance(layers[i + 1], ir.BatchNorm)
+        if isinstance(synapse, ir.SYNAPTIC) and synapse.neuron.spiking and not (layer is synapse and bn_next):
+            arch.append(dict(_RELU))
+    return arch, state

@@ -76,6 +76,7 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
                         neuron,
                         stride=spec.get("stride", 1),
                         padding=spec.get("padding", 0),
+                        dilation=spec.get("dilation", 1),
                         groups=spec.get("groups", 1),
                     )
                 )

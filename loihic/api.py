@@ -1,0 +1,215 @@
+"""The Python API: the same road as the CLI, for a model trained anywhere.
+
+::
+
+    import loihic
+    snn = loihic.convert(model, x_calib, timesteps=64)         # nn.Module (eval mode) or a file
+    loihic.compile(snn, "model.net")                             # Loihi fixed point -> netx HDF5
+    acc = loihic.evaluate("model.net", x_test, y_test)           # emulator (or backend="lava-sim")
+    rep = loihic.verify("model.net", x_test[:20])                # Lava vs emulator, spike for spike
+    run = loihic.simulate("model.net", x_test[:5])               # output spikes and read-out voltages
+
+Inputs ``x`` are real-valued, shaped like the model's input ``(N, *input_shape)``, in [0, 1]; they are
+encoded with the file's encoding and T by the shared chunk rule (``training/snn.py``), so the CLI and this
+API see the same spikes for the same ``seed``.  Every function raises
+:class:`~loihic.compiler.errors.LoihicError` (one line) on bad input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loihic.compiler.errors import InputError
+
+PathLike = str | os.PathLike
+
+
+def _inputs(x: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    from loihic.training.data import load_inputs
+
+    if isinstance(x, (str, os.PathLike)):
+        return load_inputs(x, shape, what)
+    arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
+    if arr.ndim < 1 or tuple(arr.shape[1:]) != tuple(shape) or len(arr) == 0:
+        raise InputError(f"{what} have shape {arr.shape}; expected (N, {', '.join(map(str, shape))})")
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        raise InputError(f"{what} must be finite and within [0, 1] (the raw input before any normalisation)")
+    return arr
+
+
+def convert(
+    model: Any,
+    calib: Any,
+    timesteps: int = 64,
+    *,
+    norm: str = "max",
+    reset: str = "hard",
+    leak: float = 1.0,
+    encoding: str = "poisson",
+    seed: int = 0,
+    calib_samples: int = 512,
+    input_mean: Any = None,
+    input_std: Any = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """An ANN -> SNN checkpoint (dict) by threshold balancing (Datta et al. Fig. 3).
+
+    ``model``: an ``nn.Module`` in eval mode (exported with ``torch.export`` on ``calib[:2]``), a
+    ``torch.export`` ``.pt2`` file, or a loihic ANN checkpoint (file or dict).  ``calib``: inputs
+    ``(N, *input_shape)`` in [0, 1] (array, tensor or ``.npy`` path).  ``input_mean`` / ``input_std``: a
+    normalisation applied outside the model, folded into its first layer.
+    """
+    from loihic.training.checkpoint import file_sha256, validate_checkpoint
+    from loihic.training.convert import convert as balance
+    from loihic.training.imported import import_torch, load_ann
+
+    sha = None
+    if isinstance(model, dict):
+        validate_checkpoint(model, "model", "ann")
+        ann = model
+    elif isinstance(model, (str, os.PathLike)):
+        ann, sha = load_ann(model, input_mean, input_std), file_sha256(model)
+    else:
+        if isinstance(calib, (str, os.PathLike)):
+            calib = np.load(calib, allow_pickle=False)
+        example = np.asarray(calib[:2], dtype=np.float32)
+        ann = import_torch(model, example, input_mean, input_std)
+        _check_reproduces(model, example, ann)
+    if ann.get("kind") != "ann":
+        raise InputError("model is an SNN checkpoint; convert needs an ANN")
+    x = _inputs(calib, tuple(ann["input_shape"]), "calibration inputs")
+    return balance(
+        ann,
+        x,
+        timesteps,
+        norm=norm,
+        reset=reset,
+        leak=leak,
+        encoding=encoding,
+        seed=seed,
+        calib_samples=calib_samples,
+        progress=progress,
+        source_sha256=sha,
+    )
+
+
+def _check_reproduces(module: Any, example: np.ndarray, ann: dict[str, Any]) -> None:
+    """The imported ANN computes what the module does on the example (before a dropped final softmax)."""
+    import torch
+
+    from loihic.compiler.errors import LoihicError
+    from loihic.training.models import model_from_checkpoint
+
+    x = torch.as_tensor(example)
+    with torch.no_grad():
+        ref = module(x).float()
+        out = model_from_checkpoint(ann)(x)
+        for op in ann["imported"]["dropped_final_ops"]:
+            out = torch.log_softmax(out, 1) if "log_softmax" in op else torch.softmax(out, 1)
+    err = float((ref - out).abs().max())
+    tol = 1e-4 * max(1.0, float(ref.abs().max()))
+    if ref.shape != out.shape or not err <= tol:
+        raise LoihicError(
+            f"<nn.Module {type(module).__name__}>: the imported network does not reproduce the model's output "
+            f"(max difference {err:.3g}, tolerance {tol:.3g}); this is a loihic bug, please report it"
+        )
+
+
+def compile(snn: dict[str, Any] | PathLike, path: PathLike, *, force: bool = False, **config: Any) -> Path:  # noqa: A001
+    """SNN checkpoint (dict or file) -> netx HDF5 at ``path``.  ``config``: :class:`CompileConfig` fields
+    (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``)."""
+    from loihic.compiler.config import CompileConfig
+    from loihic.deploy.commands import compile_checkpoint
+
+    snn_arg = snn if isinstance(snn, dict) else str(snn)
+    out, _ = compile_checkpoint(snn_arg, path, CompileConfig(**config), force=force)
+    return out
+
+
+def _netx(path: PathLike, timesteps: int | None) -> tuple[Any, int, str]:
+    from loihic.compiler.netx.read import read_netx
+    from loihic.deploy.commands import netx_run_settings
+
+    model = read_netx(path)
+    _, steps, encoding = netx_run_settings(model, None, timesteps)
+    return model, steps, encoding
+
+
+def evaluate(
+    path: PathLike,
+    x: Any,
+    y: Any,
+    *,
+    backend: str = "emulator",
+    timesteps: int | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    device: str | None = None,
+) -> float:
+    """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2)."""
+    from loihic.deploy.commands import netx_accuracy
+
+    model, steps, encoding = _netx(path, timesteps)
+    xs = _inputs(x, model.input.shape, "inputs")
+    labels = np.asarray(y)
+    if labels.shape != (len(xs),) or labels.dtype.kind not in "iu":
+        raise InputError(f"labels have shape {labels.shape} and dtype {labels.dtype}; expected ({len(xs)},) ints")
+    return netx_accuracy(model, xs, labels, steps, encoding, seed, backend, workers, device)
+
+
+def verify(
+    path: PathLike,
+    x: Any,
+    y: Any = None,
+    *,
+    backend: str = "lava-sim",
+    timesteps: int | None = None,
+    seed: int = 0,
+    workers: int = 1,
+) -> Any:
+    """Lava against the emulator, spike for spike on every layer: a :class:`~loihic.deploy.verify.VerifyReport`
+    (``.identical``, ``.first_mismatch``, accuracies when ``y`` is given)."""
+    from loihic.deploy.commands import encoded, message_bits
+    from loihic.deploy.verify import verify as run_verify
+
+    model, steps, encoding = _netx(path, timesteps)
+    xs = _inputs(x, model.input.shape, "inputs")
+    spikes = encoded(xs, steps, encoding, seed)
+    labels = None if y is None else np.asarray(y)
+    return run_verify(
+        str(path), spikes, labels, input_message_bits=message_bits(model), backend=backend, workers=workers, model=model
+    )
+
+
+def simulate(
+    path: PathLike,
+    x: Any,
+    *,
+    backend: str = "emulator",
+    timesteps: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+) -> Any:
+    """Run a netx file; ``x`` is real inputs ``(N, *input_shape)`` (encoded as the file says) or integer
+    spikes ``(N, *input_shape, T)``.  Returns the emulator's or Lava's result (``.output_spikes``,
+    ``.output_v``)."""
+    from loihic.deploy.commands import encoded, message_bits
+    from loihic.deploy.emulator import Emulator
+
+    model, steps, encoding = _netx(path, timesteps)
+    arr = np.asarray(x)
+    if arr.ndim == len(model.input.shape) + 2 and arr.dtype.kind in "iub":
+        spikes = arr
+    else:
+        spikes = encoded(_inputs(arr, model.input.shape, "inputs"), steps, encoding, seed)
+    bits = message_bits(model)
+    if backend == "emulator":
+        return Emulator(model, device=device, input_message_bits=bits).run(spikes)
+    from loihic.deploy.lava_run import run_lava
+
+    emu_spiking = Emulator(model, device="cpu", input_message_bits=bits).output_spiking
+    return run_lava(str(path), spikes, backend=backend, input_message_bits=bits, read_v=not emu_spiking, model=model)

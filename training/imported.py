@@ -1,0 +1,122 @@
+"""A model that came in through another front end, as a loihic ANN checkpoint ready for conversion.
+
+The front end (``compiler/load/torch_export.py``) builds the float IR; :func:`~loihic.training.models.
+arch_from_network` stores that IR in the checkpoint's arch format, so threshold balancing, the L4
+statistics, STDB, the float SNN and the compiler all run on it unchanged.  Which reader takes a file is
+decided here, once, from the file's content (:func:`load_ann`).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from loihic.compiler import ir
+from loihic.compiler.errors import CheckpointError
+from loihic.compiler.load.pt2 import is_pt2, program_from_module, read_pt2
+from loihic.compiler.load.torch_export import network_from_program
+from loihic.training.checkpoint import (
+    CREATED_BY,
+    FORMAT,
+    FORMAT_VERSION,
+    file_sha256,
+    load_checkpoint,
+    validate_checkpoint,
+)
+from loihic.training.models import arch_from_network, check_convertible
+
+TORCH_EXPORT_HOWTO = (
+    "save the model as a torch.export program: "
+    "torch.export.save(torch.export.export(model.eval(), (example_batch,)), 'model.pt2'), "
+    "or pass the nn.Module to loihic.convert() in Python"
+)
+
+
+def ann_checkpoint(net: ir.Network, model: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The ANN checkpoint of a float IR network (no training metrics; ``dataset`` empty)."""
+    arch, state = arch_from_network(net)
+    check_convertible(arch)
+    out = ir.infer_shapes(net)[-1]
+    ckpt = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "ann",
+        "model": model,
+        "dataset": "",
+        "input_shape": list(net.input.shape),
+        "num_classes": int(out[0]),
+        "arch": arch,
+        "state_dict": state,
+        "seed": 0,
+        "hyperparams": {},
+        "metrics": {},
+        "created_by": CREATED_BY,
+        "imported": source,
+    }
+    validate_checkpoint(ckpt, f"imported {model}", "ann")
+    return ckpt
+
+
+def _jsonable(v: Any) -> Any:
+    return None if v is None else np.asarray(v, np.float64).ravel().tolist()
+
+
+def import_torch(model: Any, example: Any = None, input_mean: Any = None, input_std: Any = None) -> dict[str, Any]:
+    """An ``nn.Module`` (with an ``example`` input batch) or a ``.pt2`` file -> ANN checkpoint."""
+    if isinstance(model, (str, Path)):
+        prog = read_pt2(model)
+        name, sha = Path(model).stem, file_sha256(model)
+    else:
+        if example is None:
+            raise CheckpointError("an nn.Module needs an example input batch (the calibration data serves)")
+        prog = program_from_module(model, example)
+        name, sha = type(model).__name__, None
+    net = network_from_program(prog, input_mean=input_mean, input_std=input_std)
+    source = {
+        "front_end": "torch.export",
+        "source": prog.source,
+        "sha256": sha,
+        "input_mean": _jsonable(input_mean),
+        "input_std": _jsonable(input_std),
+        "input_affine_folded": bool(net.meta["input_affine_folded"]),
+        "dropped_final_ops": list(net.meta["dropped_final_ops"]),
+        "layers": [layer.name for layer in net.layers],
+    }
+    return ann_checkpoint(net, name, source)
+
+
+def load_ann(path: str | Path, input_mean: Any = None, input_std: Any = None) -> dict[str, Any]:
+    """Any model file ``convert`` takes: a torch.export program (``.pt2``) or a loihic checkpoint."""
+    p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"{p}: is a directory, expected a model file")
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such file")
+    if is_pt2(p):
+        return import_torch(p, input_mean=input_mean, input_std=input_std)
+    if input_mean is not None or input_std is not None:
+        raise CheckpointError(f"{p}: --input-mean/--input-std apply to torch.export programs only")
+    try:
+        return load_checkpoint(p)
+    except CheckpointError as exc:
+        if "not a loihic checkpoint" in str(exc) and _is_plain_state_dict(p):
+            raise CheckpointError(
+                f"{p}: is a plain state_dict (weights without the network's structure); {TORCH_EXPORT_HOWTO}"
+            ) from None
+        if zipfile.is_zipfile(p) and "cannot read" in str(exc):
+            raise CheckpointError(
+                f"{p}: neither a loihic checkpoint nor a torch.export program; {TORCH_EXPORT_HOWTO}"
+            ) from None
+        raise
+
+
+def _is_plain_state_dict(p: Path) -> bool:
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:  # any failure: it is not one
+        return False
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
