@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from loihic import __version__
 from loihic.compiler.errors import LoihicError
@@ -198,7 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
+    return f"loihic: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _warning_line  # one line per warning, like the errors
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
