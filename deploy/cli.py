@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
     g.add_argument("--resume", default=None, help="continue an interrupted STDB run from its checkpoint")
+    g.add_argument("--data", default=None, help="your own training inputs X.npy (N, *input_shape) in [0, 1]")
+    g.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
     g.add_argument("--device", default="cpu", help="cpu | cuda")
     g = p.add_argument_group(
         "noise (Jiang & Zhang, T=1 training with noise); bptt (their baseline: direct training at --timesteps, "

@@ -239,13 +239,35 @@ def cmd_train_stdb(args: argparse.Namespace) -> int:
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     out = check_output(args.output, args.force)
     t0 = time.perf_counter()
-    ckpt = train_stdb_on_dataset(
+    train_fn: Any = train_stdb_on_dataset
+    data_args: dict[str, Any] = {"dataset": args.dataset, "limit_train": args.limit_train}
+    if args.data is not None or args.labels is not None:  # the user's own training data
+        from loihic.training.checkpoint import load_checkpoint
+        from loihic.training.data import load_inputs, load_labels
+        from loihic.training.stdb import train_stdb
+
+        if args.data is None or args.labels is None or args.dataset is not None:
+            raise InputError("--method stdb: pass --data X.npy with --labels Y.npy, or --dataset NAME, not both")
+        init = load_checkpoint(args.init, "snn")
+        x_tr = load_inputs(args.data, tuple(init["input_shape"]), "training inputs")
+        y_tr = load_labels(args.labels, len(x_tr), init["num_classes"])
+
+        held = np.random.default_rng(args.seed).permutation(len(x_tr))  # seeded 90/10 split for the report
+        cut = len(held) - max(1, len(held) // 10)
+        if cut < 1:
+            raise InputError(f"{args.data}: {len(x_tr)} samples; STDB needs at least 2 (10% are held out)")
+
+        def train_fn(path, steps, epochs, seed, **kw):  # noqa: ANN001, ANN202
+            tr, te = held[:cut], held[cut:]
+            return train_stdb(path, x_tr[tr], y_tr[tr], steps, epochs, seed, x_test=x_tr[te], y_test=y_tr[te], **kw)
+
+        data_args = {}
+    ckpt = train_fn(
         args.init,
         args.timesteps,
         args.epochs,
         args.seed,
-        dataset=args.dataset,
-        limit_train=args.limit_train,
+        **data_args,
         lr=args.lr,
         alpha=args.alpha,
         beta=args.beta,

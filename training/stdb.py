@@ -555,9 +555,12 @@ def train_stdb_on_dataset(
     from loihic.training.data import load_dataset, subset
 
     init, where, _ = _load_init(init_path)
-    if dataset is not None and dataset != init["dataset"]:
+    if dataset is not None and init["dataset"] and dataset != init["dataset"]:
         raise InputError(f"--dataset {dataset} differs from the data set of {where} ({init['dataset']})")
-    x_tr, y_tr = load_dataset(init["dataset"], "train", data_dir)
-    x_te, y_te = load_dataset(init["dataset"], "test", data_dir)
+    name = init["dataset"] or dataset  # an imported model (torch.export) records none: --dataset names it
+    if not name:
+        raise InputError(f"{where}: records no data set; pass --dataset NAME or --data X.npy --labels Y.npy")
+    x_tr, y_tr = load_dataset(name, "train", data_dir)
+    x_te, y_te = load_dataset(name, "test", data_dir)
     x_tr, y_tr = subset(x_tr, y_tr, limit_train, seed)
     return train_stdb(init_path, x_tr, y_tr, timesteps, epochs, seed, x_test=x_te, y_test=y_te, **kwargs)

@@ -469,3 +469,39 @@ def read_pt2_bytes(data: bytes):  # noqa: ANN201
 
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         return program_from_zip(z, "<bytes>")
+
+
+def test_stdb_fine_tunes_an_imported_model_on_user_data(user_model: tuple[Path, float], tmp_path: Path) -> None:
+    d, _ = user_model
+    xtr, ytr = load_dataset("digits", "train")
+    np.save(tmp_path / "x.npy", xtr[:128])
+    np.save(tmp_path / "y.npy", ytr[:128])
+    (tmp_path / "cnn.pt2").write_bytes((d / "cnn.pt2").read_bytes())
+    (tmp_path / "calib.npy").write_bytes((d / "calib.npy").read_bytes())
+    _json(run_cli(tmp_path, "convert", "cnn.pt2", "--calib", "calib.npy", "-T", "4", "-o", "snn.pt", "--json"))
+    assert_refused(
+        run_cli(tmp_path, "train", "--method", "stdb", "--init", "snn.pt", "-T", "4", "-o", "s.pt"), "--data"
+    )
+    res = _json(
+        run_cli(
+            tmp_path,
+            "train",
+            "--method",
+            "stdb",
+            "--init",
+            "snn.pt",
+            "-T",
+            "4",
+            "--epochs",
+            "1",
+            "--data",
+            "x.npy",
+            "--labels",
+            "y.npy",
+            "-o",
+            "stdb.pt",
+            "--json",
+        )
+    )
+    ckpt = torch.load(tmp_path / "stdb.pt", weights_only=True)
+    assert res["epochs"] == 1 and ckpt["kind"] == "snn" and ckpt["imported"]["front_end"] == "torch.export"
