@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q "numpy>=1.24,<2" "h5py>=3.7" "scipy>=1.10" "scikit-learn>=1.5" "tqdm>=4.60" \
-		"matplotlib>=3.5" "pytest>=7" "hypothesis>=6" "ruff>=0.4" "setuptools>=64"
+		"matplotlib>=3.5" "pytest>=7" "hypothesis>=6" "ruff>=0.4" "setuptools>=64" "nir==1.0.8"
+	# The NIR exporters the tests use (real exporters' files, not hand-built graphs): snnTorch and sinabs.
+	$(PIP) install -q "nirtorch==2.6" "snntorch==1.0.0" "sinabs==2.0.3" "$(TORCH_SPEC)" "numpy>=1.24,<2"
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	# Lava's last releases declare Python <3.11, numpy <2 and torch 2.3 with torchvision: `loihic install-lava`
 	# (deploy/install_lava.py, the same command a pip user runs) installs them without their declared

@@ -96,8 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=c.cmd_convert)
 
-    p = sub.add_parser("compile", help="SNN checkpoint -> Loihi fixed point -> netx HDF5")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("compile", help="SNN checkpoint or NIR graph -> Loihi fixed point -> netx HDF5")
+    p.add_argument("checkpoint", help="SNN checkpoint ('loihic convert' / 'train' output) or a NIR graph (.nir)")
+    p.add_argument("--timesteps", "-T", type=int, default=None, help="NIR graphs: time steps per sample")
+    p.add_argument(
+        "--dt", type=float, default=None, help="NIR graphs: Euler step in seconds (default 1e-4, snnTorch's)"
+    )
     p.add_argument("--l4", action="store_true", help="L4-norm first-layer adjustment (Allred & Roy)")
     p.add_argument(
         "--rs",

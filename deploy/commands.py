@@ -590,11 +590,59 @@ def compile_checkpoint(
     return out, rows
 
 
+def compile_nir(
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    cfg: CompileConfig,
+    timesteps: int | None,
+    dt: float | None,
+    force: bool = False,
+) -> tuple[Path, list[dict]]:
+    """NIR graph file -> netx file (compiler/load/nir.py discretises it at ``dt``)."""
+    from loihic.compiler.load.nir import DEFAULT_DT, network_from_nir, read_nir
+    from loihic.training.checkpoint import file_sha256
+
+    out = check_output(output, force)
+    if timesteps is None:
+        raise InputError(f"{path}: a NIR graph records no sample length; pass --timesteps T (steps per sample)")
+    step = DEFAULT_DT if dt is None else dt
+    net = network_from_nir(read_nir(path), timesteps, step, str(path))
+    compiled = compile_network(net, cfg)
+    rows = layer_report(compiled)
+    spiking_out = compiled.synaptic()[-1].neuron.spiking
+    meta = {
+        "loihic_version": __version__,
+        "source_nir": str(path),
+        "source_sha256": file_sha256(path),
+        "front_end": "nir",
+        "dt": step,
+        "timesteps": compiled.timesteps,
+        "encoding": compiled.encoding,
+        "input_shape": list(compiled.input.shape),
+        "input_message_bits": 0,
+        "layer_scales": {r["layer"]: r["scale"] for r in rows},
+        "report": rows,
+        "readout": "spike counts of the last layer, argmax"
+        if spiking_out
+        else "v of the last layer (non-spiking), argmax",
+        "method": "nir",
+    }
+    write_netx(compiled, out, meta, force=force)
+    return out, rows
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
+    from loihic.compiler.load.nir import is_nir
+
     cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs, input_bits=args.input_bits)
-    out, rows = compile_checkpoint(
-        args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed, args.offset
-    )
+    if Path(args.checkpoint).is_file() and is_nir(args.checkpoint):
+        out, rows = compile_nir(args.checkpoint, args.output, cfg, args.timesteps, args.dt, args.force)
+    else:
+        if args.timesteps is not None or args.dt is not None:
+            raise InputError(f"{args.checkpoint}: --timesteps and --dt apply to NIR graphs; a checkpoint records its T")
+        out, rows = compile_checkpoint(
+            args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed, args.offset
+        )
     emit(args, {"output": str(out), "layers": rows, "seed": args.seed}, f"{format_report(rows)}\nwrote {out}")
     return 0
 
