@@ -174,6 +174,7 @@ def digits() -> tuple[np.ndarray, ...]:
     return xtr, ytr, xte, yte
 
 
+@pytest.mark.lava
 def test_snntorch_export_compiles_and_keeps_its_accuracy(digits: tuple, tmp_path: Path) -> None:
     import snntorch as snn
     from snntorch.export_nir import export_to_nir
@@ -217,8 +218,10 @@ def test_snntorch_export_compiles_and_keeps_its_accuracy(digits: tuple, tmp_path
     print(f"snnTorch: exporter {acc_ref:.4f}, loihic {acc:.4f}, agreement {(pred == ref).mean():.4f}")
     assert acc_ref > 0.8, acc_ref
     assert abs(acc - acc_ref) <= 0.03 and (pred == ref).mean() >= 0.9, (acc, acc_ref, (pred == ref).mean())
+    assert loihic.verify(tmp_path / "m.net", xte[:6].reshape(6, 64)).identical  # Lava, leaky layers
 
 
+@pytest.mark.lava
 def test_sinabs_export_compiles_and_keeps_its_accuracy(digits: tuple, tmp_path: Path) -> None:
     import sinabs
     import sinabs.layers as sl
@@ -273,6 +276,7 @@ def test_sinabs_export_compiles_and_keeps_its_accuracy(digits: tuple, tmp_path: 
     print(f"sinabs: exporter {acc_ref:.4f}, loihic {acc:.4f}, agreement {(pred == ref).mean():.4f}")
     assert acc_ref > 0.6, acc_ref
     assert abs(acc - acc_ref) <= 0.03 and (pred == ref).mean() >= 0.9, (acc, acc_ref, (pred == ref).mean())
+    assert loihic.verify(tmp_path / "m.net", xte[:6]).identical  # Lava, conv + pooling
 
 
 def test_cli_refuses_a_bad_nir_graph_in_one_line(tmp_path: Path) -> None:
