@@ -16,6 +16,10 @@ class NetxFormatError(LoihicError):
     """A netx HDF5 file is corrupt or uses something loihic cannot run exactly."""
 
 
+class NetxInputShapeError(NetxFormatError):
+    """A conv-first netx file has no 'input' layer and no input shape was given (netx needs one too)."""
+
+
 class UnsupportedLayerError(LoihicError):
     """A model contains a layer the compiler cannot express on Loihi."""
 

@@ -3,8 +3,9 @@
 All samples go through ONE network and ONE RingBuffer source, T steps each, with netx's per-sample
 LIF resets (:mod:`loihic.deploy.timing`); no ``Var.set`` per sample (about 25 us per element).
 Outputs are returned in the emulator's aligned time base, so the two compare index for index.
-The runtime is always stopped in ``finally``: a live runtime after an exception hangs the
-interpreter (spec 3).
+Every run is supervised by :mod:`loihic.deploy.lava_guard`: it ends (a dead or stuck Lava process
+fails it with one line, within a deadline), and its processes never outlive it or this process
+(a live runtime after an exception would also hang the interpreter, spec 3).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import concurrent.futures as cf
 import importlib.util
 import multiprocessing as mp
 import os
+import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 
@@ -21,7 +24,7 @@ from tqdm import tqdm
 
 from loihic.compiler.errors import LoihicError
 from loihic.compiler.netx.read import NetxModel, NxDense, NxFlatten, read_netx
-from loihic.deploy import lava_compat, timing
+from loihic.deploy import lava_compat, lava_guard, no_orphans, timing
 
 BACKENDS = ("lava-sim", "loihi2")
 _NC_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"  # ships with lava-loihi only
@@ -64,6 +67,70 @@ def _run_config(backend: str):  # noqa: ANN202 - Lava types
     raise LoihicError(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
 
 
+@dataclass
+class _Job:
+    """Everything a Lava session needs, prepared in the calling thread (see :func:`run_lava`)."""
+
+    path: str
+    model: NetxModel
+    data: np.ndarray  # (*lava_shape, total) int32 source data, K zero columns appended
+    steps: int  # T
+    input_message_bits: int
+    record_layers: bool
+    cfg: object  # Lava run config
+    read_v_after: dict[int, int]  # Lava step -> sample whose last-layer v is read after it
+    out_v: np.ndarray | None
+
+    @property
+    def total(self) -> int:
+        return self.data.shape[-1]
+
+
+def _session(job: _Job, session: lava_guard.Session, sink_dir: str, progress_path: str) -> list[tuple[str, tuple]]:
+    """Build the network, compile and start it, run ``session.plan``, stop it (the worker thread of
+    :func:`lava_guard.supervise`).  Returns the sinks' (file, shape)."""
+    netx = lava_compat.import_netx()
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc import io
+
+    from loihic.deploy.lavaproc import recorder
+
+    model = job.model
+    net = netx.hdf5.Network(
+        net_config=job.path,
+        reset_interval=job.steps,
+        reset_offset=timing.reset_offset(model.has_input_neuron),
+        input_message_bits=job.input_message_bits,
+        input_shape=model.netx_input_shape,  # (W, H, C) for a conv-first file without an 'input' layer, else None
+    )
+    session.net = net
+    source = io.source.RingBuffer(data=job.data)
+    source.s_out.connect(net.in_layer.neuron.a_in if model.has_input_neuron else net.inp)
+    blocks = list(net.layers) if job.record_layers else [net.layers[-1]]
+    sinks = []
+    for i, block in enumerate(blocks):
+        shape = tuple(block.out.shape)
+        sink_path = os.path.join(sink_dir, f"sink{i}.i32")
+        recorder.allocate(sink_path, shape, job.total)
+        counter = progress_path if i == len(blocks) - 1 else ""  # the watchdog's step counter
+        sink = recorder.MemmapSink(shape=shape, buffer=job.total, path=sink_path, progress=counter)
+        block.out.connect(sink.a_in)
+        sinks.append((sink_path, shape))
+    net.create_runtime(run_cfg=job.cfg)  # compile and fork here, so the first run() is all stepping
+    done = 0
+    for k in session.plan:
+        session.start_chunk()
+        net.run(condition=RunSteps(num_steps=k), run_cfg=job.cfg)
+        session.end_chunk(k)
+        done += k
+        if done in job.read_v_after:
+            v = np.asarray(net.layers[-1].neuron.v.get()).astype(np.int64)
+            job.out_v[job.read_v_after[done]] = _from_lava(v[..., None], model.output_shape)[..., 0]
+    session.phase = "stopping"
+    net.stop()
+    return sinks
+
+
 def run_lava(
     path: str,
     x: np.ndarray,
@@ -73,17 +140,23 @@ def run_lava(
     read_v: bool = False,
     progress: bool = True,
     model: NetxModel | None = None,
+    timeout: float | None = None,
 ) -> LavaResult:
     """Run samples ``x`` (N, *input_shape, T) of integers through the netx file ``path`` on Lava.
 
     ``read_v`` reads the last layer's voltage at the end of every sample (the integrator readout);
     it runs the network one sample at a time for that, in the same runtime.
+
+    The run is watched (:mod:`loihic.deploy.lava_guard`): a Lava process that dies or hangs ends it
+    with a one-line :class:`~loihic.deploy.lava_guard.LavaRunError`, and no Lava process outlives it
+    or this process.  ``timeout`` (seconds; default ``$LOIHIC_LAVA_TIMEOUT``) replaces the automatic
+    deadline with a fixed one.
     """
     lava_compat.install()
+    limit = lava_guard.resolve_timeout(timeout)
     model = model or read_netx(path)
-    netx = lava_compat.import_netx()
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.proc import io
+    lava_compat.import_netx()
+    from loihic.deploy.lavaproc import recorder
 
     n, steps = x.shape[0], x.shape[-1]
     delay = timing.output_delay(sum(1 for _ in model.neuron_layers))
@@ -91,62 +164,82 @@ def run_lava(
         model.has_input_neuron or not isinstance(model.layers[0], NxFlatten | NxDense)
     )
     lava_x = _to_lava(np.asarray(x, dtype=np.int32), spatial)
-    data = np.concatenate([lava_x, np.zeros((*lava_x.shape[:-1], delay), np.int32)], axis=-1)
-    total = timing.total_steps(n, steps, delay)
-    cfg = _run_config(backend)
-    net = netx.hdf5.Network(
-        net_config=path,
-        reset_interval=steps,
-        reset_offset=timing.reset_offset(model.has_input_neuron),
+    job = _Job(
+        path=path,
+        model=model,
+        data=np.concatenate([lava_x, np.zeros((*lava_x.shape[:-1], delay), np.int32)], axis=-1),
+        steps=steps,
         input_message_bits=input_message_bits,
+        record_layers=record_layers,
+        cfg=_run_config(backend),
+        read_v_after={(i + 1) * steps + delay: i for i in range(n)} if read_v else {},
+        out_v=np.zeros((n, *model.output_shape), np.int64) if read_v else None,
     )
-    source = io.source.RingBuffer(data=data)
-    if model.has_input_neuron:
-        source.s_out.connect(net.in_layer.neuron.a_in)
-    else:
-        source.s_out.connect(net.inp)
-    from loihic.deploy.lavaproc import recorder
-
-    blocks = list(net.layers) if record_layers else [net.layers[-1]]
-    tmpdir = tempfile.TemporaryDirectory(prefix="loihic-sink-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    sinks = []
-    for i, block in enumerate(blocks):
-        shape = tuple(block.out.shape)
-        sink_path = os.path.join(tmpdir.name, f"sink{i}.i32")
-        recorder.allocate(sink_path, shape, total)
-        sink = recorder.MemmapSink(shape=shape, buffer=total, path=sink_path)
-        block.out.connect(sink.a_in)
-        sinks.append((sink_path, shape))
-    shapes = ([model.input.shape] if model.has_input_neuron else []) + [lay.shape for lay in model.neuron_layers]
-    shapes = shapes if record_layers else shapes[-1:]
-    delays = _block_delays(model)
-    delays = delays if record_layers else delays[-1:]
-    out_v = np.zeros((n, *model.output_shape), np.int64) if read_v else None
-    chunk = 1 if read_v else max(1, min(n, 2000 // max(steps, 1)))
     bar = tqdm(total=n, desc=f"Lava {backend}", unit="sample", disable=not progress, leave=False)
+
+    def show(session: lava_guard.Session) -> None:
+        bar.update(min(n, max(0, session.step() - delay) // max(steps, 1)) - bar.n)
+
     try:
-        done = 0
-        while done < n:
-            k = min(chunk, n - done)
-            run_for = k * steps + (delay if done == 0 else 0)
-            net.run(condition=RunSteps(num_steps=run_for), run_cfg=cfg)
-            if read_v:
-                v = np.asarray(net.layers[-1].neuron.v.get()).astype(np.int64)
-                out_v[done] = _from_lava(v[..., None], model.output_shape)[..., 0]
-            done += k
-            bar.update(k)
+        with no_orphans.exit_cleanly_on_signals(), _sink_dir() as tmp:
+            progress_path = os.path.join(tmp, "progress.i64")
+            counter = recorder.allocate_progress(progress_path)
+            session = lava_guard.Session(plan=_plan(n, steps, delay, read_v), live_step=lambda: counter[0])
+            sinks = lava_guard.supervise(
+                lambda s: _session(job, s, tmp, progress_path),
+                session,
+                label=f"{path}: {backend} run",
+                timeout=limit,
+                on_poll=show,
+            )
+            recorded = [recorder.read(p, shape, job.total).astype(np.int64) for p, shape in sinks]
     finally:
         bar.close()
-        net.stop()
-    try:
-        recorded = [recorder.read(p, shape, total).astype(np.int64) for p, shape in sinks]
-    finally:
-        tmpdir.cleanup()
+    shapes = ([model.input.shape] if model.has_input_neuron else []) + [lay.shape for lay in model.neuron_layers]
+    delays = _block_delays(model)
+    if not record_layers:
+        shapes, delays = shapes[-1:], delays[-1:]
     spikes = []
     for data_k, shape, d in zip(recorded, shapes, delays, strict=True):
         aligned = _from_lava(data_k, shape)[..., d : d + n * steps]
         spikes.append(np.moveaxis(aligned.reshape(*shape, n, steps), -2, 0).astype(np.uint8))
-    return LavaResult(spikes[-1], out_v, spikes if record_layers else None)
+    return LavaResult(spikes[-1], job.out_v, spikes if record_layers else None)
+
+
+_SINK_PREFIX = "loihic-sink-"
+
+
+def _sink_dir() -> tempfile.TemporaryDirectory:
+    """A private folder for the sinks' memory-mapped files, in /dev/shm when there is one.  Its name
+    carries our pid, so that folders left by a process that was killed (SIGKILL: no cleanup is
+    possible) are removed by the next run."""
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    for entry in os.listdir(shm):
+        pid = entry[len(_SINK_PREFIX) :].split("-", 1)[0]
+        if entry.startswith(_SINK_PREFIX) and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(shm, entry), ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{_SINK_PREFIX}{os.getpid()}-", dir=shm)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _plan(n: int, steps: int, delay: int, read_v: bool) -> list[int]:
+    """Steps of each ``run()`` call.  Samples go in chunks of about 2000 steps, or one at a time when
+    ``read_v`` (v is read after each); the pipeline's ``delay`` rides on the first chunk, and its
+    first :data:`~loihic.deploy.lava_guard.PROBE_STEPS` steps run alone so the watchdog can time them."""
+    chunk = 1 if read_v else max(1, min(n, 2000 // max(steps, 1)))
+    sizes = [min(chunk, n - i) * steps for i in range(0, n, chunk)]
+    sizes[0] += delay
+    probe = min(sizes[0], lava_guard.PROBE_STEPS)
+    return ([probe, sizes[0] - probe] if probe < sizes[0] else [probe]) + sizes[1:]
 
 
 def _block_delays(model: NetxModel) -> list[int]:
@@ -168,7 +261,9 @@ def run_lava_parallel(path: str, x: np.ndarray, workers: int = 1, **kwargs) -> L
     parts = np.array_split(np.arange(x.shape[0]), workers)
     jobs = [(path, x[idx], kwargs) for idx in parts if len(idx)]
     ctx = mp.get_context("spawn")  # a clean interpreter per worker; each installs lava_compat itself
-    with cf.ProcessPoolExecutor(len(jobs), mp_context=ctx) as pool:
+    # each worker dies with this process (SIGTERM, so that it stops its own Lava children first)
+    guard = {"initializer": no_orphans.die_with_parent, "initargs": (os.getpid(), signal.SIGTERM)}
+    with cf.ProcessPoolExecutor(len(jobs), mp_context=ctx, **guard) as pool:
         results = list(tqdm(pool.map(_worker, jobs), total=len(jobs), desc="Lava workers", leave=False))
     cat = lambda arrs: None if arrs[0] is None else np.concatenate(arrs)  # noqa: E731
     layers = None

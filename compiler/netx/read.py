@@ -3,12 +3,17 @@
 The result, :class:`NetxModel`, holds what Lava will *actually* compute with: dense weights after
 netx's ``optimize_weight_bits`` and Lava's ``clip_weights`` / ``truncate_weights`` (spec 1.7), conv
 weights raw (spec 2.2), neuron constants as Lava's LIF receives them.  The emulator runs it; so can
-anyone auditing a file.  Types netx would silently skip are refused here (spec 1.2).
+anyone auditing a file.  Types netx would silently skip are refused here (spec 1.2), and so is every
+layer type, neuron type and synapse key that Lava runs with a model loihic does not emulate, by name.
+
+A conv-first file without an 'input' layer (lava-dl's netx runs one when given ``input_shape``) needs
+its input shape from the caller: ``read_netx(path, input_shape=(C, H, W))``, checked against the first conv.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from loihic.compiler.errors import NetxFormatError
+from loihic.compiler.errors import NetxFormatError, NetxInputShapeError
 from loihic.compiler.ir import conv_out_hw
 from loihic.compiler.netx import schema
 
@@ -34,6 +39,7 @@ class NxNeuron:
 class NxInput:
     shape: tuple[int, ...]  # (C, H, W) or (n,)
     neuron: NxNeuron | None  # an input layer with a neuron is a LIF driven directly by the source
+    declared: bool = True  # the file has an 'input' layer; False: shape from the first dense, or the caller's
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,15 @@ class NetxModel:
     @property
     def has_input_neuron(self) -> bool:
         return self.input.neuron is not None
+
+    @property
+    def netx_input_shape(self) -> tuple[int, ...] | None:
+        """``netx.hdf5.Network(input_shape=...)``, in Lava's (x, y, f) = (W, H, C) order: set for a conv-first
+        file without an 'input' layer, which netx cannot size by itself (hdf5.py _create: "Input shape could
+        not be inferred"); None for every other file, whose input shape netx reads from the file."""
+        if self.input.declared or not self.layers or not isinstance(self.layers[0], NxConv):
+            return None
+        return schema.lava_order(self.input.shape)
 
 
 def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -164,7 +179,7 @@ def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_
     ng = g["neuron"]
     ntype = _text(ng["type"]) if "type" in ng else "?"
     if ntype not in schema.CUBA_TYPES:
-        raise NetxFormatError(f"{where}: neuron type '{ntype}' is not supported (only CUBA/LOIHI LIF)")
+        raise NetxFormatError(f"{where}: neuron type '{ntype}' is not supported: {schema.refused_neuron(ntype)}")
     try:
         vth, idec, vdec = (int(_scalar(ng[k])) for k in ("vThMant", "iDecay", "vDecay"))
     except KeyError as exc:
@@ -174,7 +189,60 @@ def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_
     return NxNeuron(v_th_mant=vth, i_decay=idec, v_decay=vdec, bias=bias)
 
 
-def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
+def _refuse_unemulated(g: h5py.Group, ltype: str, where: str) -> None:
+    """What netx would run with a Lava model loihic does not emulate, refused by name before anything
+    else is read: non-LIF neurons (hdf5.py get_neuron_params), complex weights and synaptic delays
+    (hdf5.py create_dense)."""
+    ng = g.get("neuron")
+    if isinstance(ng, h5py.Group) and isinstance(ng.get("type"), h5py.Dataset):
+        ntype = _text(ng["type"])
+        if ntype not in schema.CUBA_TYPES:
+            raise NetxFormatError(f"{where}: neuron type '{ntype}' is not supported: {schema.refused_neuron(ntype)}")
+    if ltype != "dense":
+        return
+    if isinstance(g.get("weight"), h5py.Group) or any(k in g for k in schema.COMPLEX_WEIGHT_KEYS):
+        raise NetxFormatError(
+            f"{where}: complex weights ('weight/real', 'weight/imag': Lava ComplexDense, for resonate-and-fire "
+            "neurons) are not supported by loihic"
+        )
+    if schema.DELAY_KEY in g:
+        raise NetxFormatError(
+            f"{where}: synaptic '{schema.DELAY_KEY}' (Lava DelayDense: each spike arrives d steps later) is not "
+            "supported by loihic"
+        )
+
+
+def _given_shape(input_shape: Any, path: str) -> tuple[int, ...]:
+    try:
+        given = tuple(operator.index(s) for s in input_shape)
+    except TypeError:
+        raise NetxFormatError(f"{path}: input shape {input_shape!r} is not a tuple of integers") from None
+    if not given or min(given) < 1:
+        raise NetxFormatError(f"{path}: input shape {given} must be positive integers, (C, H, W) or (n,)")
+    return given
+
+
+def _check_first_conv(where: str, given: tuple[int, ...], w: np.ndarray, conv: dict, lshape: tuple) -> None:
+    """The caller's input shape against the first conv of a file without an 'input' layer."""
+    if len(given) != 3:
+        raise NetxFormatError(f"{where}: input shape {given} is not (C, H, W); the first layer is a conv")
+    c_in = w.shape[1] * conv["groups"]
+    if given[0] != c_in:
+        raise NetxFormatError(
+            f"{where}: input shape {given} gives {given[0]} input channels; the first conv takes {c_in} "
+            f"(weight in-channels {w.shape[1]} x groups {conv['groups']})"
+        )
+    out = (w.shape[0], *conv_out_hw(given[1:], w.shape[2:], conv["stride"], conv["padding"], conv["dilation"]))
+    if min(out) < 1:
+        raise NetxFormatError(
+            f"{where}: input shape {given} gives an empty conv output {out} (kernel {tuple(w.shape[2:])}, "
+            f"stride {conv['stride']}, padding {conv['padding']}, dilation {conv['dilation']})"
+        )
+    if out != lshape:
+        raise NetxFormatError(f"{where}: input shape {given} gives a conv output {out}; the file says {lshape}")
+
+
+def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tuple[NxInput, list[NxLayer]]:
     if schema.LAYER_GROUP not in f or not isinstance(f[schema.LAYER_GROUP], h5py.Group):
         raise NetxFormatError(f"{path}: no 'layer' group; not a netx file")
     lg = f[schema.LAYER_GROUP]
@@ -190,17 +258,29 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
         if "type" not in g:
             raise NetxFormatError(f"{where}: no 'type'")
         ltype = _text(g["type"])
+        if ltype in schema.REFUSED_TYPES:
+            raise NetxFormatError(f"{where}: layer type '{ltype}' is not supported: {schema.REFUSED_TYPES[ltype]}")
         if ltype not in schema.SUPPORTED_TYPES:
-            why = "not supported by loihic" if ltype in schema.REFUSED_TYPES else "unknown; netx would skip it"
-            raise NetxFormatError(f"{where}: layer type '{ltype}' is {why}")
+            raise NetxFormatError(
+                f"{where}: layer type '{ltype}' is unknown; netx would skip it silently, so Lava would run a "
+                "different network"
+            )
+        _refuse_unemulated(g, ltype, where)
         lshape = tuple(int(s) for s in np.atleast_1d(g["shape"][()])) if "shape" in g else None
         if ltype == "input":
             if i != 0 or lshape is None:
                 raise NetxFormatError(f"{where}: an 'input' layer must be first and have a shape")
+            if given is not None and given != lshape:
+                raise NetxFormatError(
+                    f"{where}: the 'input' layer has shape {lshape}, not the given input shape {given}"
+                )
             # An input layer's 'weight'/'bias' (tiny.net: scalars) are never applied by netx (spec 1.5).
             neuron = _neuron(g, int(np.prod(lshape)), lshape, where, with_bias=False) if "neuron" in g else None
             inp, shape = NxInput(lshape, neuron), lshape
             continue
+        first = inp is None and not layers  # the first layer of a file without an 'input' layer
+        if first and given is not None:
+            shape = given
         if ltype == "flatten":
             if shape is None:
                 raise NetxFormatError(f"{where}: flatten before any layer with a known shape")
@@ -223,9 +303,8 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
             if w.shape[0] != n_out:
                 raise NetxFormatError(f"{where}: weight has {w.shape[0]} rows, shape says {n_out}")
             if shape is not None and int(np.prod(shape)) != w.shape[1]:
-                raise NetxFormatError(
-                    f"{where}: weight expects {w.shape[1]} inputs, previous layer gives {int(np.prod(shape))}"
-                )
+                src = f"the input shape {shape} gives" if first else "previous layer gives"
+                raise NetxFormatError(f"{where}: weight expects {w.shape[1]} inputs, {src} {int(np.prod(shape))}")
             if not w.any():
                 raise NetxFormatError(f"{where}: all-zero weight matrix (netx crashes on it)")
             weff, _, wexp = optimize_weight_bits(w)
@@ -237,10 +316,18 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
                 w = w[..., 0]
             if w.ndim != 4 or lshape is None or len(lshape) != 3:
                 raise NetxFormatError(f"{where}: conv needs a 4-D weight and a (C, H, W) shape")
-            if shape is None or len(shape) != 3:
-                raise NetxFormatError(f"{where}: conv input shape unknown; add an 'input' layer with shape")
+            if shape is None:  # netx too: "Input shape could not be inferred" (hdf5.py _create)
+                raise NetxInputShapeError(
+                    f"{where}: conv-first network without an 'input' layer; its input shape (C, H, W) is unknown: "
+                    "give one (loihic: --input-shape C,H,W or input data; Python: read_netx(path, input_shape=))"
+                )
             stride, padding, dilation = (_pair(g, k, where) for k in ("stride", "padding", "dilation"))
             groups = int(np.asarray(g["groups"][()]).ravel()[0]) if "groups" in g else 1
+            if first:
+                conv = {"groups": groups, "stride": stride, "padding": padding, "dilation": dilation}
+                _check_first_conv(where, shape, w, conv, lshape)
+            if len(shape) != 3:
+                raise NetxFormatError(f"{where}: conv input of shape {shape}; a conv takes (C, H, W)")
             hw = conv_out_hw(shape[1:], w.shape[2:], stride, padding, dilation)
             if shape[0] != w.shape[1] * groups or (w.shape[0], *hw) != lshape:
                 raise NetxFormatError(
@@ -253,24 +340,29 @@ def _read_layers(f: h5py.File, path: str) -> tuple[NxInput, list[NxLayer]]:
             layers.append(NxConv(w, stride, padding, dilation, groups, neuron, lshape))
     if not any(not isinstance(lay, NxFlatten) for lay in layers):
         raise NetxFormatError(f"{path}: no dense or conv layer")
-    if inp is None:
-        first = layers[0]
-        if isinstance(first, NxConv):
-            raise NetxFormatError(f"{path}: conv-first network without an 'input' layer; its input shape is unknown")
-        inp = NxInput((int(first.weight.shape[1]),), None)
+    if inp is None:  # the first layer is a dense (its in-features) or a conv (``given``, checked above)
+        shape0 = given if given is not None else (int(layers[0].weight.shape[1]),)  # type: ignore[union-attr]
+        inp = NxInput(shape0, None, declared=False)
     return inp, layers
 
 
-def read_netx(path: str | os.PathLike) -> NetxModel:
-    """Parse and validate ``path``; every problem is a one-line :class:`NetxFormatError`."""
+def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> NetxModel:
+    """Parse and validate ``path``; every problem is a one-line :class:`NetxFormatError`.
+
+    ``input_shape`` ((C, H, W) or (n,)) is what a conv-first file without an 'input' layer needs (else
+    :class:`NetxInputShapeError`); it must give the first conv's channels and stored output shape.  For any
+    other file it is optional and must agree: with the 'input' layer's shape, or (in size) with the first
+    dense layer's in-features.  Files with an 'input' layer read the same with or without it.
+    """
     p = Path(path)
     if p.is_dir():
         raise NetxFormatError(f"{p}: is a directory, expected a netx HDF5 file")
     if not p.is_file():
         raise NetxFormatError(f"{p}: no such file")
     try:
+        given = None if input_shape is None else _given_shape(input_shape, str(p))
         with h5py.File(p, "r") as f:
-            inp, layers = _read_layers(f, str(p))
+            inp, layers = _read_layers(f, str(p), given)
             meta: dict[str, Any] = {}
             if schema.META_GROUP in f and schema.META_JSON in f[schema.META_GROUP]:
                 ds = f[schema.META_GROUP][schema.META_JSON]

@@ -14,11 +14,39 @@ META_JSON = "meta_json"  # uint8 dataset holding one UTF-8 JSON document (no var
 # Types netx builds a block for (spec 1.2).  'input' without a 'neuron' group only sets the input
 # shape (hdf5.py _create); loihic always writes one so conv-first files load without input_shape.
 SUPPORTED_TYPES = ("input", "dense", "conv", "flatten")
-# Types netx knows but cannot run, or runs with semantics we do not emulate.
-REFUSED_TYPES = ("dense_rec", "dense_comp", "pool", "average", "convT", "unpool", "concat")
+# Types netx knows but cannot run, or runs with semantics we do not emulate: why, in words (hdf5.py _create,
+# lines 566-689; each checked by building a Network with lava-dl 0.6.0).  Any other type netx skips silently.
+_NOT_IMPLEMENTED = "netx (lava-dl 0.6.0) raises NotImplementedError for it, so Lava cannot run this file either"
+REFUSED_TYPES = {
+    "pool": _NOT_IMPLEMENTED,
+    "average": _NOT_IMPLEMENTED,
+    "concat": _NOT_IMPLEMENTED,
+    "convT": _NOT_IMPLEMENTED,
+    "unpool": _NOT_IMPLEMENTED,
+    "dense_rec": "a recurrent dense layer ('weight_rec', Lava RecurrentDense), which loihic does not emulate",
+    "dense_comp": (
+        "netx (lava-dl 0.6.0) cannot build it (Network has no create_complex_dense), and loihic does not "
+        "emulate complex (resonate-and-fire) layers"
+    ),
+}
 
 # --- neurons (spec 1.4, 2.3) -------------------------------------------------------------------------
 CUBA_TYPES = ("CUBA", "LOIHI")  # both map to lava.proc.lif LIF / LIFReset
+
+
+def refused_neuron(ntype: str) -> str:
+    """Why loihic refuses neuron type ``ntype``, in words: what netx builds for it (hdf5.py
+    get_neuron_params, lines 111-203; spec 1.4), and that loihic emulates only CUBA/LOIHI LIF."""
+    only = "loihic emulates only CUBA/LOIHI LIF neurons"
+    if ntype == "SDNN":
+        return f"sigma-delta neurons (Lava runs them as Delta / SigmaDelta / Sigma, with graded messages); {only}"
+    if "RF" in ntype:  # netx's own test: RF if 'PHASE' is in the name, else RF_IZ
+        proc = "RF" if "PHASE" in ntype else "RF_IZ"
+        adaptive = ", dropping the adaptive threshold" if ntype.startswith("ADRF") else ""
+        return f"resonate-and-fire neurons (netx builds Lava's {proc} for them{adaptive}); {only}"
+    return f"netx (lava-dl 0.6.0) builds no neuron for this type (Lava cannot run the file); {only}"
+
+
 WEIGHT_SHIFT = 6  # LIF: u += a << 6            (lif/models.py act_shift)
 VTH_SHIFT = 6  # LIF: spike iff v > vth << 6  (lif/models.py vth_shift)
 BIAS_EXP = 6  # netx passes bias_exp=6: v += bias_mant << 6 each step (hdf5.py get_neuron_params)
@@ -36,6 +64,9 @@ BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095  # signed 13-bit bias mantissa (PyLif
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # even integers in this range pass netx + Lava losslessly
 CONV_ACC_BITS = 24  # Conv output wraps to 24 bits (proc/conv/models.py signed_wrap)
 CHANNEL_BITS = 32  # Dense a_buff and LIF state travel as int32 (wrap)
+# Synapse keys netx runs with processes loihic does not emulate (hdf5.py create_dense), refused by name:
+DELAY_KEY = "delay"  # dense / dense_rec: per-synapse delays, Lava DelayDense (conv: netx ignores it)
+COMPLEX_WEIGHT_KEYS = ("weight/real", "weight/imag")  # Lava ComplexDense, for resonate-and-fire neurons
 
 # --- layout ------------------------------------------------------------------------------------------
 # Shapes and weights are stored in torch / slayer order: dense weight (out, in) = nn.Linear.weight;
@@ -43,3 +74,9 @@ CHANNEL_BITS = 32  # Dense a_buff and LIF state travel as int32 (wrap)
 # stride/padding/dilation as (H, W).  netx reverses them to Lava's (x, y, f) = (W, H, C) itself
 # (hdf5.py create_conv, lines 505-506), and its flatten gives torch's C,H,W order (spec 1.2).
 # Lava data for a conv-first network is (W, H, C, T): x_chwt.transpose(2, 1, 0, 3) (spec 3).
+
+
+def lava_order(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """(C, H, W) -> Lava's (x, y, f) = (W, H, C): netx reverses every stored 'shape' (``shape[::-1]``,
+    hdf5.py create_input / create_conv), and ``Network(input_shape=...)`` takes this order (hdf5.py _create)."""
+    return tuple(int(s) for s in reversed(shape))
