@@ -13,6 +13,7 @@ class CompileConfig:
     # L4-norm first-layer adjustment (Allred & Roy eqs. 6-9); r_s is its smoothing ratio.
     l4: bool = False
     l4_rs: float = 2.0
-    # Graded input bits of a direct-encoded network (None: as trained, 8).  Fewer input bits leave the
-    # first layer's 24-bit current room for finer weights (compiler/passes/input_bits.py).
-    input_bits: int | None = None  # chosen most often by the training-data sweep (README, bench/allred_grid.py)
+    # Graded input bits of a direct-encoded network: "auto" (chosen by the first layer's error proxy,
+    # compiler/passes/input_bits.py), an int 1..8 to force one, or None (as trained, 8).  Fewer input bits
+    # leave the first layer's 24-bit current room for finer weights.
+    input_bits: int | str | None = "auto"

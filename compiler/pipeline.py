@@ -16,10 +16,10 @@ from loihic.compiler.passes.quantize import quantize
 Pass = Callable[[ir.Network, CompileConfig], ir.Network]
 
 PASSES: tuple[Pass, ...] = (
-    input_bits,  # graded input width of a direct-encoded network (no-op unless cfg.input_bits)
     fold_batchnorm,  # BatchNorm -> weights and bias of the layer before it
     lower_avgpool,  # average pooling -> composite kernel of the next synaptic layer
     l4_adjust,  # Allred & Roy first-layer L4-norm adjustment (no-op unless cfg.l4)
+    input_bits,  # graded input width of a direct-encoded network: auto (on the folded first layer) or forced
     quantize,  # float -> Loihi integers, one scale per layer
     check_ranges,  # refuse any reachable 24-bit overflow
 )

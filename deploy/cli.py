@@ -21,6 +21,9 @@ def _common(p: argparse.ArgumentParser, output: bool = True, json_flag: bool = T
     p.add_argument("--seed", type=int, default=0, help="random seed (recorded in every output; default 0)")
 
 
+_INPUT_SHAPE_HELP = "C,H,W of a conv-first netx file without an 'input' layer (lava-dl's netx needs it too)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from loihic.deploy import commands as c
 
@@ -117,13 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--offset",
         default=None,
-        help="noise-trained SNN: fold a constant current into every bias ('auto' = beta*(1-lambda))",
+        help="noise-trained SNN: fold a constant current into every bias ('auto' = beta*(1-lambda), the default "
+        "for noise-trained SNNs; 0: none)",
     )
     p.add_argument(
         "--input-bits",
-        type=int,
-        default=None,
-        help="direct-encoded SNN: deploy B-bit graded input (1-8, default 8); frees first-layer weight bits",
+        default="auto",
+        help="direct-encoded SNN: graded input bits, 1-8 or 'auto' (default: the width with the smallest "
+        "first-layer quantisation error); fewer bits free first-layer weight bits",
     )
     p.add_argument(
         "--effect-samples", type=int, default=500, help="test samples for the --force-hard-reset accuracy report"
@@ -143,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--voltage", default=None, help="also write the last layer's final v (N, *out) here")
     p.add_argument("--device", default=None, help="emulator device (default: cuda if available, else cpu)")
+    p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: --input's)")
     _common(p, json_flag=False)
     p.set_defaults(func=c.cmd_simulate)
 
@@ -154,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="lava-sim", choices=["lava-sim", "loihi2"])
     p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
     p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
+    p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
     p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
     p.add_argument("--device", default=None)
     _common(p, output=False)
@@ -184,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=float, default=None, help="noise: constant current added each step")
     p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
     p.add_argument("--device", default=None)
+    p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
     _common(p, output=False)
     p.set_defaults(func=c.cmd_evaluate)
 
@@ -196,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=c.cmd_demo)
+
+    p = sub.add_parser(
+        "export-nir", help="netx file -> NIR graph (integer units; loihic compile reads it back exactly)"
+    )
+    p.add_argument("net")
+    p.add_argument("--dt", type=float, default=1e-4, help="Euler step the NIR time constants assume (default 1e-4 s)")
+    _common(p)
+    p.set_defaults(func=c.cmd_export_nir)
 
     p = sub.add_parser(
         "install-lava", help="install lava-nc 0.10.0 and lava-dl 0.6.0 into this Python environment (as make setup)"

@@ -17,7 +17,7 @@ import numpy as np
 
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
-from loihic.compiler.errors import InputError, OutputExistsError
+from loihic.compiler.errors import InputError, NetxFormatError, NetxInputShapeError, OutputExistsError
 from loihic.compiler.fileio import publish
 from loihic.compiler.load.checkpoint import network_from_checkpoint
 from loihic.compiler.netx.read import NetxModel, read_netx
@@ -506,9 +506,11 @@ def compile_checkpoint(
     effect_samples: int = 500,
     seed: int = 0,
     offset: str | None = None,
+    default_offset: bool = False,
 ) -> tuple[Path, list[dict]]:
     """SNN checkpoint (file, or dict from the Python API) -> netx file; returns the path and the per-layer
-    report."""
+    report.  ``default_offset`` (the CLI's and the API's default): a noise-trained SNN without ``offset``
+    deploys with ``offset="auto"``."""
     from loihic.compiler.load.pt2 import is_pt2
     from loihic.training.checkpoint import file_sha256, load_checkpoint, validate_checkpoint
 
@@ -524,6 +526,12 @@ def compile_checkpoint(
                 f"loihic convert {path} --calib X.npy -T 64 -o snn.pt"
             )
         ckpt, sha = load_checkpoint(path), file_sha256(path)
+    if offset is None and default_offset and ckpt["kind"] == "snn" and ckpt["snn"].get("method") == "noise":
+        offset = "auto"  # a noise-trained SNN deploys as plain LIF plus the noise mean (training/noise.py)
+        print(
+            "loihic: noise-trained SNN: deploying the noise mean as a bias (--offset auto; --offset 0: none)",
+            file=sys.stderr,
+        )
     if offset is not None:
         from loihic.training.noise import steady_offset, with_offset
 
@@ -551,7 +559,13 @@ def compile_checkpoint(
     compiled = compile_network(net, cfg)
     rows = layer_report(compiled)
     first, bits = rows[0], direct_bits(compiled.encoding)
-    if bits > 1 and first["scale_limited_by"] == "current range" and first["sqnr_db"] < LOW_SQNR_DB:
+    if compiled.meta.get("input_bits_auto"):
+        print(
+            f"loihic: input bits: {bits} (auto: the smallest first-layer quantisation error; --input-bits B forces "
+            "one)",
+            file=sys.stderr,
+        )
+    elif bits > 1 and first["scale_limited_by"] == "current range" and first["sqnr_db"] < LOW_SQNR_DB:
         print(
             f"loihic: warning: layer '{first['layer']}': weight SQNR {first['sqnr_db']:.1f} dB, its scale limited by "
             f"the 24-bit current range of {bits}-bit graded input x fan-in {first['fan_in']}; fewer input bits "
@@ -573,6 +587,8 @@ def compile_checkpoint(
         "input_shape": list(compiled.input.shape),
         "input_message_bits": direct_bits(compiled.encoding),
         "input_bits": compiled.meta.get("input_bits"),
+        "input_bits_auto": compiled.meta.get("input_bits_auto", False),
+        "input_bits_error": compiled.meta.get("input_bits_error"),
         "layer_scales": {r["layer"]: r["scale"] for r in rows},
         "report": rows,
         "l4": compiled.meta.get("l4"),
@@ -599,14 +615,18 @@ def compile_nir(
     force: bool = False,
 ) -> tuple[Path, list[dict]]:
     """NIR graph file -> netx file (compiler/load/nir.py discretises it at ``dt``)."""
-    from loihic.compiler.load.nir import DEFAULT_DT, network_from_nir, read_nir
+    from loihic.compiler.load.nir import DEFAULT_DT, graph_meta, network_from_nir, read_nir
     from loihic.training.checkpoint import file_sha256
 
     out = check_output(output, force)
+    graph = read_nir(path)
+    recorded = graph_meta(graph)  # loihic export-nir records T, dt and the encoding
+    timesteps = timesteps or int(recorded.get("loihic_timesteps") or 0) or None
     if timesteps is None:
         raise InputError(f"{path}: a NIR graph records no sample length; pass --timesteps T (steps per sample)")
-    step = DEFAULT_DT if dt is None else dt
-    net = network_from_nir(read_nir(path), timesteps, step, str(path))
+    step = float(dt if dt is not None else recorded.get("dt", DEFAULT_DT))
+    encoding = str(recorded.get("loihic_encoding", "poisson"))
+    net = network_from_nir(graph, timesteps, step, str(path), encoding)
     compiled = compile_network(net, cfg)
     rows = layer_report(compiled)
     spiking_out = compiled.synaptic()[-1].neuron.spiking
@@ -619,7 +639,7 @@ def compile_nir(
         "timesteps": compiled.timesteps,
         "encoding": compiled.encoding,
         "input_shape": list(compiled.input.shape),
-        "input_message_bits": 0,
+        "input_message_bits": direct_bits(compiled.encoding),
         "layer_scales": {r["layer"]: r["scale"] for r in rows},
         "report": rows,
         "readout": "spike counts of the last layer, argmax"
@@ -634,30 +654,101 @@ def compile_nir(
 def cmd_compile(args: argparse.Namespace) -> int:
     from loihic.compiler.load.nir import is_nir
 
-    cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs, input_bits=args.input_bits)
+    bits: int | str = args.input_bits
+    if bits != "auto":
+        try:
+            bits = int(bits)
+        except ValueError:
+            raise InputError(f"--input-bits {bits!r}: expected 'auto' or an integer from 1 to 8") from None
+    cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs, input_bits=bits)
     if Path(args.checkpoint).is_file() and is_nir(args.checkpoint):
         out, rows = compile_nir(args.checkpoint, args.output, cfg, args.timesteps, args.dt, args.force)
     else:
         if args.timesteps is not None or args.dt is not None:
             raise InputError(f"{args.checkpoint}: --timesteps and --dt apply to NIR graphs; a checkpoint records its T")
         out, rows = compile_checkpoint(
-            args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed, args.offset
+            args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed, args.offset, True
         )
     emit(args, {"output": str(out), "layers": rows, "seed": args.seed}, f"{format_report(rows)}\nwrote {out}")
     return 0
 
 
 # --- simulate / verify / evaluate ----------------------------------------------------------------------
-def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
+def _open_npy(path: str, mmap: bool = False) -> np.ndarray:
+    """A .npy array (``mmap``: only its header is read now); one-line errors naming the file."""
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{p}: is a directory, expected a .npy file")
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     try:
-        x = np.load(p, allow_pickle=False)
+        x = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(f"{p}: not a readable .npy array ({str(exc).splitlines()[0]})") from None
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{p}: holds {type(x).__name__}, expected one .npy array")
+    return x
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``--input-shape C,H,W`` (or ``N`` for a dense input) as a tuple of positive integers."""
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise InputError(f"--input-shape {text!r}: expected C,H,W (comma-separated positive integers)")
+    return dims
+
+
+def read_net(
+    path: str, input_shape: str | None, data_shape: Callable[[], tuple[tuple[int, ...], str] | None]
+) -> NetxModel:
+    """:func:`read_netx` with the input shape a conv-first file without an 'input' layer needs: ``--input-shape``
+    (checked against the file), else the data's (``data_shape()``: its per-sample shape and what it is, or None
+    when there is no data; called only for such a file)."""
+    given = parse_input_shape(input_shape)
+    try:
+        return read_netx(path, input_shape=given)
+    except NetxInputShapeError:
+        found = data_shape()
+        if found is None:
+            raise
+    shape, source = found
+    try:
+        return read_netx(path, input_shape=shape)
+    except NetxFormatError as exc:
+        raise NetxFormatError(f"{exc} (the input shape of {source})") from None
+
+
+def spike_input_shape(path: str) -> tuple[tuple[int, ...], str]:
+    """Per-sample (C, H, W) of the spikes ``--input X.npy`` (N, C, H, W, T), from its header."""
+    x = _open_npy(path, mmap=True)
+    if x.ndim != 5:
+        raise InputError(f"{path}: shape {x.shape}; a conv-first network takes spikes (N, C, H, W, T)")
+    return tuple(int(s) for s in x.shape[1:-1]), f"--input {path}"
+
+
+def data_input_shape(args: argparse.Namespace) -> tuple[tuple[int, ...], str] | None:
+    """Per-sample (C, H, W) of verify / evaluate's data: ``--data X.npy`` (N, C, H, W), or (N, H, W) for one
+    channel, from its header; else ``--dataset NAME``'s; None without either."""
+    from loihic.training.data import dataset_info
+
+    if getattr(args, "data", None) is not None:
+        x = _open_npy(args.data, mmap=True)
+        if x.ndim not in (3, 4):
+            raise InputError(f"{args.data}: shape {x.shape}; a conv-first network takes images (N, C, H, W)")
+        return tuple(int(s) for s in (x.shape[1:] if x.ndim == 4 else (1, *x.shape[1:]))), f"--data {args.data}"
+    if getattr(args, "dataset", None):
+        return dataset_info(args.dataset).input_shape, f"--dataset {args.dataset}"
+    return None
+
+
+def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
+    x = _open_npy(path)
+    p = Path(path)
     if x.dtype.kind not in "iub":
         raise InputError(f"{p}: dtype {x.dtype}; expected an integer array of spikes")
     want = model.input.shape
@@ -676,7 +767,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     vout = check_output(args.voltage, args.force) if args.voltage else None
     if vout is not None and vout.resolve() == out.resolve():
         raise InputError(f"--voltage {vout}: same file as -o; the spikes would be overwritten")
-    model = read_netx(args.net)
+    model = read_net(args.net, args.input_shape, lambda: spike_input_shape(args.input))
     bits = message_bits(model, args.input_message_bits)
     x = load_spike_input(args.input, model, bits)
     if args.backend == "emulator":
@@ -698,7 +789,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from loihic.deploy.verify import verify
 
     check_options(args)
-    model = read_netx(args.net)
+    model = read_net(args.net, args.input_shape, lambda: data_input_shape(args))
     dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
     x, y, dataset = run_data(args, args.net, model.input.shape, model.output_shape[0], dataset, need_labels=False)
     spikes = encoded(x, steps, encoding, args.seed)
@@ -749,6 +840,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not netx:
         if backend != "torch":
             raise InputError(f"{args.target}: backend '{backend}' runs netx files; compile the checkpoint first")
+        if args.input_shape is not None:
+            raise InputError(f"{args.target}: --input-shape applies to netx files; a checkpoint records its shape")
         from loihic.compiler.load.pt2 import is_pt2
 
         if is_pt2(args.target):
@@ -793,7 +886,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         if backend == "torch":
             raise InputError(f"{args.target}: is a netx file; use --backend emulator or lava-sim")
-        model = read_netx(args.target)
+        model = read_net(args.target, args.input_shape, lambda: data_input_shape(args))
         dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
         x, y, _ = run_data(args, args.target, model.input.shape, model.output_shape[0], dataset)
         acc = netx_accuracy(model, x, y, steps, encoding, args.seed, backend, args.workers, args.device)
@@ -809,6 +902,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "samples_per_second": len(x) / secs,
     }
     emit(args, res, f"{args.target} [{backend}]: accuracy {100 * acc:.2f}% on {len(x)} samples ({secs:.1f} s)")
+    return 0
+
+
+def export_nir(net: str | os.PathLike, output: str | os.PathLike, dt: float = 1e-4, force: bool = False) -> Path:
+    """netx file -> NIR graph in integer units (compiler/netx/nir_export.py), written atomically."""
+    import nir
+
+    from loihic.compiler.netx.nir_export import netx_to_nir
+
+    out = check_output(output, force)
+    if not (np.isfinite(dt) and dt > 0):
+        raise InputError(f"--dt {dt}: expected a time step > 0 in seconds")
+    graph = netx_to_nir(read_netx(net), dt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".nir", dir=out.parent)
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        publish(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def cmd_export_nir(args: argparse.Namespace) -> int:
+    out = export_nir(args.net, args.output, args.dt, args.force)
+    emit(
+        args,
+        {"output": str(out), "net": args.net, "dt": args.dt},
+        f"wrote {out} (NIR, integer units, dt {args.dt:g} s)",
+    )
     return 0
 
 

@@ -119,14 +119,29 @@ def _check_reproduces(module: Any, example: np.ndarray, ann: dict[str, Any]) -> 
         )
 
 
-def compile(snn: dict[str, Any] | PathLike, path: PathLike, *, force: bool = False, **config: Any) -> Path:  # noqa: A001
-    """SNN checkpoint (dict or file) -> netx HDF5 at ``path``.  ``config``: :class:`CompileConfig` fields
-    (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``)."""
+def compile(  # noqa: A001
+    snn: dict[str, Any] | PathLike,
+    path: PathLike,
+    *,
+    force: bool = False,
+    timesteps: int | None = None,
+    dt: float | None = None,
+    **config: Any,
+) -> Path:
+    """SNN checkpoint (dict or file) or NIR graph file -> netx HDF5 at ``path``.  ``timesteps`` and ``dt``:
+    NIR graphs only.  ``config``: :class:`CompileConfig` fields (``l4``, ``l4_rs``, ``input_bits``,
+    ``force_hard_reset``)."""
     from loihic.compiler.config import CompileConfig
-    from loihic.deploy.commands import compile_checkpoint
+    from loihic.compiler.load.nir import is_nir
+    from loihic.deploy.commands import compile_checkpoint, compile_nir
 
+    cfg = CompileConfig(**config)
+    if not isinstance(snn, dict) and Path(snn).is_file() and is_nir(snn):
+        return compile_nir(snn, path, cfg, timesteps, dt, force)[0]
+    if timesteps is not None or dt is not None:
+        raise InputError("timesteps and dt apply to NIR graphs; a checkpoint records its T")
     snn_arg = snn if isinstance(snn, dict) else str(snn)
-    out, _ = compile_checkpoint(snn_arg, path, CompileConfig(**config), force=force)
+    out, _ = compile_checkpoint(snn_arg, path, cfg, force=force, default_offset=True)
     return out
 
 

@@ -43,7 +43,9 @@ read-out of such a network computes.
 Other nodes: ``Input``, ``Output``; ``Affine`` / ``Linear`` -> Dense; ``Conv2d`` -> Conv; ``Flatten`` ->
 Flatten; ``AvgPool2d`` -> AvgPool; ``SumPool2d`` -> AvgPool with the next synapse's weights times the window
 size; ``Scale`` on spikes -> folded into the next synapse's input columns, on currents -> into the previous
-synapse's rows.  Reading uses ``nir.read`` (HDF5 through h5py: no code from the file runs).
+synapse's rows.  A graph written by ``loihic export-nir`` (metadata ``loihic_integer_units``) is already in
+Loihi's integer units and is compiled at scale 1, so its integers come back unchanged.
+Reading uses ``nir.read`` (HDF5 through h5py: no code from the file runs).
 """
 
 from __future__ import annotations
@@ -57,30 +59,64 @@ import numpy as np
 
 from loihic.compiler import ir
 from loihic.compiler.errors import UnsupportedLayerError
+from loihic.compiler.netx.nir_export import UNITS_KEY
 
 DEFAULT_DT = 1e-4  # snnTorch's export_to_nir
 _SPIKING = ("LIF", "CubaLIF", "IF")
 _READOUT = ("LI", "CubaLI", "I")
 
 
+MAX_DATASET_BYTES = 1 << 28  # one dataset of a NIR file: 256 MiB (checked before nir.read allocates it)
+
+
 def is_nir(path: Path | str) -> bool:
-    """HDF5 with a top-level ``node`` group that has a ``type`` (NIR's file layout)."""
+    """HDF5 with a top-level ``node`` group that has a ``type`` (NIR's file layout).  An HDF5 file whose
+    structure cannot be read counts as one too, so that :func:`read_nir` names what is wrong with it."""
     import h5py
 
     try:
         if not h5py.is_hdf5(path):
             return False
-        with h5py.File(path, "r") as f:
-            return "node" in f and isinstance(f["node"], h5py.Group) and "type" in f["node"]
     except OSError:
         return False
+    try:
+        with h5py.File(path, "r") as f:
+            return "node" in f and isinstance(f["node"], h5py.Group) and "type" in f["node"]
+    except Exception:  # noqa: BLE001 - h5py raises OSError, RuntimeError, KeyError ... on a corrupt file
+        return True
+
+
+def _check_sizes(path: Path | str) -> None:
+    """Refuse a dataset whose declared size is beyond :data:`MAX_DATASET_BYTES` before anything is read
+    (HDF5 can declare a huge dataset in a few bytes of file)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        found: list[tuple[str, tuple[int, ...], int]] = []
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset) and not found:
+                nbytes = int(np.prod(obj.shape, dtype=object) or 0) * max(obj.dtype.itemsize, 1)
+                if nbytes > MAX_DATASET_BYTES:
+                    found.append((name, tuple(obj.shape), nbytes))
+
+        f.visititems(visit)
+    if found:
+        name, shape, nbytes = found[0]
+        raise UnsupportedLayerError(
+            f"{path}: dataset '{name}' declares shape {shape} ({nbytes} bytes, more than {MAX_DATASET_BYTES}); "
+            "not a NIR graph loihic can load"
+        )
 
 
 def read_nir(path: Path | str) -> Any:
     import nir
 
     try:
+        _check_sizes(path)
         return nir.read(path, type_check=False)
+    except UnsupportedLayerError:
+        raise
     except Exception as exc:  # nir raises KeyError/ValueError/TypeError on malformed files
         text = " ".join(str(exc).split())[:200]
         raise UnsupportedLayerError(f"{path}: not a readable NIR graph ({type(exc).__name__}: {text})") from None
@@ -274,6 +310,7 @@ def network_from_nir(
                 )
             w = _arr(node.weight)
             b = _arr(node.bias) if kind != "Linear" and getattr(node, "bias", None) is not None else None
+            b = None if b is not None and not b.any() else b  # an all-zero bias (NIR's Conv2d always has one)
             if kind == "Conv2d":
                 if w.ndim != 4 or len(cur) != 3:
                     raise UnsupportedLayerError(f"{source}: node '{k}': Conv2d on input {cur}; expected (C, H, W)")
@@ -370,15 +407,21 @@ def network_from_nir(
         )
     if pending_in is not None:
         raise UnsupportedLayerError(f"{source}: a Scale or SumPool2d after the last synapse has nothing to fold into")
-    net = ir.Network(
-        ir.Input(shape),
-        tuple(layers),
-        timesteps=timesteps,
-        encoding=encoding,
-        meta={"front_end": "nir", "source": source, "dt": dt},
-    )
+    meta: dict[str, Any] = {"front_end": "nir", "source": source, "dt": dt}
+    if graph_meta(graph).get(UNITS_KEY):  # written by loihic export-nir: compile at scale 1, same integers
+        meta["fixed_scales"] = {lay.name: 1.0 for lay in syn}
+    net = ir.Network(ir.Input(shape), tuple(layers), timesteps=timesteps, encoding=encoding, meta=meta)
     ir.infer_shapes(net)
     return net
+
+
+def graph_meta(graph: Any) -> dict[str, Any]:
+    """The graph's metadata with bytes decoded and numpy scalars as Python values."""
+    out = {}
+    for k, v in dict(getattr(graph, "metadata", None) or {}).items():
+        v = v.decode("utf-8") if isinstance(v, bytes) else v
+        out[str(k)] = v.item() if isinstance(v, np.generic) else v
+    return out
 
 
 def order_name(layer: ir.Layer) -> str:

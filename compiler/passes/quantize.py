@@ -9,6 +9,9 @@ Per layer one scale ``a`` (integers per real weight unit) is the largest that ke
 - integrator readout: worst-case ``|v| < 2^23`` within T steps (Lava clips v, which would change
   the prediction).
 
+A network whose meta names ``fixed_scales`` (a NIR graph written by ``loihic export-nir``, already in
+integer units) keeps those scales, with input scale 1.
+
 Then ``W = even_round(a * w)``, ``vThMant = round(a * in_scale * threshold)``, ``bias =
 round(a * in_scale * bias)``.  Weights and threshold thus keep the ratio the float network had.
 """
@@ -83,7 +86,11 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             )
         in_scale = input_scale(net.encoding) if first else 1
         first = False
-        scale, why = _scale(layer, in_scale, net.timesteps)
+        fixed = net.meta.get("fixed_scales", {}).get(layer.name)
+        if fixed is not None:  # a graph already in Loihi's integer units (compiler/netx/nir_export.py)
+            in_scale, scale, why = 1, float(fixed), "fixed (integer units)"
+        else:
+            scale, why = _scale(layer, in_scale, net.timesteps)
         w_int, scale = _fit(layer, scale, in_scale, net.timesteps)
         if not w_int.any():
             raise QuantizationError(

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from loihic.compiler import ir
+from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
 
@@ -47,12 +48,16 @@ def golden_networks() -> dict[str, ir.Network]:
     return {"conv_small": conv, "mlp_direct": mlp}
 
 
+# input_bits=None: 8-bit graded input as the network declares (the goldens predate the automatic width)
+GOLDEN_CONFIG = CompileConfig(input_bits=None)
+
+
 def write_goldens(directory: Path) -> list[Path]:
     out = []
     for name, net in golden_networks().items():
         out.append(
             write_netx(
-                compile_network(net),
+                compile_network(net, GOLDEN_CONFIG),
                 directory / f"{name}.net",
                 {"golden": name, "seed": SEED, "timesteps": net.timesteps, "encoding": net.encoding},
                 force=True,

@@ -70,8 +70,12 @@ def test_compile_input_bits(noise_ckpt, tmp_path) -> None:
         flt = evaluate_noise(with_input_bits(ck, bits), x, y, 5, "lif")
         assert abs(emu - flt) <= 0.05, (bits, emu, flt)
     assert scales[4] >= scales[8]
-    plain, _ = compile_checkpoint(path, str(tmp_path / "p.net"), CompileConfig())
+    plain, _ = compile_checkpoint(path, str(tmp_path / "p.net"), CompileConfig(input_bits=None))
     assert read_netx(plain).meta["encoding"] == "direct" and read_netx(plain).meta["input_bits"] is None
+    auto = read_netx(compile_checkpoint(path, str(tmp_path / "a.net"), CompileConfig())[0]).meta
+    errors = {int(b): e for b, e in auto["input_bits_error"].items()}
+    assert auto["input_bits_auto"] and auto["input_bits"] == min(errors, key=errors.__getitem__)
+    assert auto["encoding"] == direct_encoding(auto["input_bits"])
 
 
 def test_input_bits_refuses_poisson(tmp_path) -> None:

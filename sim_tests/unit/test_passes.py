@@ -27,10 +27,10 @@ def _net(layers, shape=(1, 12, 12), steps=16, encoding="poisson"):
 
 def test_pipeline_is_one_ordered_tuple_of_functions():
     assert [p.__name__ for p in PASSES] == [
-        "input_bits",
         "fold_batchnorm",
         "lower_avgpool",
         "l4_adjust",
+        "input_bits",  # after the folds: the automatic width is chosen on the first layer Loihi runs
         "quantize",
         "check_ranges",
     ]

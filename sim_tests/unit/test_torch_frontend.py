@@ -337,7 +337,9 @@ def _fingerprint(model: str, encoding: str, l4: bool, tmp_path: Path) -> str:
     x = rng.random((64, 1, 8, 8)).astype(np.float32)
     snn = convert(ckpt, x, 16, encoding=encoding, calib_samples=32, progress=False)
     path = tmp_path / f"{model}.net"
-    write_netx(compile_network(network_from_checkpoint(snn, "x"), CompileConfig(l4=l4)), path, {"x": 1})
+    # input_bits=8: the width every direct-coded network got before the automatic choice (issue 12) existed
+    cfg = CompileConfig(l4=l4, input_bits=8 if encoding == "direct" else None)
+    write_netx(compile_network(network_from_checkpoint(snn, "x"), cfg), path, {"x": 1})
     h = hashlib.sha256(repr([None if t is None else float(t) for t in snn["snn"]["thresholds"]]).encode())
     for lay in read_netx(path).layers:
         for key, value in vars(lay).items():

@@ -1,0 +1,157 @@
+"""Run one conformance case on Lava's CPU simulator and on the emulator, and compare every layer.
+
+Lava: ``run_lava(path, x, record_layers=True, read_v=True)``, all the case's samples in one runtime (netx's
+per-sample resets).  Emulator: ``Emulator(read_netx(path), device='cpu', input_message_bits=B)``.  Equal means
+every spike of every neuron layer (the input neuron first, when the file has one) at every step of every
+sample, and the last layer's voltage at the end of every sample (for a read-out layer that never fires it is
+the output; for a spiking one a stricter check), as ``deploy/verify.py`` compares them.
+
+A case that differs (or that either side refuses or fails on) is saved with :func:`generator.save_case` as
+``net.net`` + ``input.npy`` + ``case.json`` under :func:`failure_root`, and can be replayed with
+``python -m sim_tests.conformance.replay FOLDER`` or with ``loihic simulate`` (the commands are in the JSON).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from loihic.compiler import errors
+from loihic.compiler.netx import schema
+from loihic.compiler.netx.read import NetxModel, read_netx
+from loihic.deploy import emulator as emu_mod
+from loihic.deploy.emulator import Emulator
+from loihic.deploy.lava_run import run_lava
+from loihic.deploy.verify import first_mismatch
+from sim_tests.conformance.generator import Case, save_case, write_case
+
+REPO = Path(__file__).resolve().parents[2]
+ENV_FAILURES = "LOIHIC_CONFORMANCE_FAILURES"
+
+
+def failure_root() -> Path:
+    return Path(os.environ.get(ENV_FAILURES) or REPO / "runs" / "conformance" / "failures")
+
+
+@dataclass
+class Outcome:
+    name: str
+    ok: bool
+    problem: str | None = None  # one line: the first divergence, or what failed
+    events: dict[str, int] = field(default_factory=dict)  # emulator-side counts (u wraps, v clips, spikes)
+    lava_seconds: float = 0.0
+    saved: str | None = None
+
+
+def _count_events(emulator: Emulator, counts: Counter) -> None:
+    """Wrap each LIF population's step to count u wraps, a << 6 leaving int32, v clips and spikes (the same
+    expressions as the emulator's step, evaluated on the state before it; statistics only)."""
+    lifs = ([emulator._input_lif] if emulator._input_lif else []) + [op[2] for op in emulator._ops if op[2]]
+    u_lim, v_max = schema.UV_LIMIT, schema.UV_LIMIT - 1
+    for lif in lifs:
+        step = lif.step
+
+        def counted(st: Any, a: torch.Tensor, lif: Any = lif, step: Any = step) -> torch.Tensor:
+            shifted = a << schema.WEIGHT_SHIFT
+            counts["a_wrap32"] += int((shifted != emu_mod._wrap(shifted, 32)).sum())
+            c = emu_mod._wrap(emu_mod._rs0(st.u * lif.du, 12) + emu_mod._wrap(shifted, 32), 32)
+            counts["u_wrap"] += int(((c > u_lim) | (c <= -u_lim)).sum())
+            v_prev = st.v
+            s = step(st, a)
+            v = emu_mod._wrap(emu_mod._rs0(v_prev * lif.dv, 12) + st.u + lif.bias, 32)
+            counts["v_clip"] += int(((v > v_max) | (v < -v_max)).sum())
+            counts["spikes"] += int(s.sum())
+            return s
+
+        lif.step = counted  # an instance attribute: this emulator only
+
+
+def emulate(case: Case, model: NetxModel) -> tuple[Any, dict[str, int]]:
+    emulator = Emulator(model, device="cpu", input_message_bits=case.bits)
+    counts: Counter = Counter()
+    _count_events(emulator, counts)
+    res = emulator.run(case.x, record_layers=True)
+    return res, dict(counts)
+
+
+def compare(emu: Any, lava: Any) -> str | None:
+    """None when every layer's spikes and the final voltages agree, else the first divergence, in words."""
+    e_layers, l_layers = emu.layer_spikes or [], lava.layer_spikes or []
+    if len(e_layers) != len(l_layers):
+        return f"{len(e_layers)} emulator layers, {len(l_layers)} Lava layers"
+    for k, (a, b) in enumerate(zip(e_layers, l_layers, strict=True)):
+        if a.shape != b.shape:
+            return f"layer {k}: emulator spikes {a.shape}, Lava {b.shape}"
+    m = first_mismatch(e_layers, l_layers)
+    if m is not None:
+        n = sum(int((a != b).sum()) for a, b in zip(e_layers, l_layers, strict=True))
+        return (
+            f"{n} spikes differ; first at layer {m.layer}, sample {m.sample}, neuron {m.neuron}, step {m.step} "
+            f"(emulator {m.emulator}, Lava {m.lava})"
+        )
+    if lava.output_v is None or not np.array_equal(emu.output_v, lava.output_v):
+        if lava.output_v is None:
+            return "Lava returned no voltages"
+        diff = np.argwhere(emu.output_v != lava.output_v)[0]
+        return (
+            f"final v of the last layer differs at sample {diff[0]}, neuron {list(diff[1:])}: emulator "
+            f"{emu.output_v[tuple(diff)]}, Lava {lava.output_v[tuple(diff)]}"
+        )
+    return None
+
+
+def replay_commands(case: Case, folder: Path) -> list[str]:
+    shape = case.read_shape
+    extra = f" --input-message-bits {case.bits}" + (f" --input-shape {','.join(map(str, shape))}" if shape else "")
+    base = f"loihic simulate {folder}/net.net --input {folder}/input.npy{extra} --force"
+    return [
+        f"{base} --backend lava-sim -o {folder}/lava_y.npy --voltage {folder}/lava_v.npy",
+        f"{base} --backend emulator -o {folder}/emu_y.npy --voltage {folder}/emu_v.npy",
+        f"python -m sim_tests.conformance.replay {folder}",
+    ]
+
+
+def check_files(case: Case, net_path: Path) -> Outcome:
+    """Read ``net_path`` (the case's file), run both sides, compare (no saving)."""
+    try:
+        model = read_netx(net_path, input_shape=case.read_shape)
+    except errors.LoihicError as exc:
+        return Outcome(case.name, False, f"read_netx refused the file: {exc}")
+    emu, events = emulate(case, model)
+    t0 = time.perf_counter()
+    try:
+        lava = run_lava(
+            str(net_path),
+            case.x,
+            input_message_bits=case.bits,
+            record_layers=True,
+            read_v=True,
+            progress=False,
+            model=model,
+        )
+    except Exception as exc:  # noqa: BLE001 - any Lava failure on a file read_netx accepted is a finding
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+        return Outcome(case.name, False, f"Lava failed on a file read_netx accepts: {text}", events)
+    seconds = time.perf_counter() - t0
+    problem = compare(emu, lava)
+    return Outcome(case.name, problem is None, problem, events, seconds)
+
+
+def run_case(case: Case, save: bool = True) -> Outcome:
+    """Write the case to a temporary file, check it; save a failing case under :func:`failure_root`."""
+    with tempfile.TemporaryDirectory(prefix="loihic-conf-") as tmp:
+        path = write_case(case, Path(tmp) / "net.net")
+        out = check_files(case, path)
+    if not out.ok and save:
+        folder = failure_root() / case.name
+        save_case(case, folder, {"outcome": asdict(out), "replay": replay_commands(case, folder)})
+        out.saved = str(folder)
+    return out
