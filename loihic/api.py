@@ -145,11 +145,20 @@ def compile(  # noqa: A001
     return out
 
 
-def _netx(path: PathLike, timesteps: int | None) -> tuple[Any, int, str]:
-    from loihic.compiler.netx.read import read_netx
-    from loihic.deploy.commands import netx_run_settings
+def _netx(path: PathLike, timesteps: int | None, x: Any = None, spikes: bool = False) -> tuple[Any, int, str]:
+    """The netx model, T and encoding; a conv-first file without an 'input' layer takes its input shape from
+    ``x`` (inputs (N, C, H, W), or spikes (N, C, H, W, T) when ``spikes``), as the CLI does."""
+    from loihic.deploy.commands import netx_run_settings, read_net
 
-    model = read_netx(path)
+    def data_shape() -> tuple[tuple[int, ...], str] | None:
+        if x is None or isinstance(x, (str, os.PathLike)):
+            return None
+        shape = tuple(int(s) for s in np.shape(x)[1:])
+        return (shape[:-1] if spikes else shape), "the data"
+
+    model = read_net(str(path), None, data_shape)
+    if spikes:  # T is the spikes' own
+        return model, int(np.shape(x)[-1]), str(model.meta.get("encoding", "poisson"))
     _, steps, encoding = netx_run_settings(model, None, timesteps)
     return model, steps, encoding
 
@@ -168,7 +177,7 @@ def evaluate(
     """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2)."""
     from loihic.deploy.commands import netx_accuracy
 
-    model, steps, encoding = _netx(path, timesteps)
+    model, steps, encoding = _netx(path, timesteps, x)
     xs = _inputs(x, model.input.shape, "inputs")
     labels = np.asarray(y)
     if labels.shape != (len(xs),) or labels.dtype.kind not in "iu":
@@ -191,7 +200,7 @@ def verify(
     from loihic.deploy.commands import encoded, message_bits
     from loihic.deploy.verify import verify as run_verify
 
-    model, steps, encoding = _netx(path, timesteps)
+    model, steps, encoding = _netx(path, timesteps, x)
     xs = _inputs(x, model.input.shape, "inputs")
     spikes = encoded(xs, steps, encoding, seed)
     labels = None if y is None else np.asarray(y)
@@ -215,8 +224,9 @@ def simulate(
     from loihic.deploy.commands import encoded, message_bits
     from loihic.deploy.emulator import Emulator
 
-    model, steps, encoding = _netx(path, timesteps)
     arr = np.asarray(x)
+    is_spikes = arr.dtype.kind in "iub" and arr.ndim in (3, 5)  # (N, n, T) or (N, C, H, W, T) integers
+    model, steps, encoding = _netx(path, timesteps, arr, spikes=is_spikes)
     if arr.ndim == len(model.input.shape) + 2 and arr.dtype.kind in "iub":
         spikes = arr
     else:

@@ -223,3 +223,14 @@ def test_cli_verify_and_evaluate_conv_first(files: dict[str, Path], tmp_path: Pa
     assert rep["identical"] and rep["mismatches"] == 0 and rep["samples"] == 2 and rep["spikes_compared"] > 0
     emu, lava = json.loads(outs["evaluate-emulator"]), json.loads(outs["evaluate-lava"])
     assert emu["samples"] == lava["samples"] == 3 and emu["accuracy"] == lava["accuracy"]
+
+
+def test_python_api_takes_the_input_shape_from_the_data(files: dict[str, Path]) -> None:
+    """loihic.simulate / verify on a conv-first file without an 'input' layer: the shape comes from x."""
+    import loihic
+
+    spikes = _spikes((3, *SLAYER_SHAPE, 6), 0.3, 7)
+    run = loihic.simulate(files["slayer_conv"], spikes)
+    assert run.output_spikes.shape == (3, 5, 6)
+    rep = loihic.verify(files["slayer_conv"], np.random.default_rng(0).random((2, *SLAYER_SHAPE)), timesteps=6)
+    assert rep.identical
