@@ -130,7 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
         "first-layer quantisation error); fewer bits free first-layer weight bits",
     )
     p.add_argument(
-        "--effect-samples", type=int, default=500, help="test samples for the --force-hard-reset accuracy report"
+        "--effect-samples",
+        type=int,
+        default=500,
+        help="test samples for the --force-hard-reset and --target loihi2 accuracy effects",
+    )
+    p.add_argument(
+        "--target",
+        default="lava-sim",
+        choices=["lava-sim", "loihi2"],
+        help="loihi2: settings the hardware rejects (iDecay 4096, T not a power of two, over a chip) are errors",
     )
     _common(p)
     p.set_defaults(func=c.cmd_compile)
@@ -203,6 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=c.cmd_demo)
+
+    p = sub.add_parser(
+        "report", help="float vs Loihi parity per layer, weight histograms, accuracy vs T, resources (JSON + PNG)"
+    )
+    p.add_argument("net")
+    p.add_argument("--reference", required=True, help="the float SNN checkpoint the file was compiled from")
+    p.add_argument("--dataset", default=None, help="default: the data set recorded in the file")
+    p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
+    p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data (accuracies)")
+    p.add_argument("--samples", type=int, default=200, help="first N samples (default 200)")
+    p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
+    _common(p)
+    p.set_defaults(func=c.cmd_report)
 
     p = sub.add_parser(
         "export-nir", help="netx file -> NIR graph (integer units; loihic compile reads it back exactly)"

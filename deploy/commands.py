@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -661,16 +662,71 @@ def cmd_compile(args: argparse.Namespace) -> int:
         except ValueError:
             raise InputError(f"--input-bits {bits!r}: expected 'auto' or an integer from 1 to 8") from None
     cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs, input_bits=bits)
-    if Path(args.checkpoint).is_file() and is_nir(args.checkpoint):
-        out, rows = compile_nir(args.checkpoint, args.output, cfg, args.timesteps, args.dt, args.force)
-    else:
-        if args.timesteps is not None or args.dt is not None:
-            raise InputError(f"{args.checkpoint}: --timesteps and --dt apply to NIR graphs; a checkpoint records its T")
-        out, rows = compile_checkpoint(
-            args.checkpoint, args.output, cfg, args.force, args.effect_samples, args.seed, args.offset, True
-        )
-    emit(args, {"output": str(out), "layers": rows, "seed": args.seed}, f"{format_report(rows)}\nwrote {out}")
+    final = check_output(args.output, args.force)
+    # compile into a hidden file next to the output; it is published only once the target's checks pass
+    tmp = final.parent / f".{final.name}.{os.getpid()}.compiling"
+    try:
+        if Path(args.checkpoint).is_file() and is_nir(args.checkpoint):
+            _, rows = compile_nir(args.checkpoint, tmp, cfg, args.timesteps, args.dt, True)
+        else:
+            if args.timesteps is not None or args.dt is not None:
+                raise InputError(
+                    f"{args.checkpoint}: --timesteps and --dt apply to NIR graphs; a checkpoint records its T"
+                )
+            _, rows = compile_checkpoint(
+                args.checkpoint, tmp, cfg, True, args.effect_samples, args.seed, args.offset, True
+            )
+        res = hardware_check(tmp, args.target, args.effect_samples, args.seed)
+        publish(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    res.update(output=str(final), layers=rows, seed=args.seed)
+    emit(args, res, f"{format_report(rows)}\nwrote {final}")
     return 0
+
+
+def hardware_check(path: Path, target: str, samples: int, seed: int) -> dict[str, Any]:
+    """Resources and hardware-readiness notes of a compiled file (compiler/resources.py).  ``target``
+    "loihi2" turns the notes into an error naming the nearest legal settings, with the accuracy effect of
+    clamping the decays to 4095 measured on the emulator when the file records a data set."""
+    from loihic.compiler.resources import HW_DECAY_MAX, LIMITS_SOURCE, hardware_notes, layer_resources
+
+    model = read_netx(path)
+    notes = hardware_notes(model, model.meta.get("timesteps"))
+    res = {"resources": layer_resources(model), "limits_source": LIMITS_SOURCE, "hardware_notes": notes}
+    if target != "loihi2":
+        for n in notes:
+            print(f"loihic: note: Loihi 2 hardware: {n['why']}", file=sys.stderr)
+        return res
+    if not notes:
+        return res
+    effect = ""
+    if any(n["field"] in ("iDecay", "vDecay") for n in notes) and model.meta.get("dataset"):
+        clamped = path.with_name(path.name + ".hw")
+        try:
+            shutil.copyfile(path, clamped)
+            with h5py.File(clamped, "r+") as f:
+                for key in f["layer"]:
+                    g = f["layer"][key]
+                    for field in ("iDecay", "vDecay"):
+                        if (
+                            "neuron" in g
+                            and field in g["neuron"]
+                            and int(np.asarray(g["neuron"][field][()]).max()) > HW_DECAY_MAX
+                        ):
+                            g["neuron"][field][...] = np.minimum(g["neuron"][field][()], HW_DECAY_MAX)
+            x, y = _test_set(str(model.meta["dataset"]), samples)
+            steps, enc = int(model.meta["timesteps"]), str(model.meta.get("encoding", "poisson"))
+            before = emulator_accuracy(model, x, y, steps, enc, seed, "cpu", progress=False)
+            after = emulator_accuracy(read_netx(clamped), x, y, steps, enc, seed, "cpu", progress=False)
+            effect = (
+                f" (decays clamped to {HW_DECAY_MAX}: emulator accuracy {100 * before:.2f}% -> {100 * after:.2f}% "
+                f"on {len(x)} test samples)"
+            )
+        finally:
+            clamped.unlink(missing_ok=True)
+    listed = "; ".join(f"{n['why']} (nearest legal: {n['field']} {n['nearest_legal']})" for n in notes)
+    raise InputError(f"--target loihi2: {len(notes)} setting(s) Loihi 2 would reject: {listed}{effect}")
 
 
 # --- simulate / verify / evaluate ----------------------------------------------------------------------
@@ -934,6 +990,49 @@ def cmd_export_nir(args: argparse.Namespace) -> int:
         {"output": str(out), "net": args.net, "dt": args.dt},
         f"wrote {out} (NIR, integer units, dt {args.dt:g} s)",
     )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``loihic report MODEL.net --reference SNN.pt``: float-vs-Loihi parity, resources, hardware notes."""
+    from loihic.deploy.report import write_report
+
+    check_options(args)
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise OutputExistsError(f"{out}: already exists (use --force to overwrite)")
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out}: is a file; the report is a folder")
+    model = read_netx(args.net)
+    dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
+    x, y, what = run_data(args, args.net, model.input.shape, model.output_shape[0], dataset, need_labels=False)
+    res = write_report(args.net, args.reference, x, y, steps, encoding, args.seed, out, model)
+    worst = min(
+        (r for r in res["layers"] if r.get("spike_count_correlation") is not None),
+        key=lambda r: r["spike_count_correlation"],
+        default=None,
+    )
+    text = (
+        f"{out}/report.json, parity.png, weights.png{', accuracy_vs_T.png' if y is not None else ''}: "
+        f"{res['samples']} samples of {what}, prediction agreement {100 * res['prediction_agreement']:.1f}%"
+        + (
+            f", accuracy float {100 * res['accuracy_float']:.2f}% / Loihi {100 * res['accuracy_loihi']:.2f}%"
+            if y is not None
+            else ""
+        )
+        + (
+            f"; lowest spike-count correlation: layer {worst['layer']} ({worst['name']}) "
+            f"{worst['spike_count_correlation']:.3f}"
+            if worst
+            else ""
+        )
+        + f"\nresources (estimate): {res['resources']['neurons']} neurons, {res['resources']['synapses']} synapses, "
+        f"about {res['resources']['loihi2_cores_estimate']} Loihi 2 cores; "
+        f"{res['resources']['synops_per_inference']:.0f} synops per inference (ANN: "
+        f"{res['resources']['ann_macs_per_inference']} MACs)"
+        + "".join(f"\nhardware: {n['why']}" for n in res["hardware_notes"])
+    )
+    emit(args, res, text)
     return 0
 
 
