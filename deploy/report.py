@@ -197,15 +197,19 @@ def plot_report(res: dict[str, Any], compiled_weights: list[tuple[str, np.ndarra
     layers = res["layers"]
     names = [f"{r['layer']}: {r['name']}" for r in layers]
     corr = [r.get("spike_count_correlation", r.get("readout_v_correlation")) or 0.0 for r in layers]
-    err = [r.get("rate_error", r.get("readout_v_rel_error", 0.0)) for r in layers]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     axes[0].barh(names, corr, color="tab:blue")
     axes[0].set_xlim(min(0.0, min(corr)), 1.0)
     axes[0].set_xlabel("float vs Loihi: spike-count correlation (read-out: v correlation)")
     axes[0].invert_yaxis()
-    axes[1].barh(names, err, color="tab:red")
-    axes[1].set_xlabel("mean |rate error| (spikes/step; read-out: relative v error)")
-    axes[1].invert_yaxis()
+    spiking = [(n, r["rate_error"]) for n, r in zip(names, layers, strict=True) if "rate_error" in r]
+    if spiking:
+        axes[1].barh([n for n, _ in spiking], [e for _, e in spiking], color="tab:red")
+        axes[1].invert_yaxis()
+    axes[1].set_xlabel("mean |firing-rate error| per neuron (spikes/step)")
+    readout = [r for r in layers if "readout_v_rel_error" in r]
+    if readout:
+        axes[1].set_title(f"read-out v: relative error {readout[0]['readout_v_rel_error']:.3g}", fontsize=9)
     acc = ""
     if "accuracy_float" in res:
         acc = f", accuracy float {100 * res['accuracy_float']:.2f}% / Loihi {100 * res['accuracy_loihi']:.2f}%"
