@@ -170,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
     p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="shard the Lava run over Ray: a local instance (no ADDRESS), or a cluster (ray.init address)",
+    )
     p.add_argument("--device", default=None)
     _common(p, output=False)
     p.set_defaults(func=c.cmd_verify)
@@ -198,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=0.5, help="noise stage 3 beta (eq. 10)")
     p.add_argument("--offset", type=float, default=None, help="noise: constant current added each step")
     p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="shard the Lava run over Ray: a local instance (no ADDRESS), or a cluster (ray.init address)",
+    )
     p.add_argument("--device", default=None)
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
     _common(p, output=False)

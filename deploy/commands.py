@@ -196,15 +196,23 @@ def netx_accuracy(
     backend: str = "emulator",
     workers: int = 1,
     device: str | None = None,
+    ray_address: str | None = None,
 ) -> float:
     """Accuracy of a netx file on real inputs ``x`` (encoded with the shared chunk rule) on the emulator or
-    Lava."""
+    Lava (``ray_address``: sharded over Ray, deploy/distributed.py)."""
     if backend == "emulator":
+        if ray_address is not None:
+            raise InputError("--ray shards Lava runs; use it with --backend lava-sim")
         return emulator_accuracy(model, x, y, steps, encoding, seed, device)
     from loihic.deploy.lava_run import run_lava_parallel
 
+    run = run_lava_parallel
+    if ray_address is not None:
+        from loihic.deploy.distributed import run_lava_ray
+
+        run = lambda p, xs, workers, **kw: run_lava_ray(p, xs, address=ray_address, **kw)  # noqa: E731
     emu = Emulator(model, device="cpu", input_message_bits=message_bits(model))
-    res = run_lava_parallel(
+    res = run(
         model.path,
         encoded(x, steps, encoding, seed),
         workers=workers,
@@ -858,6 +866,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         model=model,
+        ray_address=args.ray,
     )
     res = {**rep.to_json(), "dataset": dataset, "seed": args.seed, "encoding": encoding, "net": args.net}
     verdict = "IDENTICAL" if rep.identical else "MISMATCH"
@@ -945,7 +954,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model = read_net(args.target, args.input_shape, lambda: data_input_shape(args))
         dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
         x, y, _ = run_data(args, args.target, model.input.shape, model.output_shape[0], dataset)
-        acc = netx_accuracy(model, x, y, steps, encoding, args.seed, backend, args.workers, args.device)
+        acc = netx_accuracy(model, x, y, steps, encoding, args.seed, backend, args.workers, args.device, args.ray)
     secs = time.perf_counter() - t0
     res = {
         "target": args.target,

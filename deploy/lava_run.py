@@ -265,6 +265,11 @@ def run_lava_parallel(path: str, x: np.ndarray, workers: int = 1, **kwargs) -> L
     guard = {"initializer": no_orphans.die_with_parent, "initargs": (os.getpid(), signal.SIGTERM)}
     with cf.ProcessPoolExecutor(len(jobs), mp_context=ctx, **guard) as pool:
         results = list(tqdm(pool.map(_worker, jobs), total=len(jobs), desc="Lava workers", leave=False))
+    return merge_results(results)
+
+
+def merge_results(results: list[LavaResult]) -> LavaResult:
+    """Results of consecutive sample ranges, in order, as one result."""
     cat = lambda arrs: None if arrs[0] is None else np.concatenate(arrs)  # noqa: E731
     layers = None
     if results[0].layer_spikes is not None:

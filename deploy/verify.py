@@ -73,6 +73,7 @@ def verify(
     device: str | None = None,
     model: NetxModel | None = None,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> VerifyReport:
     model = model or read_netx(path)
     emulator = Emulator(model, device=device, input_message_bits=input_message_bits)
@@ -80,7 +81,12 @@ def verify(
     emu = emulator.run(x, record_layers=True)
     t1 = time.perf_counter()
     readout = not emulator.output_spiking
-    lava = run_lava_parallel(
+    run = run_lava_parallel
+    if ray_address is not None:  # sharded over Ray (deploy/distributed.py); same result as one process
+        from loihic.deploy.distributed import run_lava_ray
+
+        run = lambda p, xs, workers, **kw: run_lava_ray(p, xs, address=ray_address, **kw)  # noqa: E731
+    lava = run(
         path,
         x,
         workers=workers,
