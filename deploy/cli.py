@@ -24,6 +24,23 @@ def _common(p: argparse.ArgumentParser, output: bool = True, json_flag: bool = T
 _INPUT_SHAPE_HELP = "C,H,W of a conv-first netx file without an 'input' layer (lava-dl's netx needs it too)"
 
 
+def _lava_workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="shard the Lava run over Ray: a local instance (no ADDRESS), or a cluster (ray.init address)",
+    )
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
+    p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from loihic.deploy import commands as c
 
@@ -166,18 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
     p.add_argument("--backend", default="lava-sim", choices=["lava-sim", "loihi2"])
-    p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
-    p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
+    _data_options(p)
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
-    p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        default=None,
-        metavar="ADDRESS",
-        help="shard the Lava run over Ray: a local instance (no ADDRESS), or a cluster (ray.init address)",
-    )
+    _lava_workers(p)
     p.add_argument("--device", default=None)
     _common(p, output=False)
     p.set_defaults(func=c.cmd_verify)
@@ -185,8 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint (torch) or a netx file (emulator, lava-sim)")
     p.add_argument("target", help="checkpoint (.pt), torch.export program (.pt2) or netx file (.net)")
     p.add_argument("--dataset", default=None, help="default: the data set recorded in the file")
-    p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
-    p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
+    _data_options(p)
 
     p.add_argument(
         "--backend",
@@ -205,15 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=4.0, help="noise stage 3 alpha (eq. 10)")
     p.add_argument("--beta", type=float, default=0.5, help="noise stage 3 beta (eq. 10)")
     p.add_argument("--offset", type=float, default=None, help="noise: constant current added each step")
-    p.add_argument("--workers", type=int, default=1, help="Lava worker processes")
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        default=None,
-        metavar="ADDRESS",
-        help="shard the Lava run over Ray: a local instance (no ADDRESS), or a cluster (ray.init address)",
-    )
+    _lava_workers(p)
     p.add_argument("--device", default=None)
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
     _common(p, output=False)

@@ -56,16 +56,22 @@ def _jsonable(o: Any) -> Any:
     return str(o)
 
 
-def save_npy(path: Path, array: np.ndarray) -> None:
+def write_atomically(path: Path, write: Callable[[str], None], suffix: str) -> Path:
+    """``write(tmp)`` into a temp file next to ``path``, then publish it as ``path`` (all or nothing)."""
     path.parent.mkdir(parents=True, exist_ok=True)  # as write_netx and save_checkpoint do
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent or ".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent or ".")
     os.close(fd)
     try:
-        np.save(tmp, array)
+        write(tmp)
         publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    write_atomically(path, lambda tmp: np.save(tmp, array), ".npy")
 
 
 def is_netx(path: str) -> bool:
@@ -980,16 +986,7 @@ def export_nir(net: str | os.PathLike, output: str | os.PathLike, dt: float = 1e
     if not (np.isfinite(dt) and dt > 0):
         raise InputError(f"--dt {dt}: expected a time step > 0 in seconds")
     graph = netx_to_nir(read_netx(net), dt)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".nir", dir=out.parent)
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        publish(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_atomically(out, lambda tmp: nir.write(tmp, graph), ".nir")
 
 
 def cmd_export_nir(args: argparse.Namespace) -> int:
