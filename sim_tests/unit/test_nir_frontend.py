@@ -368,3 +368,47 @@ def test_snntorch_reads_the_exported_graph_and_spikes_like_loihi(tmp_path: Path)
     # NIR cannot say that Lava rounds the decayed v toward zero each step: close, not identical
     assert (counts.numpy().argmax(1) == loihi.argmax(1)).mean() >= 0.9
     assert np.abs(counts.numpy() - loihi).mean() <= 1.0
+
+
+def _refusal_graphs() -> dict[str, tuple[nir.NIRGraph, str]]:
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(2, 3)), np.zeros(2)
+    lif = {"tau": np.full(2, 1e-3), "r": np.ones(2), "v_leak": np.zeros(2), "v_threshold": np.ones(2)}
+    rec = _graph(w, b, nir.LIF(**lif), 3)
+    rec.nodes["rec"] = nir.Linear(weight=np.eye(2))
+    rec.edges += [("lif", "rec"), ("rec", "lif")]
+    inp = {"input": nir.Input(input_type={"input": np.array([3])})}
+    out = {"output": nir.Output(output_type={"output": np.array([2])})}
+
+    def chain(*nodes: tuple[str, nir.NIRNode]) -> nir.NIRGraph:
+        names = ["input", *(n for n, _ in nodes), "output"]
+        return nir.NIRGraph(
+            nodes={**inp, **dict(nodes), **out}, edges=list(zip(names, names[1:], strict=False)), type_check=False
+        )
+
+    return {
+        "v_reset": (_graph(w, b, nir.LIF(**{**lif, "v_reset": np.full(2, 0.2)}), 3), "v_reset"),
+        "tau-varies": (_graph(w, b, nir.LIF(**{**lif, "tau": np.array([1e-3, 2e-3])}), 3), "tau varies"),
+        "recurrent": (rec, "'lif'"),
+        "delay": (
+            chain(("d", nir.Delay(delay=np.ones(3))), ("fc", nir.Affine(weight=w, bias=b)), ("n", nir.LIF(**lif))),
+            "Delay",
+        ),
+        "neuron-on-input": (
+            chain(
+                ("n0", nir.IF(r=np.ones(3), v_threshold=np.ones(3))),
+            ),
+            "not fed by a synapse",
+        ),
+        "threshold": (
+            chain(("fc", nir.Affine(weight=w, bias=b)), ("t", nir.Threshold(threshold=np.ones(2)))),
+            "Threshold",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_refusal_graphs()))
+def test_every_refused_nir_graph_gives_one_error_line(case: str, tmp_path: Path) -> None:
+    graph, needle = _refusal_graphs()[case]
+    nir.write(tmp_path / "g.nir", graph)
+    assert_refused(run_cli(tmp_path, "compile", "g.nir", "-T", "8", "-o", "m.net"), "g.nir", needle)
