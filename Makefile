@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.loihic-setup
 
-.PHONY: setup demo test test-lava test-slow lint bench clean
+.PHONY: setup demo test test-lava test-slow conformance lint bench clean setup-ray test-ray
 
 setup: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q "numpy>=1.24,<2" "h5py>=3.7" "scipy>=1.10" "scikit-learn>=1.5" "tqdm>=4.60" \
-		"matplotlib>=3.5" "pytest>=7" "hypothesis>=6" "ruff>=0.4" "setuptools>=64" "nir==1.0.8"
+		"matplotlib>=3.5" "pytest>=7" "hypothesis>=6" "ruff>=0.4" "setuptools>=64" "nir==1.0.8" "numba>=0.59"
 	# The NIR exporters the tests use (real exporters' files, not hand-built graphs): snnTorch and sinabs.
 	$(PIP) install -q "nirtorch==2.6" "snntorch==1.0.0" "sinabs==2.0.3" "$(TORCH_SPEC)" "numpy>=1.24,<2"
 	$(PIP) install -q --no-deps --no-build-isolation -e .
@@ -30,10 +30,22 @@ demo: setup
 	$(VENV)/bin/loihic demo --workdir runs/demo --force
 
 test: setup
-	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+	$(PY) -m pytest -q -m "not slow and not ray" -p no:cacheprovider
+
+# Ray, the optional engine for sharding Lava verification (deploy/distributed.py): an extra, not in `setup`.
+setup-ray: setup
+	$(PIP) install -q "ray==2.60.0"
+
+test-ray: setup-ray
+	$(PY) -m pytest -q -m ray -p no:cacheprovider
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow -p no:cacheprovider
+
+# Issue 10.3/10.4: 1000 random networks spike-identical on Lava and the emulator, and fuzzed input files
+# through the CLI (failing cases are saved under runs/conformance/failures/; a summary in runs/conformance/).
+conformance: setup
+	LOIHIC_CONFORMANCE_COUNT=1000 $(PY) -m pytest -q -m slow -p no:cacheprovider sim_tests/conformance sim_tests/fuzz
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -36,6 +36,22 @@ def _lava_workers(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _emulator_options(p: argparse.ArgumentParser, overflow: bool = True) -> None:
+    if overflow:
+        p.add_argument(
+            "--check-overflow",
+            action="store_true",
+            help="emulator: count per layer how often u wrapped (24 bits), v clipped and the synaptic sum wrapped",
+        )
+    p.add_argument(
+        "--emulator-memory",
+        type=float,
+        default=1024,
+        metavar="MB",
+        help="emulator: working memory of one block of samples (default 1024 MB; results come on top)",
+    )
+
+
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
     p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data")
@@ -174,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voltage", default=None, help="also write the last layer's final v (N, *out) here")
     p.add_argument("--device", default=None, help="emulator device (default: cuda if available, else cpu)")
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: --input's)")
-    _common(p, json_flag=False)
+    _emulator_options(p)
+    _common(p)
     p.set_defaults(func=c.cmd_simulate)
 
     p = sub.add_parser("verify", help="emulator vs Lava, spike for spike, on encoded test samples")
@@ -187,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
     _lava_workers(p)
     p.add_argument("--device", default=None)
+    _emulator_options(p, overflow=False)  # verify always reports the overflow counts
     _common(p, output=False)
     p.set_defaults(func=c.cmd_verify)
 
@@ -215,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     _lava_workers(p)
     p.add_argument("--device", default=None)
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
+    _emulator_options(p)
     _common(p, output=False)
     p.set_defaults(func=c.cmd_evaluate)
 

@@ -25,7 +25,7 @@ from loihic.compiler.netx.read import NetxModel, read_netx
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
 from loihic.compiler.report import format_report, layer_report
-from loihic.deploy.emulator import Emulator, predict
+from loihic.deploy.emulator import DEFAULT_MEMORY_MB, Emulator, LayerOverflow, format_overflow, merge_overflow, predict
 from loihic.training.encoding import direct_bits
 
 
@@ -89,6 +89,9 @@ def check_options(args: argparse.Namespace) -> None:
         value = getattr(args, dest, None)
         if value is not None and value < 1:
             raise InputError(f"--{dest.replace('_', '-')} must be >= 1, got {value}")
+    memory = getattr(args, "emulator_memory", None)
+    if memory is not None and not (memory > 0 and np.isfinite(memory)):
+        raise InputError(f"--emulator-memory must be a number of MB > 0, got {memory}")
     name = getattr(args, "device", None)
     if name is None:
         return
@@ -140,21 +143,27 @@ def emulator_accuracy(
     seed: int,
     device: str | None = None,
     progress: bool = True,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    overflow_out: list[LayerOverflow] | None = None,
 ) -> float:
-    """Accuracy of the netx model on the emulator, encoding with the shared chunk rule."""
+    """Accuracy of the netx model on the emulator, encoding with the shared chunk rule.  With a list as
+    ``overflow_out``, the overflow monitor runs and the list receives its per-layer totals."""
     from tqdm import tqdm
 
     from loihic.training.snn import encode_chunks
 
-    emu = Emulator(model, device=device, input_message_bits=message_bits(model))
-    correct = 0
+    emu = Emulator(model, device=device, input_message_bits=message_bits(model), memory_mb=memory_mb)
+    correct, totals = 0, None
     bar = tqdm(total=len(x), desc="emulator", unit="sample", disable=not progress, leave=False)
     for start, spikes in encode_chunks(x, steps, encoding, seed):
-        res = emu.run(spikes)
+        res = emu.run(spikes, check_overflow=overflow_out is not None)
+        totals = merge_overflow(totals, res.overflow)
         pred = predict(res.output_spikes, res.output_v, emu.output_spiking)
         correct += int((pred == y[start : start + len(spikes)]).sum())
         bar.update(len(spikes))
     bar.close()
+    if overflow_out is not None:
+        overflow_out[:] = totals or []
     return correct / len(x)
 
 
@@ -203,13 +212,20 @@ def netx_accuracy(
     workers: int = 1,
     device: str | None = None,
     ray_address: str | None = None,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    overflow_out: list[LayerOverflow] | None = None,
 ) -> float:
     """Accuracy of a netx file on real inputs ``x`` (encoded with the shared chunk rule) on the emulator or
-    Lava (``ray_address``: sharded over Ray, deploy/distributed.py)."""
+    Lava (``ray_address``: sharded over Ray, deploy/distributed.py).  ``overflow_out``: emulator only,
+    see :func:`emulator_accuracy`."""
     if backend == "emulator":
         if ray_address is not None:
             raise InputError("--ray shards Lava runs; use it with --backend lava-sim")
-        return emulator_accuracy(model, x, y, steps, encoding, seed, device)
+        return emulator_accuracy(
+            model, x, y, steps, encoding, seed, device, memory_mb=memory_mb, overflow_out=overflow_out
+        )
+    if overflow_out is not None:
+        raise InputError("--check-overflow counts on the emulator; use --backend emulator")
     from loihic.deploy.lava_run import run_lava_parallel
 
     run = run_lava_parallel
@@ -840,10 +856,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     model = read_net(args.net, args.input_shape, lambda: spike_input_shape(args.input))
     bits = message_bits(model, args.input_message_bits)
     x = load_spike_input(args.input, model, bits)
+    overflow = None
     if args.backend == "emulator":
-        res = Emulator(model, device=args.device, input_message_bits=bits).run(x)
-        y, v = res.output_spikes, res.output_v
+        emu = Emulator(model, device=args.device, input_message_bits=bits, memory_mb=args.emulator_memory)
+        res = emu.run(x, check_overflow=args.check_overflow)
+        y, v, overflow = res.output_spikes, res.output_v, res.overflow
     else:
+        if args.check_overflow:
+            raise InputError("--check-overflow counts on the emulator; use --backend emulator")
         from loihic.deploy.lava_run import run_lava
 
         res = run_lava(args.net, x, backend=args.backend, input_message_bits=bits, read_v=vout is not None, model=model)
@@ -852,6 +872,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if vout is not None:
         save_npy(vout, v)
     print(f"wrote {out} {y.shape}" + (f" and {vout}" if vout else ""), file=sys.stderr)
+    if args.json or overflow is not None:
+        result = {"output": str(out), "shape": list(y.shape), "voltage": None if vout is None else str(vout)}
+        if overflow is not None:
+            result["overflow"] = [o.to_json() for o in overflow]
+        emit(args, result, format_overflow(overflow) if overflow is not None else "")
     return 0
 
 
@@ -873,6 +898,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         device=args.device,
         model=model,
         ray_address=args.ray,
+        memory_mb=args.emulator_memory,
     )
     res = {**rep.to_json(), "dataset": dataset, "seed": args.seed, "encoding": encoding, "net": args.net}
     verdict = "IDENTICAL" if rep.identical else "MISMATCH"
@@ -886,6 +912,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             else f"\naccuracy emulator {100 * rep.accuracy_emulator:.2f}%, Lava {100 * rep.accuracy_lava:.2f}%"
         )
         + f"\ntime emulator {rep.emulator_seconds:.2f} s, Lava {rep.lava_seconds:.2f} s"
+        + ("" if rep.overflow is None else "\n" + format_overflow(rep.overflow))
     )
     emit(args, res, text)
     if not rep.identical:
@@ -908,7 +935,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     netx = is_netx(args.target)
     backend = args.backend or ("emulator" if netx else "torch")
     t0 = time.perf_counter()
+    overflow = None
     if not netx:
+        if args.check_overflow:
+            raise InputError(f"{args.target}: --check-overflow counts on the emulator; it runs netx files")
         if backend != "torch":
             raise InputError(f"{args.target}: backend '{backend}' runs netx files; compile the checkpoint first")
         if args.input_shape is not None:
@@ -960,7 +990,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model = read_net(args.target, args.input_shape, lambda: data_input_shape(args))
         dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
         x, y, _ = run_data(args, args.target, model.input.shape, model.output_shape[0], dataset)
-        acc = netx_accuracy(model, x, y, steps, encoding, args.seed, backend, args.workers, args.device, args.ray)
+        overflow = [] if args.check_overflow else None
+        acc = netx_accuracy(
+            model,
+            x,
+            y,
+            steps,
+            encoding,
+            args.seed,
+            backend,
+            args.workers,
+            args.device,
+            args.ray,
+            memory_mb=args.emulator_memory,
+            overflow_out=overflow,
+        )
     secs = time.perf_counter() - t0
     res = {
         "target": args.target,
@@ -972,7 +1016,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "seconds": secs,
         "samples_per_second": len(x) / secs,
     }
-    emit(args, res, f"{args.target} [{backend}]: accuracy {100 * acc:.2f}% on {len(x)} samples ({secs:.1f} s)")
+    text = f"{args.target} [{backend}]: accuracy {100 * acc:.2f}% on {len(x)} samples ({secs:.1f} s)"
+    if overflow is not None:
+        res["overflow"] = [o.to_json() for o in overflow]
+        text += "\n" + format_overflow(overflow)
+    emit(args, res, text)
     return 0
 
 

@@ -9,30 +9,58 @@ Per step and layer (lava-nc 0.10.0, spec 2.1-2.3; ``rs0`` shifts toward zero, ``
 channel/array wrap numpy applies)::
 
     dense: a = wrap32(shift(W @ s, weight_exp))          # s binary unless graded input
-    conv:  a = wrap24(conv2d(s, W))                      # proc/conv/models.py signed wrap
+    conv:  a = wrap24(int32(conv2d(s, W)))               # proc/conv/models.py signed wrap; int32(): below
     LIF:   c = wrap32(rs0(u * (4096 - iDecay), 12) + wrap32(a << 6))
            u = c - 2^24 if c > 2^23 else (c + 2^24 if c <= -2^23 else c)      # single wrap
            v = clip(wrap32(rs0(v * (4096 - vDecay), 12) + u + (bias << 6)), -(2^23-1), 2^23-1)
            s = v > (vThMant << 6);  v[s] = 0
 
+Lava's conv sums in float64 and casts with ``astype(int32)`` before the wrap (``proc/conv/utils.py conv``):
+a sum outside the int32 range becomes INT_MIN there (x86-64's out-of-range conversion, with numpy's
+"invalid value encountered in cast" warning), so ``int32()`` above maps every such sum to -2^31, which
+wraps to 0.  Only graded input reaches it (e.g. 24-bit inputs times 8-bit weights).
+
 Integer products are carried in floating-point matmuls/convolutions: float32 for a layer whose
 largest possible partial sum, ``max_out sum_i |W_i| * max_input``, is below 2^24 (float32 is exact
-on integers up to there, whatever the summation order), else float64 (exact below 2^53).
+on integers up to there, whatever the summation order), else float64 (exact below 2^53).  On CUDA,
+convolutions always run in float64 (cuDNN may choose FFT or Winograd algorithms, which are not exact
+in float32), and TF32 / reduced-precision float32 matmuls are switched off for the run.
+
+Execution order (``mode``):
+
+* ``"layer"`` (default): a feed-forward network is run layer by layer.  Once the layer below has run,
+  a layer's synaptic input over all T steps is known, so each layer is ONE matmul / conv2d over all
+  B*T rows, then the LIF recurrence over T (:mod:`loihic.deploy.emulator_kernels`: one numba kernel on
+  CPU, vectorised torch steps elsewhere).  Tensors are (B, T, n).  Samples (and, when one sample alone
+  exceeds it, steps) are processed in blocks that fit ``memory_mb`` of working memory.
+* ``"step"``: every layer once per time step (:mod:`loihic.deploy.emulator_step`), the emulator as it
+  was; the reference the layer-major path is tested against.
+
+Both give the same integers: spikes of every layer, voltages, overflow counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from loihic.compiler.errors import InputError
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxNeuron
+from loihic.deploy import emulator_kernels as kern
+from loihic.deploy.emulator_layers import Workspace, run_layer_major
+from loihic.deploy.emulator_step import _rs0, _wrap, lif_step, run_step_major  # noqa: F401 - _rs0/_wrap: harness
 
-_U = schema.UV_LIMIT  # 2^23
+MODES = ("layer", "step")
+BACKENDS = ("numba", "torch")
+# Bound on the working memory of one block in layer mode (inputs, accumulators, spikes; not the results).
+# On CPU the blocks are smaller still, cache-sized, whenever a sample fits (emulator_layers.CPU_BLOCK_MB).
+DEFAULT_MEMORY_MB = 1024
 _V_MAX = schema.UV_LIMIT - 1
 
 
@@ -46,20 +74,18 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _wrap(x: torch.Tensor, bits: int) -> torch.Tensor:
-    half = 1 << (bits - 1)
-    return ((x + half) & ((1 << bits) - 1)) - half
-
-
-def _rs0(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Shift right toward zero, ``sign(x) * (|x| >> n)`` (lif/models.py subthr_dynamics)."""
-    return torch.sign(x) * (torch.abs(x) >> n)
-
-
-@dataclass
-class _LifState:
-    u: torch.Tensor
-    v: torch.Tensor
+@contextlib.contextmanager
+def _exact_float_math() -> Iterator[None]:
+    """IEEE float32 matmuls and convolutions for the duration (no TF32, no bf16 passes)."""
+    precision = torch.get_float32_matmul_precision()
+    cudnn_tf32 = torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cudnn.allow_tf32 = cudnn_tf32
 
 
 class _Lif:
@@ -71,22 +97,63 @@ class _Lif:
         self.vth = int(n.v_th_mant) << schema.VTH_SHIFT
         bias = np.zeros(int(np.prod(shape)), np.int64) if n.bias is None else n.bias
         self.bias = torch.as_tensor(bias << schema.BIAS_EXP, device=device).reshape(shape)
+        self.bias6 = self.bias.reshape(-1).contiguous()  # (n,) for the layer-major kernels
         self.shape = shape
+        self.size = int(np.prod(shape))
         self.can_spike = self.vth < _V_MAX
 
-    def state(self, batch: int, device: torch.device) -> _LifState:
-        z = torch.zeros((batch, *self.shape), dtype=torch.int64, device=device)
-        return _LifState(z, z.clone())
+    def step(self, st, a: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - emulator_step._LifState
+        return lif_step(self, st, a)
 
-    def step(self, st: _LifState, a: torch.Tensor) -> torch.Tensor:
-        c = _wrap(_rs0(st.u * self.du, schema.DECAY_BITS) + _wrap(a << schema.WEIGHT_SHIFT, 32), 32)
-        u = torch.where(c > _U, c - 2 * _U, c)
-        st.u = torch.where(u <= -_U, c + 2 * _U, u)
-        v = _wrap(_rs0(st.v * self.dv, schema.DECAY_BITS) + st.u + self.bias, 32)
-        v = torch.clamp(v, -_V_MAX, _V_MAX)
-        s = v > self.vth
-        st.v = torch.where(s, torch.zeros_like(v), v)
-        return s
+
+@dataclass
+class LayerOverflow:
+    """Overflow events of one neuron layer during a run, each counted per (sample, neuron, step)."""
+
+    layer: int  # neuron-layer index, as in ``layer_spikes`` (an input neuron is layer 0)
+    kind: str  # "input", "dense" or "conv"
+    shape: tuple[int, ...]
+    u_wraps: int  # u left (-2^23, 2^23] and wrapped by 2^24
+    v_clips: int  # v left +-(2^23 - 1) and was clipped
+    synapse_wraps: int  # the synaptic value wrapped: dense int32 channel, conv 24-bit accumulator
+    neuron_steps: int  # samples x neurons x steps monitored
+
+    @property
+    def any(self) -> bool:
+        return bool(self.u_wraps or self.v_clips or self.synapse_wraps)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "shape": list(self.shape)}
+
+
+def merge_overflow(a: list[LayerOverflow] | None, b: list[LayerOverflow] | None) -> list[LayerOverflow] | None:
+    """Sum two runs' counts layer by layer (e.g. the batches of a data set)."""
+    if a is None or b is None:
+        return a or b
+    return [
+        LayerOverflow(
+            x.layer,
+            x.kind,
+            x.shape,
+            x.u_wraps + y.u_wraps,
+            x.v_clips + y.v_clips,
+            x.synapse_wraps + y.synapse_wraps,
+            x.neuron_steps + y.neuron_steps,
+        )
+        for x, y in zip(a, b, strict=True)
+    ]
+
+
+def format_overflow(layers: list[LayerOverflow]) -> str:
+    """One line per layer, e.g. ``layer 1 (dense (128,)): u wrapped 12x, v clipped 0x, synapse wrapped 0x``."""
+    lines = ["overflow monitor (events per sample x neuron x step):"]
+    for o in layers:
+        shape = "x".join(map(str, o.shape))
+        lines.append(
+            f"  layer {o.layer} ({o.kind} {shape}): u wrapped {o.u_wraps}, v clipped {o.v_clips}, "
+            f"synapse wrapped {o.synapse_wraps} of {o.neuron_steps}" + ("" if o.any else "  (none)")
+        )
+    return "\n".join(lines)
 
 
 @dataclass
@@ -97,6 +164,7 @@ class EmulatorResult:
     output_v: np.ndarray  # (B, *out_shape) int64: last layer's v after the final step
     layer_spikes: list[np.ndarray] | None  # every neuron layer (input neuron first, if any)
     output_v_trace: np.ndarray | None  # (B, *out_shape, T) int64 when requested
+    overflow: list[LayerOverflow] | None = None  # per neuron layer, with ``check_overflow=True``
 
 
 class Emulator:
@@ -104,51 +172,70 @@ class Emulator:
 
     ``input_message_bits`` mirrors ``netx.hdf5.Network(input_message_bits=...)``: 0 means any
     nonzero input counts as one spike; > 0 delivers graded integer inputs (direct coding).
+    ``mode``: ``"layer"`` (default) or ``"step"`` (module doc).  ``backend`` (layer mode): ``"numba"``
+    (CPU; the default there when numba is installed) or ``"torch"`` (any device; the default elsewhere).
+    ``memory_mb``: bound on the working memory of one block of samples in layer mode (results come on
+    top); a sample that needs more is run in blocks of steps.
     """
 
-    def __init__(self, model: NetxModel, device: torch.device | str | None = None, input_message_bits: int = 0) -> None:
+    def __init__(
+        self,
+        model: NetxModel,
+        device: torch.device | str | None = None,
+        input_message_bits: int = 0,
+        mode: str = "layer",
+        backend: str | None = None,
+        memory_mb: float = DEFAULT_MEMORY_MB,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+        if not (memory_mb > 0 and math.isfinite(memory_mb)):
+            raise InputError(f"memory budget {memory_mb!r} MB: expected a number > 0")
         self.model = model
         self.device = torch.device(device) if device is not None else default_device()
+        if backend is None:
+            backend = "numba" if (self.device.type == "cpu" and kern.HAVE_NUMBA) else "torch"
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        if backend == "numba" and (self.device.type != "cpu" or not kern.HAVE_NUMBA):
+            raise ValueError("backend 'numba' runs on the CPU and needs numba installed")
+        self.mode, self.backend, self.memory_mb = mode, backend, float(memory_mb)
         self.graded = input_message_bits > 0
         self.input_shape = model.input.shape
-        self._input_lif = (
+        self.input_lif = (
             _Lif(model.input.neuron, self.input_shape, self.device) if model.input.neuron is not None else None
         )
-        self._ops: list[tuple[str, object, _Lif | None]] = []
+        self.ops: list[tuple[str, object, _Lif | None]] = []
         in_max = (1 << max(input_message_bits, 1)) - 1 if self.graded else 1
         for layer in model.layers:
             if isinstance(layer, NxFlatten):
-                self._ops.append(("flatten", None, None))
+                self.ops.append(("flatten", None, None))
                 continue
             dtype = _exact_dtype(layer.weight, in_max)
             in_max = 1  # spikes after the first layer
             if isinstance(layer, NxDense):
                 w = torch.as_tensor(layer.weight.T, dtype=dtype, device=self.device)
-                self._ops.append(("dense", (w, layer.weight_exp), _Lif(layer.neuron, layer.shape, self.device)))
+                self.ops.append(("dense", (w, layer.weight_exp), _Lif(layer.neuron, layer.shape, self.device)))
             elif isinstance(layer, NxConv):
+                dtype = torch.float64 if self.device.type == "cuda" else dtype
                 w = torch.as_tensor(layer.weight, dtype=dtype, device=self.device)
-                self._ops.append(("conv", (w, layer), _Lif(layer.neuron, layer.shape, self.device)))
+                self.ops.append(("conv", (w, layer), _Lif(layer.neuron, layer.shape, self.device)))
+        self._synaptic = [op for op in self.ops if op[0] != "flatten"]
+        self.workspace = Workspace(self.device)  # layer mode's buffers, kept between runs
+
+    # names the conformance harness (sim_tests/conformance) reads
+    _input_lif = property(lambda self: self.input_lif)
+    _ops = property(lambda self: self.ops)
+
+    @property
+    def lifs(self) -> list[_Lif]:
+        """Every LIF population in order: the input neuron (if any), then one per dense/conv layer."""
+        return ([self.input_lif] if self.input_lif else []) + [op[2] for op in self._synaptic]  # type: ignore[misc]
 
     @property
     def output_spiking(self) -> bool:
         """False when the last layer can never fire (an integrator readout, read from v)."""
-        return self._ops[-1][2].can_spike  # type: ignore[union-attr]
-
-    def _synapse(self, kind: str, params: object, s: torch.Tensor, first: bool) -> torch.Tensor:
-        w = params[0]  # type: ignore[index]
-        x = s.to(w.dtype) if (first and self.graded) else (s != 0).to(w.dtype)
-        if kind == "dense":
-            w, wexp = params  # type: ignore[misc]
-            acc = torch.matmul(x.reshape(x.shape[0], -1), w).round().to(torch.int64)
-            acc = acc << wexp if wexp > 0 else acc >> -wexp
-            return _wrap(acc, schema.CHANNEL_BITS)
-        w, layer = params  # type: ignore[misc]
-        acc = (
-            F.conv2d(x, w, stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
-            .round()
-            .to(torch.int64)
-        )
-        return _wrap(acc, schema.CONV_ACC_BITS)
+        return self.lifs[-1].can_spike
 
     def check_input(self, x: np.ndarray | torch.Tensor) -> None:
         shape = tuple(x.shape)
@@ -158,48 +245,33 @@ class Emulator:
         if kind not in "iub":
             raise InputError(f"input dtype {x.dtype} is not an integer type")
 
+    def _overflow(self, counts: list[np.ndarray], batch: int, steps: int) -> list[LayerOverflow]:
+        kinds = (["input"] if self.input_lif else []) + [op[0] for op in self._synaptic]
+        return [
+            LayerOverflow(k, kind, lif.shape, int(c[0]), int(c[1]), int(c[2]), batch * steps * lif.size)
+            for k, (kind, lif, c) in enumerate(zip(kinds, self.lifs, counts, strict=True))
+        ]
+
     @torch.no_grad()
-    def run(self, x: np.ndarray | torch.Tensor, record_layers: bool = False, record_v: bool = False) -> EmulatorResult:
-        """Run a batch ``x`` of shape (B, *input_shape, T) of integer inputs."""
+    def run(
+        self,
+        x: np.ndarray | torch.Tensor,
+        record_layers: bool = False,
+        record_v: bool = False,
+        check_overflow: bool = False,
+    ) -> EmulatorResult:
+        """Run a batch ``x`` of shape (B, *input_shape, T) of integer inputs.  ``check_overflow`` counts,
+        per layer, the u wraps, v clips and synaptic wraps (:class:`LayerOverflow`)."""
         self.check_input(x)
-        xt = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x, device=self.device)
-        xt = xt.to(torch.int64)
-        batch, steps = xt.shape[0], xt.shape[-1]
-        lifs = ([self._input_lif] if self._input_lif else []) + [op[2] for op in self._ops if op[2]]
-        states = [lif.state(batch, self.device) for lif in lifs]
-        rec: list[list[torch.Tensor]] = [[] for _ in lifs]
-        vtrace: list[torch.Tensor] = []
-        last = len(lifs) - 1
-        for t in range(steps):
-            s = xt[..., t]
-            k = 0
-            if self._input_lif:
-                s = self._input_lif.step(states[0], s)
-                rec[0].append(s) if (record_layers or last == 0) else None
-                k = 1
-            first = not self._input_lif
-            for kind, params, lif in self._ops:
-                if kind == "flatten":
-                    s = s.reshape(batch, -1)
-                    continue
-                a = self._synapse(kind, params, s, first)
-                first = False
-                s = lif.step(states[k], a)  # type: ignore[union-attr]
-                if record_layers or k == last:
-                    rec[k].append(s)
-                k += 1
-            if record_v:
-                vtrace.append(states[-1].v.clone())
-
-        def stack(ts: list[torch.Tensor]) -> np.ndarray:
-            return torch.stack(ts, dim=-1).to(torch.uint8).cpu().numpy()
-
-        return EmulatorResult(
-            output_spikes=stack(rec[-1]),
-            output_v=states[-1].v.cpu().numpy(),
-            layer_spikes=[stack(r) for r in rec] if record_layers else None,
-            output_v_trace=torch.stack(vtrace, -1).cpu().numpy() if record_v else None,
-        )
+        batch, steps = int(x.shape[0]), int(x.shape[-1])
+        with _exact_float_math():
+            if self.mode == "step":
+                xt = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x, device=self.device)
+                out = run_step_major(self, xt.to(torch.int64), record_layers, record_v, check_overflow)
+            else:
+                out = run_layer_major(self, x, record_layers, record_v, check_overflow)
+        counts = out.pop("counts")
+        return EmulatorResult(**out, overflow=self._overflow(counts, batch, steps) if check_overflow else None)
 
 
 def predict(output_spikes: np.ndarray, output_v: np.ndarray | None, output_spiking: bool) -> np.ndarray:
@@ -210,3 +282,15 @@ def predict(output_spikes: np.ndarray, output_v: np.ndarray | None, output_spiki
     if output_v is None:
         raise ValueError("an integrator readout needs the final voltages")
     return output_v.reshape(output_v.shape[0], -1).argmax(axis=1)
+
+
+__all__ = [
+    "DEFAULT_MEMORY_MB",
+    "Emulator",
+    "EmulatorResult",
+    "LayerOverflow",
+    "default_device",
+    "format_overflow",
+    "merge_overflow",
+    "predict",
+]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from loihic.compiler.netx.read import NetxModel, read_netx
-from loihic.deploy.emulator import Emulator, predict
+from loihic.deploy.emulator import DEFAULT_MEMORY_MB, Emulator, LayerOverflow, predict
 from loihic.deploy.lava_run import run_lava_parallel
 
 
@@ -36,6 +36,7 @@ class VerifyReport:
     accuracy_lava: float | None
     emulator_seconds: float
     lava_seconds: float
+    overflow: list[LayerOverflow] | None = None  # the emulator's overflow monitor, per neuron layer
 
     @property
     def identical(self) -> bool:
@@ -74,11 +75,12 @@ def verify(
     model: NetxModel | None = None,
     progress: bool = True,
     ray_address: str | None = None,
+    memory_mb: float = DEFAULT_MEMORY_MB,
 ) -> VerifyReport:
     model = model or read_netx(path)
-    emulator = Emulator(model, device=device, input_message_bits=input_message_bits)
+    emulator = Emulator(model, device=device, input_message_bits=input_message_bits, memory_mb=memory_mb)
     t0 = time.perf_counter()
-    emu = emulator.run(x, record_layers=True)
+    emu = emulator.run(x, record_layers=True, check_overflow=True)
     t1 = time.perf_counter()
     readout = not emulator.output_spiking
     run = run_lava_parallel
@@ -118,4 +120,5 @@ def verify(
         accuracy_lava=acc_l,
         emulator_seconds=t1 - t0,
         lava_seconds=t2 - t1,
+        overflow=emu.overflow,
     )

@@ -25,6 +25,7 @@ import importlib.resources
 import importlib.util
 import os
 import pickle
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,8 +337,9 @@ def _npy(path: Path | str, what: str) -> np.ndarray:
         raise InputError(f"{p}: no such file ({what})")
     try:
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{p}: not a readable .npy array of {what} ({str(exc).splitlines()[0][:160]})") from None
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # numpy tokenizes the header
+        why = "corrupt header" if isinstance(exc, SyntaxError | tokenize.TokenError) else str(exc).splitlines()[0][:160]
+        raise InputError(f"{p}: not a readable .npy array of {what} ({why})") from None
     if not isinstance(arr, np.ndarray):
         raise InputError(f"{p}: holds {type(arr).__name__}, expected one .npy array of {what}")
     if arr.nbytes > MAX_NPY_BYTES:
@@ -359,27 +361,28 @@ def load_inputs(path: Path | str, input_shape: tuple[int, ...], what: str = "inp
     no_channel = len(shape) == 3 and shape[0] == 1 and tuple(arr.shape[1:]) == shape[1:]
     if arr.ndim < 1 or arr.shape[0] < 1 or (tuple(arr.shape[1:]) != shape and not no_channel):
         raise InputError(f"{path}: shape {arr.shape}; expected {what} of shape {want}")
-    x = np.asarray(arr, dtype=np.float32).reshape(len(arr), *shape)
-    if not np.isfinite(x).all():
+    # NaN / inf and the range are checked in the file's dtype: a float64 1e300 would overflow float32 (a warning)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise InputError(f"{path}: {what} contain NaN or inf")
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
         raise InputError(
             f"{path}: {what} range over [{lo:.4g}, {hi:.4g}]; expected values in [0, 1] (the raw input scaled to "
             "[0, 1], before any normalisation: pass the normalisation with --input-mean/--input-std or keep it in "
             "the model)"
         )
-    return x
+    return np.asarray(arr, dtype=np.float32).reshape(len(arr), *shape)
 
 
 def load_labels(path: Path | str, n: int, num_classes: int) -> np.ndarray:
     """Integer labels ``(n,)`` in [0, num_classes)."""
     arr = _npy(path, "labels")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # before np.mod, which warns on NaN / inf
+        raise InputError(f"{path}: labels contain NaN or inf; expected integer class labels")
     if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0)):
         raise InputError(f"{path}: dtype {arr.dtype}; expected integer class labels")
     if arr.ndim != 1 or len(arr) != n:
         raise InputError(f"{path}: labels of shape {arr.shape}; expected ({n},), one per sample of the data")
-    y = np.asarray(arr, dtype=np.int64)
-    if n and (y.min() < 0 or y.max() >= num_classes):
-        raise InputError(f"{path}: labels range over [{y.min()}, {y.max()}]; the model has {num_classes} classes")
-    return y
+    if n and (arr.min() < 0 or arr.max() >= num_classes):  # in the file's dtype: 1e30 has no int64
+        raise InputError(f"{path}: labels range over [{arr.min()}, {arr.max()}]; the model has {num_classes} classes")
+    return np.asarray(arr, dtype=np.int64)

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +115,13 @@ def read_nir(path: Path | str) -> Any:
 
     try:
         _check_sizes(path)
-        return nir.read(path, type_check=False)
+        with warnings.catch_warnings():  # numpy's deprecation notes on a malformed file's arrays, inside nir
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return nir.read(path, type_check=False)
     except UnsupportedLayerError:
         raise
-    except Exception as exc:  # nir raises KeyError/ValueError/TypeError on malformed files
-        text = " ".join(str(exc).split())[:200]
+    except Exception as exc:  # nir raises KeyError/ValueError/TypeError/AssertionError on malformed files
+        text = " ".join(str(exc).split())[:200] or "malformed"
         raise UnsupportedLayerError(f"{path}: not a readable NIR graph ({type(exc).__name__}: {text})") from None
 
 

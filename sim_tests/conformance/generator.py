@@ -14,7 +14,8 @@ covers each combination once; everything else is random:
 - dense weights in several styles: slayer's even [-256, 254], odd [-127, 127], small (netx's weight_exp < 0),
   excitatory-only, inhibitory-only, out of range (netx clips), sparse;
 - neurons: iDecay / vDecay over 0..4096 with the edges 0, 1, 4095, 4096 drawn often, thresholds 0 .. 2^17
-  (and beyond: never fires), biases per neuron or per channel up to the int16 range, read-out layers that never
+  (and beyond: never fires), biases per channel or per neuron (a conv's in Lava's (W, H, C) shape, the only
+  per-neuron layout netx builds) up to the int16 range, read-out layers that never
   spike (threshold 2^17, or a dense layer without a ``neuron`` group: netx's default integrator);
 - drive: a "hot" case biases weights positive with dense input, so u wraps at 24 bits (and a << 6 at 32) and v
   clips at +-(2^23 - 1);

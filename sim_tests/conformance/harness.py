@@ -16,18 +16,14 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from loihic.compiler import errors
-from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NetxModel, read_netx
-from loihic.deploy import emulator as emu_mod
 from loihic.deploy.emulator import Emulator
 from loihic.deploy.lava_run import run_lava
 from loihic.deploy.verify import first_mismatch
@@ -46,40 +42,30 @@ class Outcome:
     name: str
     ok: bool
     problem: str | None = None  # one line: the first divergence, or what failed
-    events: dict[str, int] = field(default_factory=dict)  # emulator-side counts (u wraps, v clips, spikes)
+    events: dict[str, int] = field(default_factory=dict)  # emulator's overflow monitor: u wraps, v clips, ...
     lava_seconds: float = 0.0
     saved: str | None = None
 
 
-def _count_events(emulator: Emulator, counts: Counter) -> None:
-    """Wrap each LIF population's step to count u wraps, a << 6 leaving int32, v clips and spikes (the same
-    expressions as the emulator's step, evaluated on the state before it; statistics only)."""
-    lifs = ([emulator._input_lif] if emulator._input_lif else []) + [op[2] for op in emulator._ops if op[2]]
-    u_lim, v_max = schema.UV_LIMIT, schema.UV_LIMIT - 1
-    for lif in lifs:
-        step = lif.step
-
-        def counted(st: Any, a: torch.Tensor, lif: Any = lif, step: Any = step) -> torch.Tensor:
-            shifted = a << schema.WEIGHT_SHIFT
-            counts["a_wrap32"] += int((shifted != emu_mod._wrap(shifted, 32)).sum())
-            c = emu_mod._wrap(emu_mod._rs0(st.u * lif.du, 12) + emu_mod._wrap(shifted, 32), 32)
-            counts["u_wrap"] += int(((c > u_lim) | (c <= -u_lim)).sum())
-            v_prev = st.v
-            s = step(st, a)
-            v = emu_mod._wrap(emu_mod._rs0(v_prev * lif.dv, 12) + st.u + lif.bias, 32)
-            counts["v_clip"] += int(((v > v_max) | (v < -v_max)).sum())
-            counts["spikes"] += int(s.sum())
-            return s
-
-        lif.step = counted  # an instance attribute: this emulator only
-
-
 def emulate(case: Case, model: NetxModel) -> tuple[Any, dict[str, int]]:
-    emulator = Emulator(model, device="cpu", input_message_bits=case.bits)
-    counts: Counter = Counter()
-    _count_events(emulator, counts)
-    res = emulator.run(case.x, record_layers=True)
-    return res, dict(counts)
+    """The emulator as the brief and ``verify`` use it (default mode), with its overflow monitor; the step-major
+    reference mode must give the same integers.  Returns the result and the event counts of the whole case."""
+    res = Emulator(model, device="cpu", input_message_bits=case.bits).run(
+        case.x, record_layers=True, check_overflow=True
+    )
+    ref = Emulator(model, device="cpu", input_message_bits=case.bits, mode="step").run(case.x, record_layers=True)
+    for k, (a, b) in enumerate(zip(res.layer_spikes, ref.layer_spikes, strict=True)):
+        if not np.array_equal(a, b):
+            raise AssertionError(f"{case.name}: emulator modes 'layer' and 'step' differ at layer {k}")
+    if not np.array_equal(res.output_v, ref.output_v):
+        raise AssertionError(f"{case.name}: emulator modes 'layer' and 'step' differ in the final v")
+    events = {
+        "u_wrap": sum(o.u_wraps for o in res.overflow),
+        "v_clip": sum(o.v_clips for o in res.overflow),
+        "synapse_wrap": sum(o.synapse_wraps for o in res.overflow),
+        "spikes": int(sum(int(s.sum()) for s in res.layer_spikes)),
+    }
+    return res, events
 
 
 def compare(emu: Any, lava: Any) -> str | None:

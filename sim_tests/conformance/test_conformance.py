@@ -64,7 +64,9 @@ def test_generator_covers_the_space():
     specs = [gen.make_case(seed(), i).spec for i in range(400)]
     layers = [lay for s in specs for lay in s["layers"]]
     synaptic = [lay for lay in layers if lay["type"] != "flatten"]
-    neurons = [lay["neuron"] for lay in synaptic if lay["neuron"]] + [s["input_neuron"] for s in specs if s["input_neuron"]]
+    neurons = [lay["neuron"] for lay in synaptic if lay["neuron"]] + [
+        s["input_neuron"] for s in specs if s["input_neuron"]
+    ]
     convs = [lay for lay in synaptic if lay["type"] == "conv"]
     assert {s["topology"] for s in specs} == set(gen.TOPOLOGIES)
     assert {s["input_mode"] for s in specs} == set(gen.INPUT_MODES)
@@ -86,7 +88,9 @@ def test_generator_covers_the_space():
 def test_cases_are_reproducible():
     a, b = gen.make_case(seed(), 17), gen.make_case(seed(), 17)
     assert a.spec == b.spec and np.array_equal(a.x, b.x)
-    assert all(np.array_equal(x["weight"], y["weight"]) for x, y in zip(a.layers, b.layers, strict=True) if "weight" in x)
+    assert all(
+        np.array_equal(x["weight"], y["weight"]) for x, y in zip(a.layers, b.layers, strict=True) if "weight" in x
+    )
 
 
 def test_subset_wraps_u_and_clips_v(tmp_path):
@@ -132,7 +136,7 @@ def test_conformance_full():
         "seconds": round(time.perf_counter() - t0, 1),
         "lava_seconds": round(lava_s, 1),
         "failures": failures,
-        "cases_reaching": dict(reached),  # cases with at least one u wrap / v clip / a<<6 int32 wrap / spike
+        "cases_reaching": dict(reached),  # cases with at least one u wrap / v clip / synaptic wrap / spike
     }
     (log_dir / f"summary-seed{s}.json").write_text(json.dumps(summary, indent=1) + "\n")
     assert not failures, f"{len(failures)} of {count} cases differ: {failures[:5]}"
@@ -164,3 +168,30 @@ def test_per_neuron_conv_bias_netx_cannot_build_is_refused(tmp_path, shape):
     path = _conv_file(tmp_path / "b.net", np.arange(24).reshape(shape))
     with pytest.raises(NetxFormatError, match="bias"):
         read_netx(path)
+
+
+# --- minimised from cases 210, 254, 426, 450 and 666 of seed 1010 (graded input into a conv) -----------------
+@pytest.mark.lava
+def test_conv_sum_beyond_int32_matches_lava(tmp_path):
+    """A 24-bit input times weights 127 .. 254: sums from just below to far above 2^31.  Lava casts its float64
+    conv sum with astype(int32) (INT_MIN when outside) before the 24-bit wrap, so those read out 0."""
+    from loihic.deploy.emulator import Emulator
+    from loihic.deploy.lava_run import run_lava
+
+    weights = np.asarray([64, 127, 128, 200, 254], np.float32)
+    path = tmp_path / "c.net"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("layer/0")
+        g["type"], g["shape"] = "input", np.asarray([1, 1, 1])
+        g = f.create_group("layer/1")
+        g["type"], g["shape"] = "conv", np.asarray([len(weights), 1, 1])
+        g["weight"] = weights.reshape(-1, 1, 1, 1)
+        g["stride"], g["padding"], g["dilation"], g["groups"] = 1, 0, 1, 1
+        n = g.create_group("neuron")  # read-out: v = u = a << 6 every step
+        n["type"], n["vThMant"], n["iDecay"], n["vDecay"] = "CUBA", gen.VTH_NEVER, 4096, 4096
+    x = np.full((1, 1, 1, 1, 2), (1 << 24) - 1, np.int64)
+    model = read_netx(path)
+    emu = Emulator(model, device="cpu", input_message_bits=24).run(x)
+    lava = run_lava(str(path), x, input_message_bits=24, read_v=True, progress=False, model=model)
+    assert emu.output_v.ravel().tolist() == lava.output_v.ravel().tolist()
+    assert emu.output_v.ravel().tolist()[-2:] == [0, 0]  # 200 and 254 times 2^24 - 1 leave int32

@@ -60,7 +60,11 @@ def _command(kind: str, k: int, seeds: dict[str, Path], m: str) -> tuple[str, li
     if kind == "checkpoint":
         return ("mlp.pt", "lenet5.pt")[k % 2], ["compile", m, "-o", "out.net"], "out.net"
     if kind == "pt2":
-        return ("mlp.pt2", "conv.pt2")[k % 2], ["convert", m, "--calib", s["X.npy"], "-T", "8", "-o", "out.pt"], "out.pt"
+        return (
+            ("mlp.pt2", "conv.pt2")[k % 2],
+            ["convert", m, "--calib", s["X.npy"], "-T", "8", "-o", "out.pt"],
+            "out.pt",
+        )
     if kind == "nir":
         if k % 2:
             return "snntorch.nir", ["compile", m, "-T", "8", "-o", "out.net"], "out.net"
@@ -174,6 +178,12 @@ def save_failure(case: Case, res: dict[str, Any], why: str, root: Path) -> Path:
     folder.mkdir(parents=True)
     name = next(a for a in case.argv if a.startswith("in."))
     shutil.copy2(Path(case.cwd) / name, folder / name)
-    info = {**case.__dict__, "cwd": str(folder), "why": why, "result": res, "replay": f"cd {folder} && loihic " + " ".join(case.argv)}
+    info = {
+        **case.__dict__,
+        "cwd": str(folder),
+        "why": why,
+        "result": res,
+        "replay": f"cd {folder} && loihic " + " ".join(case.argv),
+    }
     (folder / "case.json").write_text(json.dumps(info, indent=1) + "\n")
     return folder

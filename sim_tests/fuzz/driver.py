@@ -1,4 +1,6 @@
-"""Run many ``loihic`` command lines in ONE interpreter: ``python -m sim_tests.fuzz.driver CASES.json OUT.jsonl [START]``.
+"""Run many ``loihic`` command lines in ONE interpreter.
+
+Usage: ``python -m sim_tests.fuzz.driver CASES.json OUT.jsonl [START]``.
 
 Each case (``{"id", "argv", "cwd"}``) runs as ``loihic.deploy.cli.main(argv)`` in its own working folder, with
 its stdout / stderr captured (Python's and file descriptor 2's, where C libraries write), under a per-case

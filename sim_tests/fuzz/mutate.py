@@ -134,7 +134,8 @@ def _h5_op(f: h5py.File, rng: np.random.Generator) -> str:
     if op == "delete":
         del f[name]
     elif op == "rename":
-        new = name + str(rng.choice(("_", "s", "X"))) if rng.random() < 0.7 else name.rsplit("/", 1)[0] + "/99"
+        parent = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+        new = name + str(rng.choice(("_", "s", "X"))) if rng.random() < 0.7 else parent + "99"
         if new in f:
             del f[new]
         f.move(name, new)
@@ -144,15 +145,20 @@ def _h5_op(f: h5py.File, rng: np.random.Generator) -> str:
         f.create_group(name)
     elif op == "retype":
         value = rng.choice(4)
-        kinds = {0: np.bytes_(b"abc"), 1: np.asarray([1.5, -2.5]), 2: np.asarray([True, False]), 3: np.complex64(1 + 2j)}
+        kinds = {
+            0: np.bytes_(b"abc"),
+            1: np.asarray([1.5, -2.5]),
+            2: np.asarray([True, False]),
+            3: np.complex64(1 + 2j),
+        }
         del f[name]
         f[name] = kinds[int(value)]
         return f"retype {name} -> {kinds[int(value)]!r}"
     elif op == "nan":
-        arr = np.asarray(ds[()], dtype=np.float64)
-        arr = np.atleast_1d(arr).copy()
+        raw = np.atleast_1d(np.asarray(ds[()]))
+        arr = raw.astype(np.float64) if raw.dtype.kind in "iufb" and raw.size else np.zeros(1)
         arr.flat[rng.integers(0, arr.size)] = rng.choice((np.nan, np.inf, -np.inf))
-        _replace(f, name, data=arr.reshape(ds.shape) if ds.shape else arr[0])
+        _replace(f, name, data=arr.reshape(ds.shape) if ds.shape and arr.size == ds.size else arr[0])
     elif op == "huge":
         value = pick(rng, HUGE_INTS + HUGE_FLOATS)
         arr = np.atleast_1d(np.asarray(ds[()]))
@@ -213,7 +219,10 @@ def mutate_h5(src: Path, out: Path, rng: np.random.Generator) -> str:
         for _ in range(int(rng.choice((1, 1, 1, 2, 3)))):
             if not _h5_items(f):
                 break
-            whats.append(_h5_op(f, rng))
+            try:
+                whats.append(_h5_op(f, rng))
+            except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:  # h5py refused this edit
+                whats.append(f"(edit refused by h5py: {type(exc).__name__})")
     return "h5: " + "; ".join(whats)
 
 
@@ -267,7 +276,11 @@ def _new_value(old: Any, rng: np.random.Generator) -> Any:
     if isinstance(old, float):
         return pick(rng, HUGE_FLOATS) if rng.random() < 0.8 else int(old)
     if isinstance(old, str):
-        return str(rng.choice(("", "xyz", "conv", "linear", "snn", "ann", "direct0", "maxpool", "lstm"))) if rng.random() < 0.8 else 3
+        return (
+            str(rng.choice(("", "xyz", "conv", "linear", "snn", "ann", "direct0", "maxpool", "lstm")))
+            if rng.random() < 0.8
+            else 3
+        )
     if isinstance(old, list):
         choice = int(rng.integers(0, 4))
         if choice == 0:
@@ -291,7 +304,9 @@ def mutate_checkpoint(src: Path, out: Path, rng: np.random.Generator) -> str:
         choice = int(rng.integers(0, 4))
         obj = [Payload(), {"format": "loihic-checkpoint", "x": Payload()}, [1, 2, 3], ckpt["state_dict"]][choice]
         torch.save(obj, out)
-        return f"checkpoint: whole object replaced ({['payload', 'payload in dict', 'list', 'plain state_dict'][choice]})"
+        return (
+            f"checkpoint: whole object replaced ({['payload', 'payload in dict', 'list', 'plain state_dict'][choice]})"
+        )
     ckpt = copy.deepcopy(ckpt)
     whats = []
     for _ in range(int(rng.choice((1, 1, 2, 3)))):
@@ -302,7 +317,9 @@ def mutate_checkpoint(src: Path, out: Path, rng: np.random.Generator) -> str:
             continue
         if special < 0.25 and ckpt.get("arch"):
             spec = ckpt["arch"][int(rng.integers(0, len(ckpt["arch"])))]
-            key = str(rng.choice(("out_features", "in_features", "out_channels", "kernel", "stride", "padding", "type")))
+            key = str(
+                rng.choice(("out_features", "in_features", "out_channels", "kernel", "stride", "padding", "type"))
+            )
             spec[key] = pick(rng, (10**9, -1, 0, "maxpool", 2**31, [3, 3, 3]))
             whats.append(f"arch entry {key} = {spec[key]!r}")
             continue
@@ -330,8 +347,27 @@ def _mutate_json_tree(obj: Any, rng: np.random.Generator) -> str:
     if not paths:
         return "nothing to mutate"
     # prefer sizes / dtypes / names: where a reader must check
-    hot = [p for p in paths if p and str(p[-1]) in ("as_int", "dtype", "sizes", "strides", "storage_offset", "path_name", "use_pickle", "name", "target", "layout")]
-    path = hot[int(rng.integers(0, len(hot)))] if hot and rng.random() < 0.7 else paths[int(rng.integers(0, len(paths)))]
+    hot = [
+        p
+        for p in paths
+        if p
+        and str(p[-1])
+        in (
+            "as_int",
+            "dtype",
+            "sizes",
+            "strides",
+            "storage_offset",
+            "path_name",
+            "use_pickle",
+            "name",
+            "target",
+            "layout",
+        )
+    ]
+    path = (
+        hot[int(rng.integers(0, len(hot)))] if hot and rng.random() < 0.7 else paths[int(rng.integers(0, len(paths)))]
+    )
     parent = _get(obj, path[:-1])
     old = parent[path[-1]]
     if str(path[-1]) == "as_int":
@@ -420,8 +456,9 @@ def _npy_value(arr: np.ndarray, rng: np.random.Generator, kind: str) -> tuple[np
         a.flat[rng.integers(0, a.size)] = rng.choice((np.nan, np.inf, -np.inf))
         return a, "NaN / inf entry"
     if choice == 1:
-        a = a.astype(np.float64) if kind != "labels" else a
-        a.flat[rng.integers(0, a.size)] = pick(rng, (2.0, -1.0, 1e30, 255.0, 10.0, -(2.0**62)))
+        a = a.astype(np.float64) if kind != "labels" else a.astype(np.int64)
+        values = (10, -1, 2**40, 255, -(2**62)) if kind == "labels" else (2.0, -1.0, 1e30, 255.0, 10.0, -(2.0**62))
+        a.flat[rng.integers(0, a.size)] = pick(rng, values)
         return a, "out-of-range entry"
     if choice == 2:
         dtype = pick(rng, (np.float16, np.float64, np.int8, np.uint8, np.int64, np.bool_, np.complex64, "U3"))

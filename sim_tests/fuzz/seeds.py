@@ -34,9 +34,7 @@ def _snntorch_like_nir(path: Path) -> None:
     nodes = {
         "input": nir.Input(input_type={"input": np.array([64])}),
         "fc1": nir.Affine(weight=rng.normal(0, 0.3, (16, 64)), bias=rng.normal(0, 0.1, 16)),
-        "lif1": nir.LIF(
-            tau=np.full(16, dt / 0.1), r=np.full(16, 10.0), v_leak=np.zeros(16), v_threshold=np.ones(16)
-        ),
+        "lif1": nir.LIF(tau=np.full(16, dt / 0.1), r=np.full(16, 10.0), v_leak=np.zeros(16), v_threshold=np.ones(16)),
         "fc2": nir.Affine(weight=rng.normal(0, 0.3, (10, 16)), bias=np.zeros(10)),
         "li2": nir.LI(tau=np.full(10, dt / 0.2), r=np.full(10, 5.0), v_leak=np.zeros(10)),
         "output": nir.Output(output_type={"output": np.array([10])}),
@@ -70,7 +68,10 @@ def build_seeds(folder: Path) -> dict[str, Path]:
         export_nir(folder / "model.net", folder / "model.nir")
         _snntorch_like_nir(folder / "snntorch.nir")
         torch.manual_seed(0)
-        _export(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10)), folder / "mlp.pt2")
+        _export(
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10)),
+            folder / "mlp.pt2",
+        )
         _export(
             torch.nn.Sequential(
                 torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 10)

@@ -1,0 +1,48 @@
+"""Replay conformance cases: ``python -m sim_tests.conformance.replay FOLDER...`` or ``--seed S --index I...``.
+
+A FOLDER is a saved failure (``net.net``, ``input.npy``, ``case.json``, see :mod:`sim_tests.conformance.harness`):
+its files are run again on Lava and on the emulator and compared layer by layer.  ``--seed``/``--index``
+regenerate cases from the generator instead (nothing is saved).  Prints one line per case; exit 1 if any differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    from loihic.deploy import lava_compat
+
+    lava_compat.install()
+    from sim_tests.conformance import generator as gen
+    from sim_tests.conformance.harness import check_files, run_case
+
+    p = argparse.ArgumentParser(prog="python -m sim_tests.conformance.replay", description=__doc__.split("\n")[0])
+    p.add_argument("folders", nargs="*", type=Path)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--index", type=int, nargs="*", default=[])
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    bad = 0
+    for folder in args.folders:
+        spec = json.loads((folder / "case.json").read_text())
+        spec = {k: v for k, v in spec.items() if k not in ("outcome", "replay")}
+        case = gen.Case(spec, [], np.load(folder / "input.npy"))
+        out = check_files(case, folder / "net.net")
+        bad += not out.ok
+        print(f"{folder}: {'identical' if out.ok else out.problem}")
+    for index in args.index:
+        out = run_case(gen.make_case(args.seed if args.seed is not None else 1010, index), save=False)
+        bad += not out.ok
+        print(f"{out.name}: {'identical' if out.ok else out.problem}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
