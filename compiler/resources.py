@@ -153,8 +153,8 @@ def hardware_notes(model: NetxModel, timesteps: int | None) -> list[dict[str, An
                         "field": field,
                         "value": int(value),
                         "nearest_legal": HW_DECAY_MAX,
-                        "why": f"layer {i}: {field} = {value}: Loihi 2's decay register holds 12 bits (0..{HW_DECAY_MAX}); the "
-                        f"CPU simulator accepts {value}",
+                        "why": f"layer {i}: {field} = {value}: Loihi 2's decay register holds 12 bits "
+                        f"(0..{HW_DECAY_MAX}); the CPU simulator accepts {value}",
                     }
                 )
     if timesteps and timesteps & (timesteps - 1):
