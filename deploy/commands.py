@@ -760,20 +760,12 @@ def hardware_check(path: Path, target: str, samples: int, seed: int) -> dict[str
 
 
 # --- simulate / verify / evaluate ----------------------------------------------------------------------
-def _open_npy(path: str, mmap: bool = False) -> np.ndarray:
-    """A .npy array (``mmap``: only its header is read now); one-line errors naming the file."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, expected a .npy file")
-    if not p.is_file():
-        raise InputError(f"{p}: no such file")
-    try:
-        x = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{p}: not a readable .npy array ({str(exc).splitlines()[0]})") from None
-    if not isinstance(x, np.ndarray):
-        raise InputError(f"{p}: holds {type(x).__name__}, expected one .npy array")
-    return x
+def _open_npy(path: str, what: str) -> np.ndarray:
+    """A .npy array, memory-mapped: only its header is read, and its declared size checked against the file and a
+    limit, before anything is allocated; one-line errors naming the file (:func:`loihic.training.data.read_npy`)."""
+    from loihic.training.data import read_npy
+
+    return read_npy(path, what)
 
 
 def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
@@ -811,7 +803,7 @@ def read_net(
 
 def spike_input_shape(path: str) -> tuple[tuple[int, ...], str]:
     """Per-sample (C, H, W) of the spikes ``--input X.npy`` (N, C, H, W, T), from its header."""
-    x = _open_npy(path, mmap=True)
+    x = _open_npy(path, "input spikes")
     if x.ndim != 5:
         raise InputError(f"{path}: shape {x.shape}; a conv-first network takes spikes (N, C, H, W, T)")
     return tuple(int(s) for s in x.shape[1:-1]), f"--input {path}"
@@ -823,7 +815,7 @@ def data_input_shape(args: argparse.Namespace) -> tuple[tuple[int, ...], str] | 
     from loihic.training.data import dataset_info
 
     if getattr(args, "data", None) is not None:
-        x = _open_npy(args.data, mmap=True)
+        x = _open_npy(args.data, "inputs")
         if x.ndim not in (3, 4):
             raise InputError(f"{args.data}: shape {x.shape}; a conv-first network takes images (N, C, H, W)")
         return tuple(int(s) for s in (x.shape[1:] if x.ndim == 4 else (1, *x.shape[1:]))), f"--data {args.data}"
@@ -833,7 +825,7 @@ def data_input_shape(args: argparse.Namespace) -> tuple[tuple[int, ...], str] | 
 
 
 def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
-    x = _open_npy(path)
+    x = _open_npy(path, "input spikes")
     p = Path(path)
     if x.dtype.kind not in "iub":
         raise InputError(f"{p}: dtype {x.dtype}; expected an integer array of spikes")
@@ -844,7 +836,7 @@ def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
         raise InputError(f"{p}: values other than 0/1; binary spikes expected (or set --input-message-bits)")
     if bits > 0 and (x.min() < 0 or x.max() >= (1 << bits)):
         raise InputError(f"{p}: values outside [0, {(1 << bits) - 1}] for {bits}-bit graded input")
-    return x
+    return np.array(x)  # read now, from the memory map whose size was checked
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

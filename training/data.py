@@ -328,7 +328,7 @@ def _cifar10(split: str, data_dir: Path | str | None) -> tuple[np.ndarray, np.nd
 MAX_NPY_BYTES = 8 << 30  # refuse larger arrays before reading them
 
 
-def _npy(path: Path | str, what: str) -> np.ndarray:
+def read_npy(path: Path | str, what: str) -> np.ndarray:
     """A ``.npy`` array, memory-mapped (nothing allocated before its header is checked); never unpickled."""
     p = Path(path)
     if p.is_dir():
@@ -353,7 +353,7 @@ def load_inputs(path: Path | str, input_shape: tuple[int, ...], what: str = "inp
     Single-channel images may omit the channel axis (a (N, 28, 28) array for a (1, 28, 28) model); anything
     else is refused naming both shapes.
     """
-    arr = _npy(path, what)
+    arr = read_npy(path, what)
     shape = tuple(int(s) for s in input_shape)
     want = f"(N, {', '.join(map(str, shape))})"
     if arr.dtype.kind not in "fiub":
@@ -376,7 +376,7 @@ def load_inputs(path: Path | str, input_shape: tuple[int, ...], what: str = "inp
 
 def load_labels(path: Path | str, n: int, num_classes: int) -> np.ndarray:
     """Integer labels ``(n,)`` in [0, num_classes)."""
-    arr = _npy(path, "labels")
+    arr = read_npy(path, "labels")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # before np.mod, which warns on NaN / inf
         raise InputError(f"{path}: labels contain NaN or inf; expected integer class labels")
     if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0)):

@@ -138,30 +138,71 @@ def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
     return w.astype(np.int64), num_weight_bits, -scale_bits
 
 
-def _scalar(ds: Any) -> Any:
-    v = ds[()]
-    if isinstance(v, np.ndarray) and v.shape:
-        v = v.ravel()[0]
-    return v
+# Sizes are checked on the datasets' declared shapes before anything is read (a file may declare 10^9 elements
+# and store a few bytes), and every number is checked finite and in range before ``int()`` sees it.
+MAX_ELEMENTS = 1 << 27  # per dataset (a 1 GiB int64 weight); Loihi 2's whole chip holds far fewer synapses
+MAX_NEURONS = 1 << 24  # per layer; a Loihi 2 chip has about 10^6 neurons
+MAX_SMALL = 64  # shape, stride, padding, dilation, groups, neuron constants, type strings
+INT_LIMIT = 2**62  # netx's astype(int) is undefined beyond int64
 
 
-def _text(ds: h5py.Dataset) -> str:
-    v = _scalar(ds)
-    return v.decode("ascii") if isinstance(v, bytes) else str(v)
+def _dataset(node: Any, where: str, key: str, max_size: int = MAX_ELEMENTS) -> np.ndarray:
+    """``node``'s values, read only after its declared size is checked."""
+    if not isinstance(node, h5py.Dataset):
+        raise NetxFormatError(f"{where}: '{key}' is {type(node).__name__}, expected a dataset")
+    if node.shape is None or node.size > max_size:
+        raise NetxFormatError(
+            f"{where}: '{key}' declares shape {node.shape}; at most {max_size} elements are expected here"
+        )
+    return np.asarray(node[()])
+
+
+def _numbers(node: Any, where: str, key: str, max_size: int = MAX_ELEMENTS) -> np.ndarray:
+    a = _dataset(node, where, key, max_size)
+    if a.dtype.kind not in "biuf":
+        raise NetxFormatError(f"{where}: '{key}' holds {a.dtype}, expected numbers")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise NetxFormatError(f"{where}: '{key}' holds NaN or inf, expected finite numbers")
+    return a
+
+
+def _ints(node: Any, where: str, key: str, lo: int = -INT_LIMIT, hi: int = INT_LIMIT) -> tuple[int, ...]:
+    """A few integers (floats truncate, as netx's ``astype(int)`` does), each in ``[lo, hi]``."""
+    a = _numbers(node, where, key, MAX_SMALL).ravel()
+    if a.size == 0:
+        raise NetxFormatError(f"{where}: '{key}' is empty")
+    if a.min() < lo or a.max() > hi:
+        raise NetxFormatError(f"{where}: '{key}' = {a.tolist()}, expected integers in [{lo}, {hi}]")
+    return tuple(int(v) for v in a.astype(np.int64))
+
+
+def _text(node: Any, where: str = "", key: str = "type") -> str:
+    v = _dataset(node, where or str(getattr(node, "name", "?")), key, 4096)
+    v = v.ravel()[0] if v.size else b""
+    v = v.item() if isinstance(v, np.generic) else v
+    return v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)
 
 
 def _pair(g: h5py.Group, key: str, where: str) -> tuple[int, int]:
     if key not in g:
         raise NetxFormatError(f"{where}: conv layer lacks '{key}'")
-    a = np.atleast_1d(np.asarray(g[key][()])).astype(int)
-    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+    a = _ints(g[key], where, key, 0, 1 << 16)
+    return (a[0], a[0]) if len(a) == 1 else (a[0], a[1])
+
+
+def _shape(g: h5py.Group, where: str) -> tuple[int, ...]:
+    """A layer's declared 'shape': positive sizes, at most :data:`MAX_NEURONS` neurons in all."""
+    dims = _ints(g["shape"], where, "shape", 1, MAX_NEURONS)
+    if int(np.prod(dims, dtype=object)) > MAX_NEURONS:
+        raise NetxFormatError(f"{where}: shape {dims} declares more than {MAX_NEURONS} neurons in one layer")
+    return dims
 
 
 def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_bias: bool = True) -> NxNeuron:
     bias = None
     if with_bias and "bias" in g:
-        b = np.asarray(g["bias"][()])
-        if b.dtype.kind not in "iuf" or not np.isfinite(b).all() or np.abs(b).max(initial=0) >= 2.0**63:
+        b = _numbers(g["bias"], where, "bias")
+        if np.abs(b).max(initial=0) >= 2.0**63:
             raise NetxFormatError(f"{where}: bias must be finite numbers within the int64 range")
         b = b.astype(int).astype(np.int64).ravel()  # netx: astype(int)
         if b.size == shape[0] and len(shape) == 3:  # per channel
@@ -177,11 +218,11 @@ def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_
         # netx's default for a dense layer without neuron (hdf5.py create_dense): non-leaky integrator
         return NxNeuron(v_th_mant=schema.VTH_MANT_NEVER, i_decay=0, v_decay=4096, bias=bias)
     ng = g["neuron"]
-    ntype = _text(ng["type"]) if "type" in ng else "?"
+    ntype = _text(ng["type"], where, "neuron/type") if "type" in ng else "?"
     if ntype not in schema.CUBA_TYPES:
         raise NetxFormatError(f"{where}: neuron type '{ntype}' is not supported: {schema.refused_neuron(ntype)}")
     try:
-        vth, idec, vdec = (int(_scalar(ng[k])) for k in ("vThMant", "iDecay", "vDecay"))
+        vth, idec, vdec = (_ints(ng[k], where, f"neuron/{k}")[0] for k in ("vThMant", "iDecay", "vDecay"))
     except KeyError as exc:
         raise NetxFormatError(f"{where}: neuron lacks {exc}") from None
     if not (0 <= idec <= schema.DECAY_UNITY and 0 <= vdec <= schema.DECAY_UNITY):
@@ -195,7 +236,7 @@ def _refuse_unemulated(g: h5py.Group, ltype: str, where: str) -> None:
     (hdf5.py create_dense)."""
     ng = g.get("neuron")
     if isinstance(ng, h5py.Group) and isinstance(ng.get("type"), h5py.Dataset):
-        ntype = _text(ng["type"])
+        ntype = _text(ng["type"], where, "neuron/type")
         if ntype not in schema.CUBA_TYPES:
             raise NetxFormatError(f"{where}: neuron type '{ntype}' is not supported: {schema.refused_neuron(ntype)}")
     if ltype != "dense":
@@ -257,7 +298,7 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
         where = f"{path}: layer {i}"
         if "type" not in g:
             raise NetxFormatError(f"{where}: no 'type'")
-        ltype = _text(g["type"])
+        ltype = _text(g["type"], where)
         if ltype in schema.REFUSED_TYPES:
             raise NetxFormatError(f"{where}: layer type '{ltype}' is not supported: {schema.REFUSED_TYPES[ltype]}")
         if ltype not in schema.SUPPORTED_TYPES:
@@ -266,7 +307,7 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
                 "different network"
             )
         _refuse_unemulated(g, ltype, where)
-        lshape = tuple(int(s) for s in np.atleast_1d(g["shape"][()])) if "shape" in g else None
+        lshape = _shape(g, where) if "shape" in g else None
         if ltype == "input":
             if i != 0 or lshape is None:
                 raise NetxFormatError(f"{where}: an 'input' layer must be first and have a shape")
@@ -289,9 +330,7 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
             continue
         if "weight" not in g:
             raise NetxFormatError(f"{where}: {ltype} layer lacks 'weight'")
-        w = np.asarray(g["weight"][()])
-        if w.dtype.kind not in "iuf" or (w.dtype.kind == "f" and not np.isfinite(w).all()):
-            raise NetxFormatError(f"{where}: weight must be finite numbers")
+        w = _numbers(g["weight"], where, "weight")
         if w.dtype.kind == "f" and np.abs(w).max(initial=0) >= 2.0**63:  # astype(int) is undefined there
             raise NetxFormatError(f"{where}: weight magnitude {np.abs(w).max():.3g} does not fit an int64")
         w = w.astype(int).astype(np.int64)  # netx NetDict copy_keys truncate with astype(int)
@@ -322,7 +361,7 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
                     "give one (loihic: --input-shape C,H,W or input data; Python: read_netx(path, input_shape=))"
                 )
             stride, padding, dilation = (_pair(g, k, where) for k in ("stride", "padding", "dilation"))
-            groups = int(np.asarray(g["groups"][()]).ravel()[0]) if "groups" in g else 1
+            groups = _ints(g["groups"], where, "groups", 1, 1 << 16)[0] if "groups" in g else 1
             if first:
                 conv = {"groups": groups, "stride": stride, "padding": padding, "dilation": dilation}
                 _check_first_conv(where, shape, w, conv, lshape)
@@ -366,11 +405,13 @@ def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = Non
             meta: dict[str, Any] = {}
             if schema.META_GROUP in f and schema.META_JSON in f[schema.META_GROUP]:
                 ds = f[schema.META_GROUP][schema.META_JSON]
-                raw = ds[()]  # loihic writes UTF-8 bytes as uint8; accept a string dataset too
-                meta = json.loads(raw.tobytes().decode("utf-8") if isinstance(raw, np.ndarray) else _text(ds))
+                raw = _dataset(ds, str(p), "meta", 1 << 24)  # loihic writes UTF-8 bytes as uint8; or a string
+                meta = json.loads(
+                    raw.tobytes().decode("utf-8") if raw.dtype.kind in "iu" else _text(ds, str(p), "meta")
+                )
     except NetxFormatError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError, OverflowError) as exc:
         raise NetxFormatError(
             f"{p}: not a readable netx HDF5 file ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else 'corrupt'})"

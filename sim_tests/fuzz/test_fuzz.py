@@ -12,8 +12,7 @@ huge array must be refused, not loaded).
   ``LOIHIC_FUZZ_SEED`` (default 0); summary in ``runs/fuzz/summary-seed<S>.json``.
 
 Failing cases are saved under ``runs/fuzz/failures/<type>-<k>/`` (the mutant and a case.json with the command).
-Failures that match :data:`KNOWN` are defects reported in modules this suite does not own; they are counted and
-listed (a warning) but do not fail the run, and each has a strict-xfail reproduction below, so a fix shows up.
+The defects this suite found (:data:`FIXED`) are fixed; each keeps a reproduction that must end cleanly.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import json
 import os
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sim_tests.fuzz.campaign import REPO, TYPES, Case, make_cases, run_cases, save_failure, shown_lines, verdict
+from sim_tests.fuzz.campaign import REPO, TYPES, Case, make_cases, run_cases, save_failure, verdict
 from sim_tests.fuzz.seeds import build_seeds
 
 ENV_SEED, ENV_COUNT, ENV_SUBSET = "LOIHIC_FUZZ_SEED", "LOIHIC_FUZZ_COUNT", "LOIHIC_FUZZ_SUBSET"
@@ -41,46 +39,17 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
-# --- defects reported in modules outside this suite's remit (compiler/netx/read.py, deploy/commands.py) ------
-def _tb(res: dict[str, Any]) -> str:
-    return res.get("exception") or ""
-
-
-KNOWN: dict[str, tuple[str, Callable[[Case, dict[str, Any], str], bool]]] = {
-    "read-before-size-check": (
-        "compiler/netx/read.py reads every dataset whole (ds[()]) before checking its declared size: a dataset "
-        "declaring 10^9 elements is allocated (MemoryError traceback, or minutes of filling)",
-        lambda c, r, why: (
-            c.type == "netx"
-            and "declared shape" in c.mutation
-            and (("MemoryError" in _tb(r) and "compiler/netx/read.py" in _tb(r)) or bool(r.get("timeout")))
-        ),
-    ),
-    "read-int-of-inf": (
-        "compiler/netx/read.py int() of an inf vThMant/iDecay/vDecay/shape: OverflowError escapes",
-        lambda c, r, why: c.type == "netx" and "OverflowError" in _tb(r) and "compiler/netx/read.py" in _tb(r),
-    ),
-    "read-nan-pair": (
-        "compiler/netx/read.py _pair casts a NaN stride/padding/dilation with astype(int): a RuntimeWarning line "
-        "before the error, and nonsense sizes in it",
-        lambda c, r, why: (
-            c.type == "netx" and shown_lines(r["stderr"])[:1] == ["loihic: warning: invalid value encountered in cast"]
-        ),
-    ),
-    "open-npy-no-mmap": (
-        "deploy/commands.py _open_npy (simulate --input) loads the whole array without checking the declared "
-        "shape against the file size: MemoryError traceback",
-        lambda c, r, why: "MemoryError" in _tb(r) and "deploy/commands.py" in _tb(r),
-    ),
-    "open-npy-token-error": (
-        "deploy/commands.py _open_npy does not catch numpy's header parser error (tokenize.TokenError)",
-        lambda c, r, why: "TokenError" in _tb(r) and "deploy/commands.py" in _tb(r),
-    ),
+# --- defects this suite found, now fixed; each keeps a reproduction below -----------------------------------
+FIXED: dict[str, str] = {
+    "read-before-size-check": "compiler/netx/read.py read every dataset whole before checking its declared size: "
+    "a dataset declaring 2^40 elements was allocated (MemoryError traceback, or minutes of filling)",
+    "read-int-of-inf": "compiler/netx/read.py int() of an inf vThMant/iDecay/vDecay/shape: OverflowError escaped",
+    "read-nan-pair": "compiler/netx/read.py cast a NaN stride/padding/dilation with astype(int): a RuntimeWarning "
+    "line before the error, and nonsense sizes in it",
+    "open-npy-no-mmap": "deploy/commands.py (simulate --input) loaded the whole array without checking the declared "
+    "shape against the file size: MemoryError traceback",
+    "open-npy-token-error": "deploy/commands.py did not catch numpy's header parser error (tokenize.TokenError)",
 }
-
-
-def known_issue(case: Case, res: dict[str, Any], why: str) -> str | None:
-    return next((key for key, (_, match) in KNOWN.items() if match(case, res, why)), None)
 
 
 @pytest.fixture(scope="module")
@@ -94,26 +63,22 @@ def _campaign(seeds: dict[str, Path], work: Path, per_type: int, seed: int) -> d
         cases = make_cases(seeds, work / "cases", per_type, seed)
     results = run_cases(cases, work)
     counts: Counter = Counter()
-    failures, known = [], []
+    failures = []
     for case in cases:
         res = results[case.id]
         why = verdict(case, res)
         if why is None:
             counts[(case.type, "valid output" if res["rc"] == 0 else "refused")] += 1
             continue
-        issue = known_issue(case, res, why)
-        counts[(case.type, "known" if issue else "FAILED")] += 1
-        entry = {"case": case.id, "mutation": case.mutation, "why": why, "known": issue}
+        counts[(case.type, "FAILED")] += 1
+        entry = {"case": case.id, "mutation": case.mutation, "why": why}
         entry["saved"] = str(save_failure(case, res, why, REPO / "runs" / "fuzz" / "failures"))
-        (known if issue else failures).append(entry)
+        failures.append(entry)
     per_type = {t: {k[1]: v for k, v in counts.items() if k[0] == t} for t in TYPES}
-    return {"seed": seed, "per_type": per_type, "failures": failures, "known": known}
+    return {"seed": seed, "per_type": per_type, "failures": failures}
 
 
 def _check(summary: dict[str, Any]) -> None:
-    if summary["known"]:
-        keys = Counter(k["known"] for k in summary["known"])
-        warnings.warn(f"fuzz: {len(summary['known'])} cases hit reported defects {dict(keys)}", stacklevel=2)
     assert not summary["failures"], json.dumps(summary["failures"][:8], indent=1)
 
 
@@ -130,7 +95,7 @@ def test_fuzz_full(seeds, tmp_path):
     _check(summary)
 
 
-# --- one reproduction per reported defect (strict xfail: passes once the module is fixed) ---------------------
+# --- one reproduction per fixed defect: each must now end in one clean error line ---------------------
 def _netx_with(seed: Path, folder: Path, key: str, **dataset: Any) -> str:
     (folder / "in.net").write_bytes(seed.read_bytes())
     with h5py.File(folder / "in.net", "r+") as f:
@@ -171,9 +136,7 @@ def _reproductions(seeds: dict[str, Path], root: Path) -> list[Case]:
         folder.mkdir(parents=True)
         name = make(folder)
         argv = simulate_net if name == "in.net" else simulate_npy
-        cases.append(
-            Case(key, "netx" if name == "in.net" else "npy", 0, "", KNOWN[key][0], argv, str(folder), "out.npy")
-        )
+        cases.append(Case(key, "netx" if name == "in.net" else "npy", 0, "", FIXED[key], argv, str(folder), "out.npy"))
     return cases
 
 
@@ -186,8 +149,6 @@ def reproduced(seeds: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     return {c.id: verdict(c, results[c.id]) for c in cases}
 
 
-@pytest.mark.parametrize(
-    "key", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=KNOWN[k][0])) for k in KNOWN]
-)
-def test_reported_defect_reproduction(reproduced, key):
-    assert reproduced[key] is None, reproduced[key]
+@pytest.mark.parametrize("key", list(FIXED))
+def test_fixed_defect_stays_fixed(reproduced, key):
+    assert reproduced[key] is None, f"{FIXED[key]}: {reproduced[key]}"

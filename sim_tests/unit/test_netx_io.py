@@ -117,6 +117,34 @@ def test_reader_refuses_layer_types(tmp_path, ltype, match):
         read_netx(_copy_with(tmp_path, edit))
 
 
+def _replace(f: h5py.File, key: str, **dataset) -> None:  # noqa: ANN003
+    del f[key]
+    f.create_dataset(key, **dataset)
+
+
+@pytest.mark.parametrize(
+    "key,dataset,match",
+    [
+        # a 10^9-neuron input layer (its conv would then be 10^9 neurons): refused from the 3 numbers declared
+        ("layer/0/shape", {"data": np.array([1, 31623, 31623])}, r"layer 0: shape \(1, 31623, 31623\) declares more"),
+        # 2^40 weights declared, a few bytes stored: refused from the declared shape, before anything is read
+        (
+            "layer/4/weight",
+            {"shape": (2**20, 2**20), "dtype": np.int8, "chunks": (1, 1024)},
+            r"layer 4: 'weight' declares shape \(1048576, 1048576\); at most",
+        ),
+        ("layer/2/neuron/vThMant", {"data": np.inf}, r"layer 2: 'neuron/vThMant' holds NaN or inf"),
+        ("layer/2/stride", {"data": np.array([np.nan, 1.0])}, r"layer 2: 'stride' holds NaN or inf"),
+        ("layer/1/padding", {"data": np.array([-1, 1])}, r"layer 1: 'padding' = \[-1, 1\], expected integers in"),
+        ("layer/1/groups", {"data": 0}, r"layer 1: 'groups' = \[0\], expected integers in \[1,"),
+        ("layer/1/weight", {"data": np.array(["a", "b"], dtype="S1")}, r"layer 1: 'weight' holds \|S1, expected"),
+    ],
+)
+def test_reader_checks_sizes_and_numbers_before_use(tmp_path, key, dataset, match):
+    with pytest.raises(NetxFormatError, match=match):
+        read_netx(_copy_with(tmp_path, lambda f: _replace(f, key, **dataset)))
+
+
 def test_reader_refuses_truncated_corrupt_and_non_netx(tmp_path):
     data = (GOLDEN_DIR / "conv_small.net").read_bytes()
     (tmp_path / "half.net").write_bytes(data[: len(data) // 2])
