@@ -251,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="float vs Loihi parity per layer, weight histograms, accuracy vs T, resources (JSON + PNG)"
     )
     p.add_argument("net")
-    p.add_argument("--reference", required=True, help="the float SNN checkpoint the file was compiled from")
+    p.add_argument(
+        "--reference", required=True, help="what the file was compiled from: the float SNN checkpoint, or the NIR graph"
+    )
     p.add_argument("--dataset", default=None, help="default: the data set recorded in the file")
     p.add_argument("--data", default=None, help="inputs X.npy (N, *input_shape) in [0, 1], instead of --dataset")
     p.add_argument("--labels", default=None, help="integer labels Y.npy (N,) for --data (accuracies)")

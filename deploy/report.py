@@ -19,6 +19,7 @@ same encoded inputs (the shared chunk rule, ``training/snn.py``).  Written to ``
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,23 +56,64 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _reference(ckpt: dict[str, Any], model: NetxModel, source: str) -> Any:
-    """The reference's compiled IR, checked against the file layer by layer."""
-    from loihic.compiler.load.checkpoint import network_from_checkpoint
-    from loihic.compiler.pipeline import compile_network
+@dataclass(frozen=True)
+class Reference:
+    """The float network a netx file came from: its IR compiled as the file was (shapes, scales), and a model
+    whose ``simulate(spikes, record=True)`` gives the float spikes (``training/snn.SNNRun``)."""
 
-    bits = model.meta.get("input_bits")
-    cfg = CompileConfig(l4=bool(model.meta.get("l4")), input_bits=int(bits) if bits else None)
-    compiled = compile_network(network_from_checkpoint(ckpt, source), cfg)
-    syn = compiled.synaptic()
+    path: str
+    kind: str  # "snn checkpoint" | "nir"
+    compiled: Any
+    model: Any
+
+
+def _check_shapes(compiled: Any, model: NetxModel, source: str) -> None:
     layers = model.neuron_layers
     shapes_ref = [tuple(s) for s in _shapes(compiled)]
-    if len(syn) != len(layers) or shapes_ref != [tuple(lay.shape) for lay in layers]:
+    if len(compiled.synaptic()) != len(layers) or shapes_ref != [tuple(lay.shape) for lay in layers]:
         raise InputError(
             f"{source}: does not match {model.path}: its layers give shapes {shapes_ref}, the netx file has "
             f"{[tuple(lay.shape) for lay in layers]}"
         )
-    return compiled
+
+
+def load_reference(source: str, model: NetxModel) -> Reference:
+    """``--reference``: the SNN checkpoint the file was compiled from, or the NIR graph (``loihic compile
+    MODEL.nir``), re-read with the settings the file records and checked against it layer by layer."""
+    from loihic.compiler.load.nir import DEFAULT_DT, is_nir, network_from_nir, read_nir
+    from loihic.compiler.pipeline import compile_network
+
+    bits = model.meta.get("input_bits")
+    cfg = CompileConfig(l4=bool(model.meta.get("l4")), input_bits=int(bits) if bits else None)
+    if Path(source).is_file() and is_nir(source):
+        from loihic.deploy.float_ir import IRModel
+
+        steps = int(model.meta.get("timesteps") or 0)
+        if steps < 1:
+            raise InputError(f"{model.path}: records no sample length; was it compiled from {source}?")
+        dt = float(model.meta.get("dt", DEFAULT_DT))
+        net = network_from_nir(read_nir(source), steps, dt, source, str(model.meta.get("encoding", "poisson")))
+        compiled = compile_network(net, cfg)
+        _check_shapes(compiled, model, source)
+        return Reference(source, "nir", compiled, IRModel(net))
+    from loihic.compiler.load.checkpoint import network_from_checkpoint
+    from loihic.training.checkpoint import load_checkpoint
+    from loihic.training.snn import SNNModel
+
+    ckpt = load_checkpoint(source, "snn")
+    compiled = compile_network(network_from_checkpoint(ckpt, source), cfg)
+    _check_shapes(compiled, model, source)
+    ref_ckpt = ckpt
+    if bits:
+        from loihic.training.checkpoint import with_input_bits
+
+        ref_ckpt = with_input_bits(ckpt, int(bits))
+    if model.meta.get("offset") is not None and ckpt["snn"].get("method") == "noise":
+        from loihic.training.noise import steady_offset, with_offset
+
+        off = model.meta["offset"]
+        ref_ckpt = with_offset(ref_ckpt, steady_offset() if off == "auto" else float(off))
+    return Reference(source, "snn checkpoint", compiled, SNNModel.from_checkpoint(ref_ckpt))
 
 
 def _shapes(net: Any) -> list[tuple[int, ...]]:
@@ -83,8 +125,7 @@ def _shapes(net: Any) -> list[tuple[int, ...]]:
 
 def build_report(
     model: NetxModel,
-    ckpt: dict[str, Any],
-    reference_path: str,
+    reference: Reference,
     x: np.ndarray,
     y: np.ndarray | None,
     timesteps: int,
@@ -93,20 +134,10 @@ def build_report(
     steps_sweep: list[int],
 ) -> dict[str, Any]:
     from loihic.deploy.commands import encoded, message_bits
-    from loihic.training.snn import SNNModel
+    from loihic.training.checkpoint import file_sha256
 
-    compiled = _reference(ckpt, model, reference_path)
-    ref_ckpt = ckpt
-    if model.meta.get("input_bits"):
-        from loihic.training.checkpoint import with_input_bits
-
-        ref_ckpt = with_input_bits(ckpt, int(model.meta["input_bits"]))
-    if model.meta.get("offset") is not None and ckpt["snn"].get("method") == "noise":
-        from loihic.training.noise import steady_offset, with_offset
-
-        off = model.meta["offset"]
-        ref_ckpt = with_offset(ref_ckpt, steady_offset() if off == "auto" else float(off))
-    snn = SNNModel.from_checkpoint(ref_ckpt)
+    compiled, snn = reference.compiled, reference.model
+    scales = model.meta.get("layer_scales") or {}
     spikes = encoded(x, timesteps, encoding, seed)
     flt = snn.simulate(spikes, record=True)
     emulator = Emulator(model, device="cpu", input_message_bits=message_bits(model))
@@ -127,7 +158,8 @@ def build_report(
             )
         else:  # the integrator read-out: compare v_T in the float's units
             q = compiled.synaptic()[k].quant
-            v_loihi = emu.output_v.reshape(len(x), -1) / (q.scale * q.in_scale * (1 << schema.WEIGHT_SHIFT))
+            scale = float(scales.get(compiled.synaptic()[k].name, q.scale))  # as compiled, whatever the options
+            v_loihi = emu.output_v.reshape(len(x), -1) / (scale * q.in_scale * (1 << schema.WEIGHT_SHIFT))
             v_float = flt.output.numpy().reshape(len(x), -1)
             row.update(
                 readout_v_correlation=_correlation(v_float, v_loihi),
@@ -146,8 +178,10 @@ def build_report(
     pred_l = predict(emu.output_spikes, emu.output_v, emulator.output_spiking)
     res: dict[str, Any] = {
         "net": model.path,
-        "reference": reference_path,
+        "reference": reference.path,
+        "reference_kind": reference.kind,
         "reference_sha256_recorded": model.meta.get("source_sha256"),
+        "reference_sha256": file_sha256(reference.path),
         "samples": int(len(x)),
         "timesteps": timesteps,
         "encoding": encoding,
@@ -261,15 +295,12 @@ def write_report(
     model: NetxModel,
 ) -> dict[str, Any]:
     """Build the report, then write JSON and PNGs into ``out_dir`` (created; the caller checked --force)."""
-    from loihic.training.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(reference, "snn")
+    ref = load_reference(reference, model)
     sweep = sorted({max(1, timesteps // d) for d in (8, 4, 2, 1)})
-    res = build_report(model, ckpt, reference, x, y, timesteps, encoding, seed, sweep)
-    compiled = _reference(ckpt, model, reference)
+    res = build_report(model, ref, x, y, timesteps, encoding, seed, sweep)
     weights = [
         (f"{k}: {lay.name}", lay.weight * lay.quant.scale, lay.quant.weight)
-        for k, lay in enumerate(compiled.synaptic())
+        for k, lay in enumerate(ref.compiled.synaptic())
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "report.json.part"

@@ -107,3 +107,48 @@ def test_resources_of_a_hand_countable_network(tmp_path: Path) -> None:
     ops = synops_per_inference(model, spikes, x)
     centre_fanout = 2 * 1 * 1  # padded (3, 3) lies only in output (1, 1)'s window (rows/cols 2..4), 2 channels
     assert ops == [3 * centre_fanout, 2 * 4]
+
+
+def _snntorch_nir(path: Path, hidden: int, seed: int) -> None:
+    """An snnTorch 1.0 network (leaky hidden and output layers, reset to zero) written by its own NIR exporter."""
+    import nir
+    import snntorch as snn
+    import torch
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(64, hidden),
+        snn.Leaky(
+            beta=torch.full((hidden,), 0.9), threshold=torch.ones(hidden), init_hidden=True, reset_mechanism="zero"
+        ),
+        torch.nn.Linear(hidden, 10),
+        snn.Leaky(
+            beta=torch.full((10,), 0.9), threshold=torch.ones(10), init_hidden=True, output=True, reset_mechanism="zero"
+        ),
+    )
+    with torch.no_grad():  # strong enough weights that both layers fire on digits
+        net[0].weight.mul_(4.0)
+        net[2].weight.mul_(3.0)
+    nir.write(path, export_to_nir(net, torch.rand(64)))
+
+
+def test_report_with_a_nir_reference(tmp_path: Path) -> None:
+    x, y = load_dataset("digits", "test")
+    np.save(tmp_path / "x.npy", x[:40].reshape(40, 64))
+    np.save(tmp_path / "y.npy", y[:40])
+    _snntorch_nir(tmp_path / "g.nir", 32, 0)
+    _snntorch_nir(tmp_path / "other.nir", 24, 1)
+    assert run_cli(tmp_path, "compile", "g.nir", "-T", "16", "-o", "m.net").rc == 0
+    args = ("--data", "x.npy", "--labels", "y.npy", "--json")
+    run = run_cli(tmp_path, "report", "m.net", "--reference", "g.nir", "-o", "rep", *args)
+    assert run.rc == 0, run.stderr
+    res = json.loads(run.stdout.strip().splitlines()[-1])
+    assert res["reference_kind"] == "nir" and res["reference_sha256"] == res["reference_sha256_recorded"]
+    hidden, out = res["layers"]
+    assert hidden["rate_float"] > 0.01 and out["rate_float"] > 0.001, "the case should spike"
+    assert hidden["spike_count_correlation"] > 0.9 and out["spike_count_correlation"] > 0.8
+    assert res["prediction_agreement"] >= 0.8
+    assert (tmp_path / "rep" / "parity.png").stat().st_size > 0
+    bad = run_cli(tmp_path, "report", "m.net", "--reference", "other.nir", "-o", "bad", *args)
+    assert_refused(bad, "other.nir", "does not match", "m.net")
