@@ -33,3 +33,28 @@ def write_results(
     if not quiet:
         print(f"wrote {path}" + (f" and {path.with_suffix('.png')}" if plot else ""), file=sys.stderr)
     return path
+
+
+# The sweep runner's options (loihic.deploy.sweep), shared by the grid scripts; not part of a result's "args".
+SWEEP_OPTIONS = ("engine", "ray_address", "force", "cells_dir", "progress")
+
+
+def add_sweep_options(ap: Any) -> None:
+    """``--engine``, ``--ray-address``, ``--force``, ``--cells-dir``, ``--no-progress`` on an argparse parser."""
+    ap.add_argument("--engine", choices=("local", "ray"), default="local", help="local: in this process, in order")
+    ap.add_argument("--ray-address", default=None, help="ray.init address (default: a local Ray on this machine)")
+    ap.add_argument("--force", action="store_true", help="recompute every cell (default: resume, skip finished)")
+    ap.add_argument("--cells-dir", default=None, help="one JSON per finished cell (default: OUT.cells/ next to OUT)")
+    ap.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def sweep_kwargs(args: Any, out: str | Path) -> dict[str, Any]:
+    """The keyword arguments of :func:`loihic.deploy.sweep.run_sweep` from those options."""
+    cells = Path(args.cells_dir) if args.cells_dir else Path(out).with_suffix(".cells")
+    return {
+        "out_dir": cells,
+        "engine": args.engine,
+        "address": args.ray_address,
+        "force": args.force,
+        "progress": args.progress,
+    }

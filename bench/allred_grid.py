@@ -10,11 +10,22 @@ that seed) -> baseline and L4 networks -> sweeps on ``--sweep-samples`` training
 setting evaluated on the test set.  All of this is the float SNN (soft reset cannot be deployed on
 Lava; the compiled hard-reset networks are checked against it by the other benchmarks).
 Writes JSON plus two PNGs next to it (accuracy vs leak; accuracy vs T).
+
+The grid runs on the sweep runner (:mod:`loihic.deploy.sweep`): first one cell per seed (the ANN), then one
+cell per (seed, leak, reset) (conversion, the threshold-scale and r_s sweeps of both methods, the test-set
+evaluation, the accuracy-vs-T curve); each finished cell is written to ``--cells-dir`` (default ``OUT.cells/``)
+at once, and a re-run skips the finished ones (``--force`` recomputes).  ``--engine ray`` runs each cell as
+a Ray task (``--ray-address`` for a cluster); the result is the same as with the default ``--engine local``,
+which gives the numbers of the earlier sequential script.  ``seconds`` is the time of this run (a resumed
+run counts only the cells it computed).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
+import io
 import itertools
 import json
 import sys
@@ -23,9 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import SWEEP_OPTIONS, add_sweep_options, sweep_kwargs
 
 from loihic import __version__
 from loihic.compiler.errors import LoihicError
+from loihic.deploy.distributed import ray_session
+from loihic.deploy.sweep import SweepError, run_sweep
 from loihic.training.adjust import with_l4, with_threshold_scale
 from loihic.training.ann import train_ann
 from loihic.training.convert import convert
@@ -55,6 +69,97 @@ def _best(
     return best, {"chosen": chosen, "sweep": sweep}
 
 
+def _setting(args: argparse.Namespace) -> dict:
+    """The options a cell's result depends on (everything but the grid axes, the output and the engine)."""
+    keys = ("dataset", "model", "epochs", "limit_train", "timesteps", "threshold_scales", "rs", "sweep_samples")
+    keys += ("test_samples", "calib_samples", "curve_timesteps", "curve_leak", "threads")
+    return {k: getattr(args, k) for k in keys}
+
+
+_DATA: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # per process: the cells of one worker share the data
+
+
+def _data(dataset: str, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    if (dataset, split, limit) not in _DATA:
+        x, y = load_dataset(dataset, split)
+        _DATA[dataset, split, limit] = (x[:limit], y[:limit]) if limit else (x, y)
+    return _DATA[dataset, split, limit]
+
+
+def _ann_cell(c: dict, context: None) -> dict:
+    """Cell of the first sweep: the ANN of one seed, as bytes (``torch.save``, base64) for the grid cells."""
+    torch.set_num_threads(c["threads"])
+    ann = train_ann(c["model"], c["dataset"], c["epochs"], c["seed"], limit_train=c["limit_train"], progress=False)
+    buf = io.BytesIO()
+    torch.save(ann, buf)
+    return {"test_accuracy": ann["metrics"]["test_accuracy"], "checkpoint": base64.b64encode(buf.getvalue()).decode()}
+
+
+def _load_ann(result: dict) -> dict:
+    return torch.load(io.BytesIO(base64.b64decode(result["checkpoint"])), weights_only=True)
+
+
+def _grid_cell(c: dict, anns: dict[int, dict]) -> dict:
+    """Cell of the grid: one (seed, leak, reset): conversion, the threshold (and r_s) sweeps of both methods on
+    training data, the chosen settings on the test set, and the accuracy-vs-T curve if ``leak == curve_leak``."""
+    torch.set_num_threads(c["threads"])
+    seed, leak, reset = c["seed"], c["leak"], c["reset"]
+    ann = anns[seed]
+    x_train, y_train = _data(c["dataset"], "train")
+    x_test, y_test = _data(c["dataset"], "test", c["test_samples"])
+    xs, ys = subset(x_train, y_train, c["sweep_samples"], seed)
+    conv = {"reset": reset, "leak": leak, "seed": seed, "calib_samples": c["calib_samples"], "progress": False}
+    snn = convert(ann, x_train, c["timesteps"], **conv)
+    rows, curves = [], []
+    for method in ("baseline", "l4"):
+        best, info = _best(snn, xs, ys, c["threshold_scales"], c["rs"] if method == "l4" else None, seed)
+        acc = evaluate_snn(best, x_test, y_test, seed=seed)
+        rows.append(
+            {
+                "seed": seed,
+                "leak": leak,
+                "reset": reset,
+                "method": method,
+                "ann_accuracy": ann["metrics"]["test_accuracy"],
+                "test_accuracy": acc,
+                **info,
+            }
+        )
+        print(
+            f"[allred] seed {seed} leak {leak} {reset} {method}: {100 * acc:.2f}% (chosen {info['chosen']})",
+            file=sys.stderr,
+            flush=True,
+        )
+    if leak == c["curve_leak"]:
+        chosen = {r["method"]: r["chosen"] for r in rows}
+        for steps, method in itertools.product(c["curve_timesteps"], ("baseline", "l4")):
+            point = {"seed": seed, "reset": reset, "method": method, "timesteps": steps}
+            try:
+                net = convert(ann, x_train, steps, **conv)
+            except LoihicError as exc:  # e.g. a deep layer that never fires within so few steps
+                curves.append({**point, "test_accuracy": None, "error": str(exc)})
+                continue
+            ch = chosen[method]
+            net = net if ch["rs"] is None else with_l4(net, ch["rs"])[0]
+            net = with_threshold_scale(net, ch["threshold_scale"])
+            curves.append({**point, "test_accuracy": evaluate_snn(net, x_test, y_test, seed=seed)})
+    return {"rows": rows, "curves": curves}
+
+
+def _run_grid(args: argparse.Namespace, setting: dict, sweep: dict) -> list[dict]:
+    """The two sweeps: one ANN per seed, then the grid cells; the grid cells' results in grid order."""
+    keys = ("model", "dataset", "epochs", "limit_train", "threads")
+    ann_cells = [{"stage": "ann", **{k: setting[k] for k in keys}, "seed": s} for s in args.seeds]
+    done = run_sweep(_ann_cell, ann_cells, desc="allred ANNs", **sweep).results
+    anns = {s: _load_ann(r) for s, r in zip(args.seeds, done, strict=True)}
+    cells = [
+        {"stage": "grid", **setting, "seed": seed, "leak": leak, "reset": reset}
+        for seed in args.seeds
+        for leak, reset in itertools.product(args.leaks, args.resets)
+    ]
+    return run_sweep(_grid_cell, cells, context=anns, desc="allred grid", **sweep).results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="mnist")
@@ -72,93 +177,26 @@ def main() -> int:
     ap.add_argument("--curve-timesteps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     ap.add_argument("--curve-leak", type=float, default=1.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per cell")
     ap.add_argument("--out", default="bench/results/allred_grid.json")
+    add_sweep_options(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    x_train, y_train = load_dataset(args.dataset, "train")
-    x_test, y_test = load_dataset(args.dataset, "test")
-    if args.test_samples:
-        x_test, y_test = x_test[: args.test_samples], y_test[: args.test_samples]
-    rows, curves = [], []
     t0 = time.perf_counter()
-    for seed in args.seeds:
-        ann = train_ann(args.model, args.dataset, args.epochs, seed, limit_train=args.limit_train, progress=False)
-        xs, ys = subset(x_train, y_train, args.sweep_samples, seed)
-        for leak, reset in itertools.product(args.leaks, args.resets):
-            snn = convert(
-                ann,
-                x_train,
-                args.timesteps,
-                reset=reset,
-                leak=leak,
-                seed=seed,
-                calib_samples=args.calib_samples,
-                progress=False,
-            )
-            for method in ("baseline", "l4"):
-                best, info = _best(snn, xs, ys, args.threshold_scales, args.rs if method == "l4" else None, seed)
-                acc = evaluate_snn(best, x_test, y_test, seed=seed)
-                rows.append(
-                    {
-                        "seed": seed,
-                        "leak": leak,
-                        "reset": reset,
-                        "method": method,
-                        "ann_accuracy": ann["metrics"]["test_accuracy"],
-                        "test_accuracy": acc,
-                        **info,
-                    }
-                )
-                print(
-                    f"[allred] seed {seed} leak {leak} {reset} {method}: {100 * acc:.2f}% "
-                    f"(chosen {info['chosen']}) [{time.perf_counter() - t0:.0f} s]",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if leak == args.curve_leak:
-                chosen = {r["method"]: r["chosen"] for r in rows[-2:]}
-                for steps, method in itertools.product(args.curve_timesteps, ("baseline", "l4")):
-                    c = chosen[method]
-                    try:
-                        net = convert(
-                            ann,
-                            x_train,
-                            steps,
-                            reset=reset,
-                            leak=leak,
-                            seed=seed,
-                            calib_samples=args.calib_samples,
-                            progress=False,
-                        )
-                    except LoihicError as exc:  # e.g. a deep layer that never fires within so few steps
-                        curves.append(
-                            {
-                                "seed": seed,
-                                "reset": reset,
-                                "method": method,
-                                "timesteps": steps,
-                                "test_accuracy": None,
-                                "error": str(exc),
-                            }
-                        )
-                        continue
-                    net = net if c["rs"] is None else with_l4(net, c["rs"])[0]
-                    net = with_threshold_scale(net, c["threshold_scale"])
-                    curves.append(
-                        {
-                            "seed": seed,
-                            "reset": reset,
-                            "method": method,
-                            "timesteps": steps,
-                            "test_accuracy": evaluate_snn(net, x_test, y_test, seed=seed),
-                        }
-                    )
+    setting = _setting(args)
+    sweep = sweep_kwargs(args, args.out)
+    try:
+        with ray_session(args.ray_address) if args.engine == "ray" else contextlib.nullcontext():
+            done = _run_grid(args, setting, sweep)  # one Ray instance for both sweeps
+    except SweepError as exc:
+        print(f"allred_grid: error: {exc}", file=sys.stderr)
+        return 1
+    rows = [r for d in done for r in d["rows"]]
+    curves = [c for d in done for c in d["curves"]]
     summary = _summarise(rows)
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "loihic_version": __version__,
-        "args": vars(args),
+        "args": {k: v for k, v in vars(args).items() if k not in SWEEP_OPTIONS},
         "paper": PAPER_NOTE,
         "rows": rows,
         "summary": summary,
@@ -167,7 +205,9 @@ def main() -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    tmp = out.with_suffix(out.suffix + ".part")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(out)
     _plot(summary, curves, out, args)
     for s in summary:
         print(

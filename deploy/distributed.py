@@ -12,10 +12,12 @@ a Ray instance started here on this machine's CPUs (and shut down afterwards), o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -121,6 +123,29 @@ def run_lava_ray(
                     deadline[r] = time.monotonic() + task_timeout
         bar.close()
         return merge_results([done[r] for r in ranges])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None) -> Iterator[Any]:
+    """Ray, initialised as :func:`run_lava_ray` does it (``address`` None / ``"local"``: a local instance of
+    this machine's CPUs, shut down on exit; else ``ray.init(address=...)``); an already initialised Ray is
+    used as it is.  Used by the sweep runner (:mod:`loihic.deploy.sweep`)."""
+    ray = _ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        local = address in (None, "", "local")
+        ray.init(
+            address=None if local else address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            **({"num_cpus": os.cpu_count() or 1} if local else {}),
+        )
+    try:
+        yield ray
     finally:
         if started_here:
             ray.shutdown()
