@@ -311,6 +311,8 @@ def cmd_train_stdb(args: argparse.Namespace) -> int:
         device=args.device,
         checkpoint_path=out,
     )  # saved after every epoch
+    if not _main_rank():
+        return 0
     st = ckpt["stdb"]
     res = {
         "output": str(out),
@@ -331,6 +333,12 @@ def cmd_train_stdb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _main_rank() -> bool:
+    from loihic.training.distributed import world
+
+    return world().main
+
+
 def _train_and_save(
     args: argparse.Namespace, train: Callable[[], dict[str, Any]], extra: dict[str, Any], what: Callable[[float], str]
 ) -> int:
@@ -343,6 +351,8 @@ def _train_and_save(
         raise InputError(f"--epochs must be >= 1, got {args.epochs}")
     t0 = time.perf_counter()
     ckpt = train()
+    if not _main_rank():  # torchrun: rank 0 writes the checkpoint and reports (training/distributed.py)
+        return 0
     save_checkpoint(out, ckpt, force=args.force)
     acc = ckpt["metrics"]["test_accuracy"]
     res = {
@@ -418,6 +428,17 @@ def cmd_train_bptt(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``loihic train``; under torchrun one rank of a data-parallel job (training/distributed.py)."""
+    from loihic.training.distributed import finish, world
+
+    world(getattr(args, "device", None))
+    try:
+        return _cmd_train(args)
+    finally:
+        finish()
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     if args.method == "stdb":
         return cmd_train_stdb(args)
     if args.method == "noise":

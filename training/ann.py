@@ -15,6 +15,7 @@ from tqdm import tqdm
 from loihic.compiler.errors import InputError
 from loihic.training.checkpoint import CREATED_BY, FORMAT, FORMAT_VERSION, validate_checkpoint
 from loihic.training.data import dataset_info, load_dataset, subset
+from loihic.training.distributed import world
 from loihic.training.models import build_model, make_arch
 
 
@@ -68,28 +69,31 @@ def train_ann(
     xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
     steps = math.ceil(len(xt) / batch_size)
 
+    w = world()  # torchrun: one slice of every batch per rank, gradients averaged (training/distributed.py)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_model(arch)
+        train_net = w.wrap(net)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
         gen = torch.Generator().manual_seed(seed)
         loss_fn = nn.CrossEntropyLoss()
-        bar = tqdm(range(epochs), desc=f"train {model}/{dataset}", unit="epoch", file=sys.stderr, disable=not progress)
+        desc = f"train {model}/{dataset}"
+        bar = tqdm(range(epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not (progress and w.main))
         epoch_loss = float("nan")
         for _ in bar:
             net.train()
             order = torch.randperm(len(xt), generator=gen)
             total = 0.0
             for b in range(steps):
-                idx = order[b * batch_size : (b + 1) * batch_size]
+                idx = w.shard(order[b * batch_size : (b + 1) * batch_size])
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(net(xt[idx]), yt[idx])
+                loss = loss_fn(train_net(xt[idx]), yt[idx])
                 loss.backward()
                 opt.step()
                 sched.step()
                 total += float(loss.detach()) * len(idx)
-            epoch_loss = total / len(xt)
+            epoch_loss = w.total(total) / len(xt)
             bar.set_postfix(loss=f"{epoch_loss:.4f}")
         bar.close()
 
@@ -116,6 +120,7 @@ def train_ann(
             "loss": "cross-entropy",
             "limit_train": limit_train,
             "train_samples": len(xt),
+            **({"world_size": w.size} if w.size > 1 else {}),  # torchrun ranks (training/distributed.py)
         },
         "metrics": {"test_accuracy": float(test_acc), "train_loss": float(epoch_loss), "test_samples": len(x_te)},
         "created_by": CREATED_BY,

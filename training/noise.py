@@ -94,6 +94,7 @@ from tqdm import tqdm
 from loihic.compiler.errors import InputError
 from loihic.training.checkpoint import CREATED_BY, FORMAT, FORMAT_VERSION, validate_checkpoint
 from loihic.training.data import dataset_info, load_dataset, subset
+from loihic.training.distributed import world
 from loihic.training.encoding import DIRECT_LEVELS, input_scale
 from loihic.training.models import (
     MODELS as ANN_MODELS,
@@ -422,30 +423,34 @@ def _fit(
     xt, yt = torch.from_numpy(run.x_tr), torch.from_numpy(run.y_tr)
     targets = nn.functional.one_hot(yt, run.num_classes).to(torch.float32)
     steps = math.ceil(len(xt) / batch_size)
+    w = world()  # torchrun: one slice of every batch per rank, gradients averaged (training/distributed.py)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_model(run.arch)
         prefix, stages = split_stages(net, run.arch)
+        train_forward = w.wrap(net, lambda x: forward(prefix, stages, x))
+        if w.size > 1:
+            hp["world_size"] = w.size  # torchrun ranks (training/distributed.py)
         opt = torch.optim.Adam(net.parameters(), lr=hp["lr"])
         sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=hp["t_max"])
         order_gen = torch.Generator().manual_seed(seed)
         loss_fn = nn.MSELoss()
         desc = f"train {hp['method']} {run.model}/{run.dataset}"
-        bar = tqdm(range(epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not progress)
+        bar = tqdm(range(epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not (progress and w.main))
         epoch_loss = float("nan")
         for epoch in bar:
             net.train()
             order = torch.randperm(len(xt), generator=order_gen)
             total = 0.0
             for b in range(steps):
-                idx = order[b * batch_size : (b + 1) * batch_size]
+                idx = w.shard(order[b * batch_size : (b + 1) * batch_size])
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(forward(prefix, stages, xt[idx]), targets[idx])
+                loss = loss_fn(train_forward(xt[idx]), targets[idx])
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
             sched.step()
-            epoch_loss = total / len(xt)
+            epoch_loss = w.total(total) / len(xt)
             bar.set_postfix(loss=f"{epoch_loss:.4f}")
             if on_epoch is not None:
                 on_epoch(epoch + 1, make({k: v.detach().clone() for k, v in net.state_dict().items()}))

@@ -67,6 +67,7 @@ from tqdm import tqdm
 from loihic.compiler.errors import CheckpointError, InputError
 from loihic.compiler.ir import RESETS
 from loihic.training.checkpoint import CREATED_BY, file_sha256, load_checkpoint, save_checkpoint, validate_checkpoint
+from loihic.training.distributed import world
 from loihic.training.encoding import encode, input_scale
 from loihic.training.models import build_model
 from loihic.training.snn import evaluate_snn, fire, integrate, split_stages
@@ -469,6 +470,9 @@ def train_stdb(
         model = STDBNetwork(
             init["arch"], state_dict, init["input_shape"], thresholds, leak, reset, init["snn"]["encoding"], alpha, beta
         ).to(device)
+        w = world(device)  # torchrun: one slice of every batch per rank, gradients averaged (training/distributed.py)
+        train_model = w.wrap(model)
+        progress = progress and w.main
         opt = torch.optim.Adam(model.net.parameters(), lr=lr, amsgrad=True, weight_decay=weight_decay)
         if saved_opt is not None:
             _load_optimizer_state(opt, saved_opt)
@@ -501,14 +505,14 @@ def train_stdb(
                 disable=not progress,
             )
             for b in bbar:
-                idx = order[b * batch_size : (b + 1) * batch_size]
+                idx = w.shard(order[b * batch_size : (b + 1) * batch_size])
                 spikes = encode(x_train[idx.numpy()], timesteps, encoding, derived_seed(seed, epoch, b, 1))
                 gen = torch.Generator().manual_seed(derived_seed(seed, epoch, b, 2))
                 for group in opt.param_groups:
                     group["lr"] = lr_at(schedule, lr, epochs, steps, epoch, b)
                 target = yt[idx].to(device)
                 opt.zero_grad(set_to_none=True)
-                out = model(torch.from_numpy(spikes), generator=gen)
+                out = train_model(torch.from_numpy(spikes), generator=gen)
                 loss = F.cross_entropy(out, target)  # eqs. 6-8
                 loss.backward()
                 opt.step()
@@ -517,8 +521,8 @@ def train_stdb(
                 bbar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             bbar.close()
             history["seconds"].append(time.perf_counter() - t0)
-            history["loss"].append(total / len(x_train))
-            history["train_accuracy"].append(correct / len(x_train))
+            history["loss"].append(w.total(total) / len(x_train))
+            history["train_accuracy"].append(w.total(correct) / len(x_train))
             model.eval()
             ckpt = checkpoint(model, opt)
             if x_test is not None:
@@ -528,7 +532,7 @@ def train_stdb(
             if history["test_accuracy"]:
                 postfix["test"] = f"{history['test_accuracy'][-1]:.3f}"
             ebar.set_postfix(postfix)
-            if checkpoint_path is not None:
+            if checkpoint_path is not None and w.main:
                 save_checkpoint(checkpoint_path, ckpt, force=True)
             if on_epoch is not None:
                 on_epoch(ckpt)
