@@ -204,11 +204,23 @@ def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_
         b = _numbers(g["bias"], where, "bias")
         if np.abs(b).max(initial=0) >= 2.0**63:
             raise NetxFormatError(f"{where}: bias must be finite numbers within the int64 range")
+        given = b.shape
         b = b.astype(int).astype(np.int64).ravel()  # netx: astype(int)
-        if b.size == shape[0] and len(shape) == 3:  # per channel
-            b = np.repeat(b, shape[1] * shape[2])
-        elif b.size == n_out and len(shape) == 3:  # per neuron, Lava (W, H, C) order
-            b = b.reshape(shape[2], shape[1], shape[0]).transpose(2, 1, 0).ravel()
+        if len(shape) == 3:
+            # netx's blocks broadcast the bias against the neurons' Lava shape (W, H, C): a scalar or (1,), a
+            # (C,) per channel, or exactly (W, H, C) per neuron; anything else fails inside netx (blocks/process.py)
+            c, h, w = shape
+            if b.size == 1:
+                b = np.repeat(b, n_out)
+            elif given == (c,):
+                b = np.repeat(b, h * w)
+            elif given == (w, h, c):
+                b = b.reshape(w, h, c).transpose(2, 1, 0).ravel()
+            else:
+                raise NetxFormatError(
+                    f"{where}: conv bias of shape {given}; netx takes ({c},) per channel or Lava's (W, H, C) = "
+                    f"{(w, h, c)} per neuron"
+                )
         elif b.size != n_out:
             raise NetxFormatError(f"{where}: bias has {b.size} entries, expected {n_out} or {shape[0]}")
         if b.min() < np.iinfo(np.int16).min or b.max() > np.iinfo(np.int16).max:

@@ -142,7 +142,7 @@ def test_conformance_full():
     assert not failures, f"{len(failures)} of {count} cases differ: {failures[:5]}"
 
 
-# --- a file layout read_netx accepts and netx refuses (found by this generator) -------------------------------
+# --- a file layout netx refuses (found by this generator), refused by read_netx too ---------------------
 def _conv_file(path: Path, bias: np.ndarray) -> Path:
     with h5py.File(path, "w") as f:
         g = f.create_group("layer/0")
@@ -157,16 +157,10 @@ def _conv_file(path: Path, bias: np.ndarray) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compiler/netx/read.py accepts a per-neuron conv bias of any shape with C*H*W entries; netx "
-    "(blocks/process.py AbstractBlock._neuron) takes only (C,) or Lava's (W, H, C) and raises "
-    "'Bias of shape (24,) could not be broadcast to neuron of shape (3, 4, 2)' (reported, issue 10.3)",
-)
 @pytest.mark.parametrize("shape", [(24,), (2, 4, 3)], ids=["flat", "torch-CHW"])
 def test_per_neuron_conv_bias_netx_cannot_build_is_refused(tmp_path, shape):
     path = _conv_file(tmp_path / "b.net", np.arange(24).reshape(shape))
-    with pytest.raises(NetxFormatError, match="bias"):
+    with pytest.raises(NetxFormatError, match=r"conv bias of shape .*; netx takes \(2,\) per channel or Lava's"):
         read_netx(path)
 
 
