@@ -65,19 +65,8 @@ def run_lava_ray(
     **kwargs: Any,
 ) -> LavaResult:
     """:func:`~loihic.deploy.lava_run.run_lava` on ``x`` (N, *input, T), sharded over Ray (module docstring)."""
-    ray = _ray()
     model = model or read_netx(path)
-    started_here = not ray.is_initialized()
-    if started_here:
-        local = address in (None, "", "local")
-        ray.init(
-            address=None if local else address,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            **({"num_cpus": os.cpu_count() or 1} if local else {}),
-        )
-    try:
+    with ray_session(address) as ray:
         n = x.shape[0]
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         size = shard_samples or max(1, -(-n // cpus))
@@ -123,16 +112,13 @@ def run_lava_ray(
                     deadline[r] = time.monotonic() + task_timeout
         bar.close()
         return merge_results([done[r] for r in ranges])
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 @contextlib.contextmanager
 def ray_session(address: str | None = None) -> Iterator[Any]:
-    """Ray, initialised as :func:`run_lava_ray` does it (``address`` None / ``"local"``: a local instance of
-    this machine's CPUs, shut down on exit; else ``ray.init(address=...)``); an already initialised Ray is
-    used as it is.  Used by the sweep runner (:mod:`loihic.deploy.sweep`)."""
+    """Ray for :func:`run_lava_ray` and the sweep runner (:mod:`loihic.deploy.sweep`): ``address`` None or
+    ``"local"`` starts a local instance of this machine's CPUs, shut down on exit; else ``ray.init(address=...)``;
+    an already initialised Ray is used as it is."""
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:
