@@ -18,6 +18,7 @@ from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxI
 from loihic.deploy import emulator_kernels
 from loihic.deploy.emulator import Emulator, format_overflow, merge_overflow
 from loihic.deploy.emulator_layers import plan_blocks, step_bytes
+from sim_tests.unit.test_emulator_reference import _lif_counts
 
 DECAYS = (0, 1, 2, 7, 1000, 2048, 3000, 4095, 4096)
 LAYER_BACKENDS = ["numba", "torch"] if emulator_kernels.HAVE_NUMBA else ["torch"]
@@ -172,38 +173,6 @@ def test_options_are_checked():
 
 
 # --- the overflow monitor against a numpy transcription ------------------------------------------------
-def _lif_counts(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """lava-nc 0.10.0 PyLifModelBitAcc on one sample, in numpy int32 (as test_emulator_reference does),
-    counting where u wrapped and where v was clipped.  a_seq: (n, T) int64 synaptic input."""
-    size = a_seq.shape[0]
-    u = np.zeros(size, np.int32)
-    v = np.zeros(size, np.int32)
-    bias = np.zeros(size, np.int32) if n.bias is None else n.bias.astype(np.int32)
-    eff_bias = np.left_shift(bias, 6)
-    vth = np.left_shift(np.int32(n.v_th_mant), 6)
-    spikes = np.zeros(a_seq.shape, np.uint8)
-    wraps = clips = 0
-    with np.errstate(over="ignore"):
-        for t in range(a_seq.shape[1]):
-            a_in = a_seq[:, t].astype(np.int32)  # the int32 channel
-            decayed = np.int64(u) * (4096 - n.i_decay)
-            decayed = np.int32(np.sign(decayed) * np.right_shift(np.abs(decayed), 12))
-            decayed += np.left_shift(a_in, 6)
-            wrapped = np.where(decayed > 2**23, decayed - 2**24, decayed)
-            wrapped = np.where(wrapped <= -(2**23), decayed + 2**24, wrapped)
-            wraps += int((wrapped != decayed).sum())
-            u[:] = wrapped
-            dv = np.int64(v) * (4096 - n.v_decay)
-            dv = np.int32(np.sign(dv) * np.right_shift(np.abs(dv), 12))
-            pre = (dv + u + eff_bias).astype(np.int32)
-            v[:] = np.clip(pre, -(2**23) + 1, 2**23 - 1)
-            clips += int((v != pre).sum())
-            s = v > vth
-            v[s] = 0
-            spikes[:, t] = s
-    return spikes, v.astype(np.int64), wraps, clips
-
-
 @pytest.mark.parametrize("mode", ["layer", "step"])
 @pytest.mark.parametrize(
     "i_decay,v_decay,vth,bits,what",

@@ -15,32 +15,41 @@ from loihic.compiler.netx.read import NetxModel, NxDense, NxInput, NxNeuron
 from loihic.deploy.emulator import Emulator
 
 
-def _lif_reference(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarray, bool]:
+def _lif_counts(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """lava-nc 0.10.0 PyLifModelBitAcc on one sample, in numpy int32, line by line, counting where u wrapped
+    and where v was clipped.  a_seq: (n, T) int64 synaptic input."""
     size = a_seq.shape[0]
     u = np.zeros(size, np.int32)
     v = np.zeros(size, np.int32)
     bias = np.zeros(size, np.int32) if n.bias is None else n.bias.astype(np.int32)
     eff_bias = np.left_shift(bias, 6)
     vth = np.left_shift(np.int32(n.v_th_mant), 6)
-    spikes = np.zeros_like(a_seq, dtype=np.uint8)
-    wrapped_any = False
+    spikes = np.zeros(a_seq.shape, np.uint8)
+    wraps = clips = 0
     with np.errstate(over="ignore"):
         for t in range(a_seq.shape[1]):
-            a_in = a_seq[:, t].astype(np.int32)
+            a_in = a_seq[:, t].astype(np.int32)  # the int32 channel
             decayed = np.int64(u) * (4096 - n.i_decay)
             decayed = np.int32(np.sign(decayed) * np.right_shift(np.abs(decayed), 12))
             decayed += np.left_shift(a_in, 6)
             wrapped = np.where(decayed > 2**23, decayed - 2**24, decayed)
             wrapped = np.where(wrapped <= -(2**23), decayed + 2**24, wrapped)
-            wrapped_any |= bool((wrapped != decayed).any())
+            wraps += int((wrapped != decayed).sum())
             u[:] = wrapped
             dv = np.int64(v) * (4096 - n.v_decay)
             dv = np.int32(np.sign(dv) * np.right_shift(np.abs(dv), 12))
-            v[:] = np.clip(dv + u + eff_bias, -(2**23) + 1, 2**23 - 1)
+            pre = (dv + u + eff_bias).astype(np.int32)
+            v[:] = np.clip(pre, -(2**23) + 1, 2**23 - 1)
+            clips += int((v != pre).sum())
             s = v > vth
             v[s] = 0
             spikes[:, t] = s
-    return spikes, v.astype(np.int64), wrapped_any
+    return spikes, v.astype(np.int64), wraps, clips
+
+
+def _lif_reference(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarray, bool]:
+    spikes, v, wraps, _ = _lif_counts(a_seq, n)
+    return spikes, v, wraps > 0
 
 
 @pytest.mark.parametrize(
