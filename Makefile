@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q "nirtorch==2.6" "snntorch==1.0.0" "sinabs==2.0.3" "$(TORCH_SPEC)" "numpy>=1.24,<2"
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	# Lava's last releases declare Python <3.11, numpy <2 and torch 2.3 with torchvision: `loihic install-lava`
-	# (deploy/install_lava.py, the same command a pip user runs) installs them without their declared
+	# (deploy/lava/install.py, the same command a pip user runs) installs them without their declared
 	# dependencies, then the runtime dependencies they really import, and checks that netx imports.
 	$(VENV)/bin/loihic install-lava
 	touch $(STAMP)
@@ -32,7 +32,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -m "not slow and not ray" -p no:cacheprovider
 
-# Ray, the optional engine for sharding Lava verification (deploy/distributed.py): an extra, not in `setup`.
+# Ray, the optional engine for sharding Lava verification (deploy/scale/ray_lava.py): an extra, not in `setup`.
 setup-ray: setup
 	$(PIP) install -q "ray==2.60.0"
 

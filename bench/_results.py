@@ -35,7 +35,7 @@ def write_results(
     return path
 
 
-# The sweep runner's options (loihic.deploy.sweep), shared by the grid scripts; not part of a result's "args".
+# The sweep runner's options (loihic.deploy.scale.sweep), shared by the grid scripts; not part of a result's "args".
 SWEEP_OPTIONS = ("engine", "ray_address", "force", "cells_dir", "progress")
 
 
@@ -49,7 +49,7 @@ def add_sweep_options(ap: Any) -> None:
 
 
 def sweep_kwargs(args: Any, out: str | Path) -> dict[str, Any]:
-    """The keyword arguments of :func:`loihic.deploy.sweep.run_sweep` from those options."""
+    """The keyword arguments of :func:`loihic.deploy.scale.sweep.run_sweep` from those options."""
     cells = Path(args.cells_dir) if args.cells_dir else Path(out).with_suffix(".cells")
     return {
         "out_dir": cells,

@@ -11,7 +11,7 @@ setting evaluated on the test set.  All of this is the float SNN (soft reset can
 Lava; the compiled hard-reset networks are checked against it by the other benchmarks).
 Writes JSON plus two PNGs next to it (accuracy vs leak; accuracy vs T).
 
-The grid runs on the sweep runner (:mod:`loihic.deploy.sweep`): first one cell per seed (the ANN), then one
+The grid runs on the sweep runner (:mod:`loihic.deploy.scale.sweep`): first one cell per seed (the ANN), then one
 cell per (seed, leak, reset) (conversion, the threshold-scale and r_s sweeps of both methods, the test-set
 evaluation, the accuracy-vs-T curve); each finished cell is written to ``--cells-dir`` (default ``OUT.cells/``)
 at once, and a re-run skips the finished ones (``--force`` recomputes).  ``--engine ray`` runs each cell as
@@ -38,8 +38,8 @@ from _results import SWEEP_OPTIONS, add_sweep_options, sweep_kwargs
 
 from loihic import __version__
 from loihic.compiler.errors import LoihicError
-from loihic.deploy.distributed import ray_session
-from loihic.deploy.sweep import SweepError, run_sweep
+from loihic.deploy.scale.ray_lava import ray_session
+from loihic.deploy.scale.sweep import SweepError, run_sweep
 from loihic.training.adjust import with_l4, with_threshold_scale
 from loihic.training.ann import train_ann
 from loihic.training.convert import convert

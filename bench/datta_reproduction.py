@@ -24,8 +24,8 @@ import torch
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.commands import compile_checkpoint, emulator_accuracy, encoded
-from loihic.deploy.verify import verify
+from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.verification.parity import verify
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert

@@ -47,10 +47,10 @@ from _results import write_results  # noqa: E402
 
 from loihic import __version__  # noqa: E402
 from loihic.compiler.netx.read import NxConv, NxDense, read_netx  # noqa: E402
-from loihic.deploy import emulator_kernels  # noqa: E402
-from loihic.deploy.emulator import Emulator  # noqa: E402
-from loihic.deploy.emulator_layers import plan_blocks  # noqa: E402
-from loihic.deploy.lava_compat import install  # noqa: E402
+from loihic.deploy.emulator import kernels as emulator_kernels  # noqa: E402
+from loihic.deploy.emulator.network import Emulator  # noqa: E402
+from loihic.deploy.emulator.layer_major import plan_blocks  # noqa: E402
+from loihic.deploy.lava.compat import install  # noqa: E402
 
 install()
 from lava.lib.dl import slayer  # noqa: E402
@@ -100,7 +100,7 @@ def inputs(name: str, batch: int, steps: int, seed: int) -> tuple[np.ndarray, st
         return (rng.random((batch, 784, steps)) < 0.15).astype(np.uint8), "15% random spikes"
     try:
         from loihic.training.data import load_dataset
-        from loihic.training.encoding import encode
+        from loihic.compiler.encoding import encode
 
         x, _ = load_dataset("mnist", "test")
         return encode(x[:batch], steps, "poisson", seed), "MNIST test digits, Poisson-encoded"
@@ -160,7 +160,7 @@ def interleaved(runs: dict, repeats: int, fewer: tuple[str, ...] = ()) -> dict[s
 
 def lava_costs(path: Path, x: np.ndarray, n_big: int, record: bool, repeats: int) -> dict:
     """Lava's start-up and marginal cost per sample from the best of ``repeats`` rounds of t(2), t(N)."""
-    from loihic.deploy.lava_run import run_lava
+    from loihic.deploy.lava.run import run_lava
 
     model = read_netx(str(path))
     reps = (x.shape[0] + n_big - 1) // x.shape[0]

@@ -22,7 +22,7 @@ from _results import write_results
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.commands import compile_checkpoint, emulator_accuracy
+from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy
 from loihic.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
 from loihic.training.noise import evaluate_noise, with_offset

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import emulator_speed as es  # noqa: E402
 
-from loihic.deploy.lava_run import run_lava  # noqa: E402
+from loihic.deploy.lava.run import run_lava  # noqa: E402
 
 
 def main() -> int:

@@ -32,11 +32,11 @@ from _results import write_results
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.commands import compile_checkpoint, emulator_accuracy, encoded
-from loihic.deploy.verify import verify
+from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.verification.parity import verify
 from loihic.training.checkpoint import save_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
-from loihic.training.encoding import direct_bits
+from loihic.compiler.encoding import direct_bits
 from loihic.training.noise import evaluate_noise, steady_offset, train_noise, with_offset
 
 PAPER_FMNIST_T5 = 0.9389  # Jiang & Zhang, Table 1: Fashion-MNIST AP2-512FC-10FC, stage 3, T = 5

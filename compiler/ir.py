@@ -211,7 +211,7 @@ class Network:
     input: Input
     layers: tuple[Layer, ...]
     timesteps: int  # steps per sample
-    encoding: str  # "poisson" or "direct" (training/encoding.py)
+    encoding: str  # "poisson" or "direct" (compiler/encoding.py)
     meta: Mapping[str, Any] = field(default_factory=dict)  # provenance; JSON-serialisable values
 
     def __post_init__(self) -> None:

@@ -133,7 +133,7 @@ def compile(  # noqa: A001
     ``force_hard_reset``)."""
     from loihic.compiler.config import CompileConfig
     from loihic.compiler.load.nir import is_nir
-    from loihic.deploy.commands import compile_checkpoint, compile_nir
+    from loihic.deploy.cli.commands import compile_checkpoint, compile_nir
 
     cfg = CompileConfig(**config)
     if not isinstance(snn, dict) and Path(snn).is_file() and is_nir(snn):
@@ -148,7 +148,7 @@ def compile(  # noqa: A001
 def _netx(path: PathLike, timesteps: int | None, x: Any = None, spikes: bool = False) -> tuple[Any, int, str]:
     """The netx model, T and encoding; a conv-first file without an 'input' layer takes its input shape from
     ``x`` (inputs (N, C, H, W), or spikes (N, C, H, W, T) when ``spikes``), as the CLI does."""
-    from loihic.deploy.commands import netx_run_settings, read_net
+    from loihic.deploy.cli.commands import netx_run_settings, read_net
 
     def data_shape() -> tuple[tuple[int, ...], str] | None:
         if x is None or isinstance(x, (str, os.PathLike)):
@@ -175,7 +175,7 @@ def evaluate(
     device: str | None = None,
 ) -> float:
     """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2)."""
-    from loihic.deploy.commands import netx_accuracy
+    from loihic.deploy.cli.commands import netx_accuracy
 
     model, steps, encoding = _netx(path, timesteps, x)
     xs = _inputs(x, model.input.shape, "inputs")
@@ -195,10 +195,10 @@ def verify(
     seed: int = 0,
     workers: int = 1,
 ) -> Any:
-    """Lava against the emulator, spike for spike on every layer: a :class:`~loihic.deploy.verify.VerifyReport`
+    """Lava against the emulator, spike for spike on every layer: a :class:`~loihic.deploy.verification.parity.VerifyReport`
     (``.identical``, ``.first_mismatch``, accuracies when ``y`` is given)."""
-    from loihic.deploy.commands import encoded, message_bits
-    from loihic.deploy.verify import verify as run_verify
+    from loihic.deploy.cli.commands import encoded, message_bits
+    from loihic.deploy.verification.parity import verify as run_verify
 
     model, steps, encoding = _netx(path, timesteps, x)
     xs = _inputs(x, model.input.shape, "inputs")
@@ -221,8 +221,8 @@ def simulate(
     """Run a netx file; ``x`` is real inputs ``(N, *input_shape)`` (encoded as the file says) or integer
     spikes ``(N, *input_shape, T)``.  Returns the emulator's or Lava's result (``.output_spikes``,
     ``.output_v``)."""
-    from loihic.deploy.commands import encoded, message_bits
-    from loihic.deploy.emulator import Emulator
+    from loihic.deploy.cli.commands import encoded, message_bits
+    from loihic.deploy.emulator.network import Emulator
 
     arr = np.asarray(x)
     is_spikes = arr.dtype.kind in "iub" and arr.ndim in (3, 5)  # (N, n, T) or (N, C, H, W, T) integers
@@ -234,7 +234,7 @@ def simulate(
     bits = message_bits(model)
     if backend == "emulator":
         return Emulator(model, device=device, input_message_bits=bits).run(spikes)
-    from loihic.deploy.lava_run import run_lava
+    from loihic.deploy.lava.run import run_lava
 
     emu_spiking = Emulator(model, device="cpu", input_message_bits=bits).output_spiking
     return run_lava(str(path), spikes, backend=backend, input_message_bits=bits, read_v=not emu_spiking, model=model)

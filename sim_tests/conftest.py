@@ -1,6 +1,6 @@
 """Test-suite set-up.
 
-- ``loihic.deploy.lava_compat.install()`` runs first, before any test module can import Lava.
+- ``loihic.deploy.lava.compat.install()`` runs first, before any test module can import Lava.
 - Markers: ``lava`` (runs Lava's CPU simulator; forks processes, seconds per test) and ``slow``
   (exhaustive; ``make test-slow`` only).  ``make test`` runs everything not marked ``slow``.
 - torch runs on one thread (see below).
@@ -16,7 +16,7 @@ import pytest
 import torch
 from hypothesis import settings
 
-from loihic.deploy import lava_compat
+from loihic.deploy.lava import compat as lava_compat
 
 lava_compat.install()
 

@@ -9,7 +9,7 @@ This is exactly Lava's LIF with vDecay = round(4096 (1 - lambda)) = 2048 and iDe
 says ``leak = 0.5, reset = "hard", output = "spiking"`` and ``compiler/load/checkpoint.py`` maps it 1:1.
 
 Input: the analogue image is fed as the input current at every step ("the input is fed N times", sec. 2.3),
-our ``direct`` encoding (``training/encoding.py``, graded 8-bit ``round(255 x) / 255``).  Training sees the
+our ``direct`` encoding (``compiler/encoding.py``, graded 8-bit ``round(255 x) / 255``).  Training sees the
 same 8-bit values, so the trained and the deployed first layer receive identical inputs.
 
 Stage 1 (:func:`train_noise`, eqs. 5-6): T = 1, ``H = N_noise + sum_i w_i S_i``, ``S = H > 1``; N_noise is
@@ -95,7 +95,7 @@ from loihic.compiler.errors import InputError
 from loihic.training.checkpoint import CREATED_BY, FORMAT, FORMAT_VERSION, validate_checkpoint
 from loihic.training.data import dataset_info, load_dataset, subset
 from loihic.training.distributed import world
-from loihic.training.encoding import DIRECT_LEVELS, input_scale
+from loihic.compiler.encoding import DIRECT_LEVELS, input_scale
 from loihic.training.models import (
     MODELS as ANN_MODELS,
 )

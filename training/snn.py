@@ -15,7 +15,7 @@ For a network converted from an ANN (``convert.py``), per time step t (Datta et 
 - or, when its threshold is a float (checkpoint ``snn.output == "spiking"``, e.g. noise-based training,
   Jiang & Zhang eqs. 1-3), the last layer is a LIF layer like the hidden ones (same leak and reset) and the
   output is its spike count ``sum_t s_t``; the prediction is ``argmax`` of the counts, ties to the lowest
-  index (``deploy/emulator.py`` ``predict``).
+  index (``deploy/emulator/network.py`` ``predict``).
 
 Inputs are encoded in fixed chunks by :func:`encode_chunks` (sample order, 256 per chunk, chunk k seeded
 with ``seed + k``): the rule every backend follows to see the same spikes for the same ``seed``.
@@ -36,7 +36,7 @@ from tqdm import tqdm
 from loihic.compiler.errors import InputError, LoihicError
 from loihic.compiler.ir import RESETS
 from loihic.training.checkpoint import validate_checkpoint
-from loihic.training.encoding import encode, input_scale
+from loihic.compiler.encoding import encode, input_scale
 from loihic.training.models import SYNAPTIC_TYPES, build_model
 
 ENCODE_CHUNK = 256  # samples per encode() call in encode_chunks; part of the reproducibility rule

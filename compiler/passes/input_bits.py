@@ -6,7 +6,7 @@ quantizer keeps the worst case of that sum below 2^23 (``quantize.py``): with x 
 bit costs one bit of first-layer weight resolution.  A wide first layer fed 8-bit images can end up with
 a weight step far above its typical weight (Fashion-MNIST AP2-512FC: 784 inputs after the pooling fold,
 scale 17, weight SQNR 1 dB).  Deploying B < 8 input bits re-encodes the input as ``round(x (2^B - 1))``
-(encoding ``direct<B>``, training/encoding.py) and lets the quantizer use the bits it frees.  The float
+(encoding ``direct<B>``, compiler/encoding.py) and lets the quantizer use the bits it frees.  The float
 network with the same B-bit input is the reference: ``with_input_bits`` in training/checkpoint.py.
 
 **Automatic choice** (``input_bits="auto"``, the default).  For each B in 1..8 the first layer (after the
@@ -29,7 +29,7 @@ import numpy as np
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import InputError
-from loihic.training.encoding import DIRECT_MESSAGE_BITS, direct_bits, direct_encoding
+from loihic.compiler.encoding import DIRECT_MESSAGE_BITS, direct_bits, direct_encoding
 
 INPUT_M2 = 1.0 / 3.0  # E[x^2] of inputs uniform on [0, 1]: the proxy's input power
 

@@ -4,7 +4,7 @@ Lava: ``run_lava(path, x, record_layers=True, read_v=True)``, all the case's sam
 per-sample resets).  Emulator: ``Emulator(read_netx(path), device='cpu', input_message_bits=B)``.  Equal means
 every spike of every neuron layer (the input neuron first, when the file has one) at every step of every
 sample, and the last layer's voltage at the end of every sample (for a read-out layer that never fires it is
-the output; for a spiking one a stricter check), as ``deploy/verify.py`` compares them.
+the output; for a spiking one a stricter check), as ``deploy/verification/parity.py`` compares them.
 
 A case that differs (or that either side refuses or fails on) is saved with :func:`generator.save_case` as
 ``net.net`` + ``input.npy`` + ``case.json`` under :func:`failure_root`, and can be replayed with
@@ -24,9 +24,9 @@ import numpy as np
 
 from loihic.compiler import errors
 from loihic.compiler.netx.read import NetxModel, read_netx
-from loihic.deploy.emulator import Emulator
-from loihic.deploy.lava_run import run_lava
-from loihic.deploy.verify import first_mismatch
+from loihic.deploy.emulator.network import Emulator
+from loihic.deploy.lava.run import run_lava
+from loihic.deploy.verification.parity import first_mismatch
 from sim_tests.conformance.generator import Case, save_case, write_case
 
 REPO = Path(__file__).resolve().parents[2]

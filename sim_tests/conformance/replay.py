@@ -17,7 +17,7 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
-    from loihic.deploy import lava_compat
+    from loihic.deploy.lava import compat as lava_compat
 
     lava_compat.install()
     from sim_tests.conformance import generator as gen

@@ -169,8 +169,8 @@ def test_per_neuron_conv_bias_netx_cannot_build_is_refused(tmp_path, shape):
 def test_conv_sum_beyond_int32_matches_lava(tmp_path):
     """A 24-bit input times weights 127 .. 254: sums from just below to far above 2^31.  Lava casts its float64
     conv sum with astype(int32) (INT_MIN when outside) before the 24-bit wrap, so those read out 0."""
-    from loihic.deploy.emulator import Emulator
-    from loihic.deploy.lava_run import run_lava
+    from loihic.deploy.emulator.network import Emulator
+    from loihic.deploy.lava.run import run_lava
 
     weights = np.asarray([64, 127, 128, 200, 254], np.float32)
     path = tmp_path / "c.net"

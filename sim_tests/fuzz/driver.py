@@ -2,7 +2,7 @@
 
 Usage: ``python -m sim_tests.fuzz.driver CASES.json OUT.jsonl [START]``.
 
-Each case (``{"id", "argv", "cwd"}``) runs as ``loihic.deploy.cli.main(argv)`` in its own working folder, with
+Each case (``{"id", "argv", "cwd"}``) runs as ``loihic.deploy.cli.main.main(argv)`` in its own working folder, with
 its stdout / stderr captured (Python's and file descriptor 2's, where C libraries write), under a per-case
 deadline (``SIGALRM`` after ``deadline_s``, default 20 s), and with the address space capped
 (``LOIHIC_FUZZ_MEMORY_GB``, default 6) so that a reader that allocates what a file declares gets a
@@ -85,7 +85,7 @@ def main_loop(cases_path: str, out_path: str, start: int = 0) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from loihic.deploy.cli import main
+    from loihic.deploy.cli.main import main
 
     signal.signal(signal.SIGALRM, _on_alarm)
     with open(cases_path) as fh:

@@ -45,7 +45,7 @@ def _snntorch_like_nir(path: Path) -> None:
 
 def build_seeds(folder: Path) -> dict[str, Path]:
     from loihic.compiler.config import CompileConfig
-    from loihic.deploy.commands import compile_checkpoint, export_nir
+    from loihic.deploy.cli.commands import compile_checkpoint, export_nir
     from loihic.training.ann import train_ann
     from loihic.training.checkpoint import save_checkpoint
     from loihic.training.convert import convert

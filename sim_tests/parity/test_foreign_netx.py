@@ -29,9 +29,9 @@ import pytest
 import torch
 
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.emulator import Emulator
-from loihic.deploy.lava_compat import install
-from loihic.deploy.verify import verify
+from loihic.deploy.emulator.network import Emulator
+from loihic.deploy.lava.compat import install
+from loihic.deploy.verification.parity import verify
 from sim_tests.golden.lava_dl.make_lava_dl import copy_layers, unpack
 
 install()  # before anything imports lava (Python 3.11 patches)

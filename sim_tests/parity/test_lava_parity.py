@@ -12,7 +12,7 @@ import pytest
 from loihic.compiler import ir
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
-from loihic.deploy.verify import verify
+from loihic.deploy.verification.parity import verify
 from sim_tests.golden.make_golden import golden_networks
 from sim_tests.tolerances import SPIKES_EXACT
 
@@ -112,7 +112,7 @@ def test_direct_coded_graded_input(tmp_path, rng):
 
 
 def test_netx_builds_the_intended_layers(tmp_path):
-    from loihic.deploy.lava_compat import import_netx
+    from loihic.deploy.lava.compat import import_netx
 
     netx = import_netx()
     path = write_netx(compile_network(golden_networks()["conv_small"]), tmp_path / "n.net", {})
@@ -125,7 +125,7 @@ def test_netx_builds_the_intended_layers(tmp_path):
 @pytest.mark.parametrize("model", ["mlp", "lenet5"])
 def test_trained_digits_networks(tmp_path, model):
     from loihic.compiler.config import CompileConfig
-    from loihic.deploy.commands import compile_checkpoint, encoded
+    from loihic.deploy.cli.commands import compile_checkpoint, encoded
     from loihic.training.ann import train_ann
     from loihic.training.checkpoint import save_checkpoint
     from loihic.training.convert import convert

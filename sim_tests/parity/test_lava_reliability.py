@@ -3,7 +3,7 @@
 - A read-out layer with ``iDecay = 3``, stored as an integer or as a float (the float used to hang
   Lava at step 0: a TypeError inside the LIF child that never reached the parent), runs to the end
   and is spike- and voltage-identical to the emulator.
-- The watchdog (:mod:`loihic.deploy.lava_guard`) turns a Lava child that dies, or one that hangs,
+- The watchdog (:mod:`loihic.deploy.lava.guard`) turns a Lava child that dies, or one that hangs,
   into one clear line, and leaves no Lava process alive.
 - A real ``loihic simulate --backend lava-sim`` killed with SIGINT, SIGTERM or SIGKILL takes all
   its Lava children with it within a few seconds.
@@ -32,9 +32,10 @@ import pytest
 from loihic.compiler import ir
 from loihic.compiler.errors import LoihicError, NetxFormatError
 from loihic.compiler.netx.write import write_netx
-from loihic.deploy import lava_compat, lava_guard
-from loihic.deploy.lava_run import run_lava
-from loihic.deploy.verify import verify
+from loihic.deploy.lava import compat as lava_compat
+from loihic.deploy.lava import guard as lava_guard
+from loihic.deploy.lava.run import run_lava
+from loihic.deploy.verification.parity import verify
 from sim_tests.tolerances import SPIKES_EXACT
 
 pytestmark = pytest.mark.lava

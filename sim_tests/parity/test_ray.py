@@ -1,4 +1,4 @@
-"""Lava verification sharded over Ray (deploy/distributed.py), on a local Ray instance of this machine's CPUs.
+"""Lava verification sharded over Ray (deploy/scale/ray_lava.py), on a local Ray instance of this machine's CPUs.
 
 Ray is an optional extra: ``make test-ray`` installs it and runs these; elsewhere they are skipped."""
 
@@ -14,8 +14,8 @@ import pytest
 
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import LoihicError
-from loihic.deploy.commands import compile_checkpoint
-from loihic.deploy.lava_run import run_lava
+from loihic.deploy.cli.commands import compile_checkpoint
+from loihic.deploy.lava.run import run_lava
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert
@@ -44,7 +44,7 @@ def _same(a, b) -> None:  # noqa: ANN001
 
 
 def test_sharded_run_equals_the_single_process_run(net: tuple[Path, np.ndarray]) -> None:
-    from loihic.deploy.distributed import run_lava_ray
+    from loihic.deploy.scale.ray_lava import run_lava_ray
 
     path, x = net
     one = run_lava(str(path), x, record_layers=True, read_v=True, progress=False)
@@ -66,7 +66,7 @@ def _ray_task_pids() -> list[int]:
 
 
 def test_a_killed_task_is_retried(net: tuple[Path, np.ndarray]) -> None:
-    from loihic.deploy.distributed import run_lava_ray
+    from loihic.deploy.scale.ray_lava import run_lava_ray
 
     path, x = net
     out: dict = {}
@@ -89,7 +89,7 @@ def test_a_killed_task_is_retried(net: tuple[Path, np.ndarray]) -> None:
 
 
 def test_a_hung_task_is_reported_by_sample_range(net: tuple[Path, np.ndarray]) -> None:
-    from loihic.deploy.distributed import run_lava_ray
+    from loihic.deploy.scale.ray_lava import run_lava_ray
 
     path, x = net
     with pytest.raises(LoihicError, match=r"samples 0\.\.11 did not finish within 0\.2 s on Ray"):

@@ -48,9 +48,9 @@ import pytest
 import torch
 
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.emulator import Emulator
-from loihic.deploy.lava_compat import install
-from loihic.deploy.verify import verify
+from loihic.deploy.emulator.network import Emulator
+from loihic.deploy.lava.compat import install
+from loihic.deploy.verification.parity import verify
 
 install()  # before anything imports lava (Python 3.11 patches)
 slayer = pytest.importorskip("lava.lib.dl.slayer")

@@ -1,4 +1,4 @@
-"""The resumable sweep runner (deploy/sweep.py): local engine (fast, unmarked) and Ray on a local cluster of this
+"""The resumable sweep runner (deploy/scale/sweep.py): local engine (fast, unmarked) and Ray on a local cluster of this
 machine's CPUs (``-m ray``, ``make test-ray``): resume after an interruption, failed cells reported, same results."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from loihic.deploy.sweep import SweepError, cell_path, run_sweep
+from loihic.deploy.scale.sweep import SweepError, cell_path, run_sweep
 
 CELLS = [{"x": x, "seed": 10 + x} for x in range(6)]
 
@@ -113,7 +113,7 @@ def test_ray_gives_the_local_results_and_reports_a_failing_cell(tmp_path: Path, 
 
 DRIVER = """
 import sys, time
-from loihic.deploy.sweep import run_sweep
+from loihic.deploy.scale.sweep import run_sweep
 
 def slow(params, ctx):
     time.sleep(1.5)

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from loihic.compiler.config import CompileConfig
-from loihic.deploy.commands import compile_checkpoint
+from loihic.deploy.cli.commands import compile_checkpoint
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.convert import convert

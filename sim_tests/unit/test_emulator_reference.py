@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from loihic.compiler.netx.read import NetxModel, NxDense, NxInput, NxNeuron
-from loihic.deploy.emulator import Emulator
+from loihic.deploy.emulator.network import Emulator
 
 
 def _lif_counts(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarray, int, int]:

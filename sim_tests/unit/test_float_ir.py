@@ -1,4 +1,4 @@
-"""deploy/float_ir.py, the float reference of any IR network: against NIR's own equations (single neurons, every
+"""deploy/verification/float_ir.py, the float reference of any IR network: against NIR's own equations (single neurons, every
 spiking kind) and against the float SNN of a converted checkpoint (training/snn.py), an independent
 implementation of the same equations."""
 
@@ -9,7 +9,7 @@ import pytest
 
 from loihic.compiler.load.checkpoint import network_from_checkpoint
 from loihic.compiler.load.nir import network_from_nir
-from loihic.deploy.float_ir import IRModel
+from loihic.deploy.verification.float_ir import IRModel
 from loihic.training.ann import train_ann
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset

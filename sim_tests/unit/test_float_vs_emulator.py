@@ -17,11 +17,11 @@ from loihic.compiler.load.checkpoint import network_from_checkpoint
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
-from loihic.deploy.emulator import Emulator
+from loihic.deploy.emulator.network import Emulator
 from loihic.training.ann import train_ann
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
-from loihic.training.encoding import encode
+from loihic.compiler.encoding import encode
 from loihic.training.snn import SNNModel
 
 

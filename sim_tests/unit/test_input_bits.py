@@ -8,10 +8,10 @@ import pytest
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import CheckpointError, InputError
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
 from loihic.training.checkpoint import save_checkpoint, validate_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
-from loihic.training.encoding import check_encoding, direct_bits, direct_encoding, encode, input_scale
+from loihic.compiler.encoding import check_encoding, direct_bits, direct_encoding, encode, input_scale
 from loihic.training.noise import evaluate_noise, train_noise
 
 
@@ -95,7 +95,7 @@ def test_input_bits_refuses_poisson(tmp_path) -> None:
 
 @pytest.mark.lava
 def test_lava_identical_with_4_bit_input(noise_ckpt, tmp_path) -> None:
-    from loihic.deploy.verify import verify
+    from loihic.deploy.verification.parity import verify
 
     _, path = noise_ckpt
     net, _ = compile_checkpoint(path, str(tmp_path / "4.net"), CompileConfig(input_bits=4))

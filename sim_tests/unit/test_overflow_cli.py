@@ -12,8 +12,8 @@ import pytest
 from loihic.compiler import ir
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.netx.write import write_netx
-from loihic.deploy.cli import main
-from loihic.deploy.emulator import Emulator
+from loihic.deploy.cli.main import main
+from loihic.deploy.emulator.network import Emulator
 
 T = 40
 

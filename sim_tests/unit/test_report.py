@@ -12,7 +12,7 @@ import pytest
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.resources import hardware_notes, layer_resources, synops_per_inference
-from loihic.deploy.commands import compile_checkpoint
+from loihic.deploy.cli.commands import compile_checkpoint
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert

@@ -11,7 +11,7 @@ import torch
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import InputError
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
 from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.data import load_dataset
 from loihic.training.models import expected_state_shapes, output_shapes
@@ -265,7 +265,7 @@ def test_emulator_close_to_float(ckpt: dict, compiled: dict, test_set, name: str
 @pytest.mark.lava
 @pytest.mark.parametrize("name", ["plain", "offset"])
 def test_emulator_equals_lava(compiled: dict, test_set, name: str) -> None:
-    from loihic.deploy.verify import verify
+    from loihic.deploy.verification.parity import verify
 
     x, y = test_set
     spikes = encoded(x[:3], 5, "direct", 0)

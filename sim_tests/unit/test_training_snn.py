@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loihic.compiler.errors import InputError
-from loihic.training.encoding import encode
+from loihic.compiler.encoding import encode
 from loihic.training.models import build_model
 from loihic.training.snn import SNNModel, encode_chunks
 

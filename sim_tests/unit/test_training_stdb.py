@@ -186,7 +186,7 @@ def test_threshold_scale_and_schedules(converted: dict, digits: tuple) -> None:
 def test_compiled_emulator_close_to_float(tuned: dict, digits: tuple, tmp_path: Path) -> None:
     from loihic.compiler.config import CompileConfig
     from loihic.compiler.netx.read import read_netx
-    from loihic.deploy.commands import compile_checkpoint, emulator_accuracy
+    from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy
 
     x_te, y_te = digits[2], digits[3]
     save_checkpoint(tmp_path / "stdb.pt", tuned)
@@ -200,8 +200,8 @@ def test_compiled_emulator_close_to_float(tuned: dict, digits: tuple, tmp_path: 
 @pytest.mark.lava
 def test_lava_spike_identical(tuned: dict, digits: tuple, tmp_path: Path) -> None:
     from loihic.compiler.config import CompileConfig
-    from loihic.deploy.commands import compile_checkpoint, encoded
-    from loihic.deploy.verify import verify
+    from loihic.deploy.cli.commands import compile_checkpoint, encoded
+    from loihic.deploy.verification.parity import verify
 
     save_checkpoint(tmp_path / "stdb.pt", tuned)
     net, _ = compile_checkpoint(str(tmp_path / "stdb.pt"), str(tmp_path / "m.net"), CompileConfig())

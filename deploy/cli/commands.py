@@ -25,8 +25,8 @@ from loihic.compiler.netx.read import NetxModel, read_netx
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
 from loihic.compiler.report import format_report, layer_report
-from loihic.deploy.emulator import DEFAULT_MEMORY_MB, Emulator, LayerOverflow, format_overflow, merge_overflow, predict
-from loihic.training.encoding import direct_bits
+from loihic.deploy.emulator.network import DEFAULT_MEMORY_MB, Emulator, LayerOverflow, format_overflow, merge_overflow, predict
+from loihic.compiler.encoding import direct_bits
 
 
 # --- small shared helpers -----------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def netx_accuracy(
     overflow_out: list[LayerOverflow] | None = None,
 ) -> float:
     """Accuracy of a netx file on real inputs ``x`` (encoded with the shared chunk rule) on the emulator or
-    Lava (``ray_address``: sharded over Ray, deploy/distributed.py).  ``overflow_out``: emulator only,
+    Lava (``ray_address``: sharded over Ray, deploy/scale/ray_lava.py).  ``overflow_out``: emulator only,
     see :func:`emulator_accuracy`."""
     if backend == "emulator":
         if ray_address is not None:
@@ -226,11 +226,11 @@ def netx_accuracy(
         )
     if overflow_out is not None:
         raise InputError("--check-overflow counts on the emulator; use --backend emulator")
-    from loihic.deploy.lava_run import run_lava_parallel
+    from loihic.deploy.lava.run import run_lava_parallel
 
     run = run_lava_parallel
     if ray_address is not None:
-        from loihic.deploy.distributed import run_lava_ray
+        from loihic.deploy.scale.ray_lava import run_lava_ray
 
         run = lambda p, xs, workers, **kw: run_lava_ray(p, xs, address=ray_address, **kw)  # noqa: E731
     emu = Emulator(model, device="cpu", input_message_bits=message_bits(model))
@@ -877,7 +877,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         if args.check_overflow:
             raise InputError("--check-overflow counts on the emulator; use --backend emulator")
-        from loihic.deploy.lava_run import run_lava
+        from loihic.deploy.lava.run import run_lava
 
         res = run_lava(args.net, x, backend=args.backend, input_message_bits=bits, read_v=vout is not None, model=model)
         y, v = res.output_spikes, res.output_v
@@ -894,7 +894,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from loihic.deploy.verify import verify
+    from loihic.deploy.verification.parity import verify
 
     check_options(args)
     model = read_net(args.net, args.input_shape, lambda: data_input_shape(args))
@@ -1062,7 +1062,7 @@ def cmd_export_nir(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``loihic report MODEL.net --reference SNN.pt``: float-vs-Loihi parity, resources, hardware notes."""
-    from loihic.deploy.report import write_report
+    from loihic.deploy.verification.report import write_report
 
     check_options(args)
     out = Path(args.output)
@@ -1104,7 +1104,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_install_lava(args: argparse.Namespace) -> int:
-    from loihic.deploy.install_lava import install
+    from loihic.deploy.lava.install import install
 
     install(dry_run=args.dry_run)
     if not args.dry_run:
@@ -1113,6 +1113,6 @@ def cmd_install_lava(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from loihic.deploy.demo import run_demo
+    from loihic.deploy.cli.demo import run_demo
 
     return run_demo(args)

@@ -1,7 +1,7 @@
 """The numba kernels of the layer-major emulator (CPU), imported on first use by
-:mod:`loihic.deploy.emulator_kernels` (importing numba costs about half a second, which the commands
+:mod:`loihic.deploy.emulator.kernels` (importing numba costs about half a second, which the commands
 that never emulate should not pay).  Compiled on first call and cached on disk (``cache=True``); see
-:mod:`loihic.deploy.emulator_kernels` for the arithmetic.
+:mod:`loihic.deploy.emulator.kernels` for the arithmetic.
 
 Each kernel is a serial function over the samples [lo, hi) that releases the GIL; with more than one
 thread, ``emulator_kernels._split`` runs slices of the samples on a thread pool.  (Not numba's

@@ -3,7 +3,7 @@
 It runs a :class:`~loihic.compiler.netx.read.NetxModel` on many samples at once, on CUDA when
 available.  Time is *aligned*: at step t every layer integrates what the layer before it emitted at
 step t, which is what Lava computes once each layer's pipeline delay is removed with per-sample
-resets (spec 2.7; :mod:`loihic.deploy.timing`).  State starts at zero for every sample.
+resets (spec 2.7; :mod:`loihic.deploy.lava.timing`).  State starts at zero for every sample.
 
 Per step and layer (lava-nc 0.10.0, spec 2.1-2.3; ``rs0`` shifts toward zero, ``wrap32`` is the int32
 channel/array wrap numpy applies)::
@@ -30,10 +30,10 @@ Execution order (``mode``):
 
 * ``"layer"`` (default): a feed-forward network is run layer by layer.  Once the layer below has run,
   a layer's synaptic input over all T steps is known, so each layer is ONE matmul / conv2d over all
-  B*T rows, then the LIF recurrence over T (:mod:`loihic.deploy.emulator_kernels`: one numba kernel on
+  B*T rows, then the LIF recurrence over T (:mod:`loihic.deploy.emulator.kernels`: one numba kernel on
   CPU, vectorised torch steps elsewhere).  Tensors are (B, T, n).  Samples (and, when one sample alone
   exceeds it, steps) are processed in blocks that fit ``memory_mb`` of working memory.
-* ``"step"``: every layer once per time step (:mod:`loihic.deploy.emulator_step`), the emulator as it
+* ``"step"``: every layer once per time step (:mod:`loihic.deploy.emulator.step_major`), the emulator as it
   was; the reference the layer-major path is tested against.
 
 Both give the same integers: spikes of every layer, voltages, overflow counts.
@@ -52,9 +52,9 @@ import torch
 from loihic.compiler.errors import InputError
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxNeuron
-from loihic.deploy import emulator_kernels as kern
-from loihic.deploy.emulator_layers import Workspace, run_layer_major
-from loihic.deploy.emulator_step import _rs0, _wrap, lif_step, run_step_major  # noqa: F401 - _rs0/_wrap: harness
+from loihic.deploy.emulator import kernels as kern
+from loihic.deploy.emulator.layer_major import Workspace, run_layer_major
+from loihic.deploy.emulator.step_major import _rs0, _wrap, lif_step, run_step_major  # noqa: F401 - _rs0/_wrap: harness
 
 MODES = ("layer", "step")
 BACKENDS = ("numba", "torch")

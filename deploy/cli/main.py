@@ -1,5 +1,5 @@
 """The ``loihic`` command line.  Each sub-command is a thin wrapper over the Python API in
-:mod:`loihic.deploy.commands`; bad input ends with one ``loihic: error: ...`` line and exit code 2."""
+:mod:`loihic.deploy.cli.commands`; bad input ends with one ``loihic: error: ...`` line and exit code 2."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import warnings
 
 from loihic import __version__
 from loihic.compiler.errors import LoihicError
-from loihic.deploy.lava_compat import LavaCompatError
+from loihic.deploy.lava.compat import LavaCompatError
 
 
 def _common(p: argparse.ArgumentParser, output: bool = True, json_flag: bool = True) -> None:
@@ -58,7 +58,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from loihic.deploy import commands as c
+    from loihic.deploy.cli import commands as c
 
     # allow_abbrev=False everywhere: an unknown option is an error, never a silent abbreviation of another
     # (``--calib x.npy`` once became ``--calib-samples x.npy``).

@@ -1,9 +1,9 @@
 """Run a netx HDF5 file on Lava: the CPU simulator (bit-accurate ``fixed_pt``) or a Loihi 2 system.
 
 All samples go through ONE network and ONE RingBuffer source, T steps each, with netx's per-sample
-LIF resets (:mod:`loihic.deploy.timing`); no ``Var.set`` per sample (about 25 us per element).
+LIF resets (:mod:`loihic.deploy.lava.timing`); no ``Var.set`` per sample (about 25 us per element).
 Outputs are returned in the emulator's aligned time base, so the two compare index for index.
-Every run is supervised by :mod:`loihic.deploy.lava_guard`: it ends (a dead or stuck Lava process
+Every run is supervised by :mod:`loihic.deploy.lava.guard`: it ends (a dead or stuck Lava process
 fails it with one line, within a deadline), and its processes never outlive it or this process
 (a live runtime after an exception would also hang the interpreter, spec 3).
 """
@@ -24,7 +24,9 @@ from tqdm import tqdm
 
 from loihic.compiler.errors import LoihicError
 from loihic.compiler.netx.read import NetxModel, NxDense, NxFlatten, read_netx
-from loihic.deploy import lava_compat, lava_guard, no_orphans, timing
+from loihic.deploy.lava import compat as lava_compat
+from loihic.deploy.lava import guard as lava_guard
+from loihic.deploy.lava import no_orphans, timing
 
 BACKENDS = ("lava-sim", "loihi2")
 _NC_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"  # ships with lava-loihi only
@@ -93,7 +95,7 @@ def _session(job: _Job, session: lava_guard.Session, sink_dir: str, progress_pat
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc import io
 
-    from loihic.deploy.lavaproc import recorder
+    from loihic.deploy.lava.lavaproc import recorder
 
     model = job.model
     net = netx.hdf5.Network(
@@ -147,8 +149,8 @@ def run_lava(
     ``read_v`` reads the last layer's voltage at the end of every sample (the integrator readout);
     it runs the network one sample at a time for that, in the same runtime.
 
-    The run is watched (:mod:`loihic.deploy.lava_guard`): a Lava process that dies or hangs ends it
-    with a one-line :class:`~loihic.deploy.lava_guard.LavaRunError`, and no Lava process outlives it
+    The run is watched (:mod:`loihic.deploy.lava.guard`): a Lava process that dies or hangs ends it
+    with a one-line :class:`~loihic.deploy.lava.guard.LavaRunError`, and no Lava process outlives it
     or this process.  ``timeout`` (seconds; default ``$LOIHIC_LAVA_TIMEOUT``) replaces the automatic
     deadline with a fixed one.
     """
@@ -156,7 +158,7 @@ def run_lava(
     limit = lava_guard.resolve_timeout(timeout)
     model = model or read_netx(path)
     lava_compat.import_netx()
-    from loihic.deploy.lavaproc import recorder
+    from loihic.deploy.lava.lavaproc import recorder
 
     n, steps = x.shape[0], x.shape[-1]
     delay = timing.output_delay(sum(1 for _ in model.neuron_layers))
@@ -234,7 +236,7 @@ def _pid_alive(pid: int) -> bool:
 def _plan(n: int, steps: int, delay: int, read_v: bool) -> list[int]:
     """Steps of each ``run()`` call.  Samples go in chunks of about 2000 steps, or one at a time when
     ``read_v`` (v is read after each); the pipeline's ``delay`` rides on the first chunk, and its
-    first :data:`~loihic.deploy.lava_guard.PROBE_STEPS` steps run alone so the watchdog can time them."""
+    first :data:`~loihic.deploy.lava.guard.PROBE_STEPS` steps run alone so the watchdog can time them."""
     chunk = 1 if read_v else max(1, min(n, 2000 // max(steps, 1)))
     sizes = [min(chunk, n - i) * steps for i in range(0, n, chunk)]
     sizes[0] += delay

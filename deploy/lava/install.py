@@ -3,7 +3,7 @@
 lava-nc 0.10.0 and lava-dl 0.6.0 are Lava's last releases (the project is archived).  Their metadata pins
 Python < 3.11, numpy < 2 and torch 2.3 with torchvision, so they are installed without their declared
 dependencies and then the runtime dependencies they really import are installed
-(:mod:`loihic.deploy.lava_compat` makes them import on Python 3.11+).  ``make setup`` calls this command,
+(:mod:`loihic.deploy.lava.compat` makes them import on Python 3.11+).  ``make setup`` calls this command,
 so a checkout and a ``pip install loihic`` user get the same Lava.
 """
 
@@ -46,7 +46,7 @@ def install(dry_run: bool = False) -> list[list[str]]:
         if not dry_run and subprocess.run(cmd, check=False).returncode != 0:
             raise LoihicError(f"'{' '.join(cmd[2:])}' failed (see pip's output above)")
     if not dry_run:
-        check = [sys.executable, "-c", "from loihic.deploy.lava_compat import import_netx; import_netx()"]
+        check = [sys.executable, "-c", "from loihic.deploy.lava.compat import import_netx; import_netx()"]
         res = subprocess.run(check, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             last = (res.stderr.strip().splitlines() or ["unknown error"])[-1]

@@ -2,7 +2,7 @@
 
 For a block of samples (and steps), layer by layer: the layer's whole synaptic input, one matmul (dense)
 or conv2d (conv) over all B*T rows in the exact float dtype, then the LIF recurrence over T
-(:func:`~loihic.deploy.emulator_kernels.scan_numba` on CPU, :func:`~...scan_torch` elsewhere), whose
+(:func:`~loihic.deploy.emulator.kernels.scan_numba` on CPU, :func:`~...scan_torch` elsewhere), whose
 spikes, written in the dtype the next layer's matmul reads, are that layer's input.  Tensors are
 (B, T, n) (sample, step, neuron), so a sample's steps are consecutive GEMM rows and each step's neurons
 are contiguous.  u and v are carried from one time block to the next, so blocks in time give the same
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from loihic.deploy import emulator_kernels as kern
+from loihic.deploy.emulator import kernels as kern
 
 _MB = 1 << 20
 # Working set of one block on CPU.  Measured with one thread (bench/emulator_speed.py networks, T=100):

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 # numba is a dependency (Makefile, pyproject); without it the torch recurrence runs everywhere.  Its
-# kernels (deploy/emulator_numba.py) are imported on first use only.
+# kernels (deploy/emulator/numba_kernels.py) are imported on first use only.
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 U_LIMIT = 1 << 23  # u wraps once at +-2^23
 V_MAX = (1 << 23) - 1  # v clips to +-(2^23 - 1)
@@ -162,7 +162,7 @@ def scan_numba(
         vtrace is not None,
         counts is not None,
     )
-    from loihic.deploy import emulator_numba as nb
+    from loihic.deploy.emulator import numba_kernels as nb
 
     _split(nb.scan_rows, acc.shape[0], torch.get_num_threads(), *args)
 
@@ -170,7 +170,7 @@ def scan_numba(
 def to_btn(x: torch.Tensor, out: torch.Tensor, binary: bool) -> None:
     """(B, n, T) -> (B, T, n) into ``out`` (its dtype), binarised (``x != 0``) when ``binary``."""
     if HAVE_NUMBA and x.device.type == "cpu" and x.dtype != torch.bool:
-        from loihic.deploy import emulator_numba as nb
+        from loihic.deploy.emulator import numba_kernels as nb
 
         _split(nb.to_btn_rows, x.shape[0], torch.get_num_threads(), x.numpy(), out.numpy(), binary)
     else:
@@ -180,7 +180,7 @@ def to_btn(x: torch.Tensor, out: torch.Tensor, binary: bool) -> None:
 def to_bnt(s: torch.Tensor, out: np.ndarray) -> None:
     """(B, T, n) tensor -> ``out`` (B, n, T) numpy array (its dtype)."""
     if HAVE_NUMBA and s.device.type == "cpu":
-        from loihic.deploy import emulator_numba as nb
+        from loihic.deploy.emulator import numba_kernels as nb
 
         _split(nb.to_bnt_rows, s.shape[0], torch.get_num_threads(), s.numpy(), out)
     else:

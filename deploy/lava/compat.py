@@ -36,7 +36,7 @@ On Python 3.10 with torchvision and OpenCV present, and no multiprocessing conte
 is imported, only item 4 is patched.
 
 Call :func:`install` (or :func:`import_netx`) before anything imports ``lava``: the CLI, the test
-suite's ``conftest.py`` and the Lava worker processes all go through :mod:`loihic.deploy.lava_run`,
+suite's ``conftest.py`` and the Lava worker processes all go through :mod:`loihic.deploy.lava.run`,
 which does.  Lava forks its processes, so children inherit the already-patched modules.
 """
 
@@ -61,9 +61,9 @@ _NETX_HDF5 = "lava.lib.dl.netx.hdf5"
 _BYTE_ENCODER_OLD = "@dataclass\nclass ByteEncoder:"
 _BYTE_ENCODER_NEW = "@dataclass(unsafe_hash=True)\nclass ByteEncoder:"
 _OBD_OLD = "from . import object_detection as obd\n"
-_OBD_NEW = "# loihic.deploy.lava_compat: object_detection skipped (needs torchvision and OpenCV)\n"
+_OBD_NEW = "# loihic.deploy.lava.compat: object_detection skipped (needs torchvision and OpenCV)\n"
 _NETX_IMPORT_OLD = "import numpy as np\nimport h5py\n"
-_NETX_IMPORT_NEW = _NETX_IMPORT_OLD + "from loihic.deploy import lava_compat as _loihic_compat\n"
+_NETX_IMPORT_NEW = _NETX_IMPORT_OLD + "from loihic.deploy.lava import compat as _loihic_compat\n"
 _NETX_CUBA_OLD = """\
                              'vth': neuron_config['vThMant'],
                              'du': neuron_config['iDecay'] - 1,
@@ -127,8 +127,8 @@ def _fork_patch() -> Rewrite | None:
     if method is None:
         return None
     if method == "fork":
-        return ((_FORK_OLD, "pass  # loihic.deploy.lava_compat: start method already 'fork'"),)
-    return ((_FORK_OLD, "mp.set_start_method('fork', force=True)  # loihic.deploy.lava_compat"),)
+        return ((_FORK_OLD, "pass  # loihic.deploy.lava.compat: start method already 'fork'"),)
+    return ((_FORK_OLD, "mp.set_start_method('fork', force=True)  # loihic.deploy.lava.compat"),)
 
 
 class _PatchingLoader(importlib.machinery.SourceFileLoader):
@@ -178,7 +178,7 @@ def install() -> bool:
     early = [m for m in patches if m in sys.modules and m != _LAVA_MP]
     if early:
         raise LavaCompatError(
-            f"{', '.join(early)} was imported before loihic.deploy.lava_compat.install(); import loihic before lava"
+            f"{', '.join(early)} was imported before loihic.deploy.lava.compat.install(); import loihic before lava"
         )
     sys.meta_path.insert(0, _LavaCompatFinder(patches))
     return True

@@ -15,7 +15,7 @@ memory manager (spec 3).  Three things go wrong with that, and this module answe
    of the run's allowance, ``max(MIN_RUN_S, MULTIPLE * c * max(steps left / s, chunks left))``.
    ``LOIHIC_LAVA_TIMEOUT`` (seconds) or a ``timeout`` argument replaces all of that with one fixed
    limit for the whole run.
-3. **The parent dies.**  :mod:`loihic.deploy.no_orphans`: while a session is open, every process
+3. **The parent dies.**  :mod:`loihic.deploy.lava.no_orphans`: while a session is open, every process
    forked here dies with this process (``PR_SET_PDEATHSIG``), and SIGTERM/SIGHUP let the run clean
    up before the process dies of them.  The session's worker thread, whose end is what the kernel
    watches, is kept until the watcher has finished with the children.
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from loihic.compiler.errors import LoihicError
-from loihic.deploy.no_orphans import children_die_with_parent
+from loihic.deploy.lava.no_orphans import children_die_with_parent
 
 ENV_TIMEOUT = "LOIHIC_LAVA_TIMEOUT"  # seconds for a whole Lava run, replacing the automatic deadline
 START_S = 60.0  # start-up (build, compile, fork) plus the probe chunk

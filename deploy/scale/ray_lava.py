@@ -1,7 +1,7 @@
 """Lava verification sharded over a Ray cluster (``loihic verify/evaluate --backend lava-sim --ray [ADDRESS]``).
 
 Samples are cut into consecutive ranges; each range is one Ray task that runs its own Lava runtime
-(:func:`loihic.deploy.lava_run.run_lava`) on a copy of the netx file sent with the task (so workers on other
+(:func:`loihic.deploy.lava.run.run_lava`) on a copy of the netx file sent with the task (so workers on other
 machines need no shared file system), and the results are merged in sample order, which makes the output
 identical to the single-process run.  A task that fails (its worker died, or Lava raised) is retried
 ``retries`` times; one that does not finish within ``task_timeout`` seconds is cancelled and retried; a range
@@ -24,7 +24,7 @@ import numpy as np
 
 from loihic.compiler.errors import LoihicError
 from loihic.compiler.netx.read import NetxModel, read_netx
-from loihic.deploy.lava_run import LavaResult, merge_results
+from loihic.deploy.lava.run import LavaResult, merge_results
 
 DEFAULT_RETRIES = 2
 
@@ -39,8 +39,8 @@ def _ray() -> Any:
 
 def _shard(net_bytes: bytes, model: NetxModel | None, x: np.ndarray, kwargs: dict[str, Any]) -> LavaResult:
     """One Ray task: write the netx file locally, run Lava on this sample range."""
-    from loihic.deploy import lava_compat
-    from loihic.deploy.lava_run import run_lava
+    from loihic.deploy.lava import compat as lava_compat
+    from loihic.deploy.lava.run import run_lava
 
     lava_compat.install()
     fd, path = tempfile.mkstemp(prefix="loihic-ray-", suffix=".net")
@@ -64,7 +64,7 @@ def run_lava_ray(
     progress: bool = True,
     **kwargs: Any,
 ) -> LavaResult:
-    """:func:`~loihic.deploy.lava_run.run_lava` on ``x`` (N, *input, T), sharded over Ray (module docstring)."""
+    """:func:`~loihic.deploy.lava.run.run_lava` on ``x`` (N, *input, T), sharded over Ray (module docstring)."""
     model = model or read_netx(path)
     with ray_session(address) as ray:
         n = x.shape[0]
@@ -116,7 +116,7 @@ def run_lava_ray(
 
 @contextlib.contextmanager
 def ray_session(address: str | None = None) -> Iterator[Any]:
-    """Ray for :func:`run_lava_ray` and the sweep runner (:mod:`loihic.deploy.sweep`): ``address`` None or
+    """Ray for :func:`run_lava_ray` and the sweep runner (:mod:`loihic.deploy.scale.sweep`): ``address`` None or
     ``"local"`` starts a local instance of this machine's CPUs, shut down on exit; else ``ray.init(address=...)``;
     an already initialised Ray is used as it is."""
     ray = _ray()

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from loihic.compiler.netx.read import NetxModel, read_netx
-from loihic.deploy.emulator import DEFAULT_MEMORY_MB, Emulator, LayerOverflow, predict
-from loihic.deploy.lava_run import run_lava_parallel
+from loihic.deploy.emulator.network import DEFAULT_MEMORY_MB, Emulator, LayerOverflow, predict
+from loihic.deploy.lava.run import run_lava_parallel
 
 
 @dataclass
@@ -84,8 +84,8 @@ def verify(
     t1 = time.perf_counter()
     readout = not emulator.output_spiking
     run = run_lava_parallel
-    if ray_address is not None:  # sharded over Ray (deploy/distributed.py); same result as one process
-        from loihic.deploy.distributed import run_lava_ray
+    if ray_address is not None:  # sharded over Ray (deploy/scale/ray_lava.py); same result as one process
+        from loihic.deploy.scale.ray_lava import run_lava_ray
 
         run = lambda p, xs, workers, **kw: run_lava_ray(p, xs, address=ray_address, **kw)  # noqa: E731
     lava = run(

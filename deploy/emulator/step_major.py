@@ -1,9 +1,9 @@
 """The step-major emulator (``Emulator(..., mode="step")``): every layer once per time step.
 
-This is the emulator as it was before the layer-major path (:mod:`loihic.deploy.emulator`): kept as the
+This is the emulator as it was before the layer-major path (:mod:`loihic.deploy.emulator.network`): kept as the
 reference the layer-major path is tested against (sim_tests/unit/test_emulator_layer_major.py), and
 because it needs no memory proportional to T.  Same integer arithmetic, in int64 torch ops on
-(B, *shape) tensors; see :mod:`loihic.deploy.emulator_kernels` for the equations.
+(B, *shape) tensors; see :mod:`loihic.deploy.emulator.kernels` for the equations.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def synapse(
 
 
 def run_step_major(emu, xt: torch.Tensor, record_layers: bool, record_v: bool, monitor: bool) -> dict:  # noqa: ANN001
-    """Run ``xt`` (B, *input_shape, T) int64 on ``emu`` (an :class:`~loihic.deploy.emulator.Emulator`)
+    """Run ``xt`` (B, *input_shape, T) int64 on ``emu`` (an :class:`~loihic.deploy.emulator.network.Emulator`)
     step by step.  Returns the fields of an EmulatorResult plus ``counts`` (per neuron layer (3,))."""
     batch, steps = xt.shape[0], xt.shape[-1]
     lifs = emu.lifs

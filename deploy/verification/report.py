@@ -37,7 +37,7 @@ from loihic.compiler.resources import (
     layer_resources,
     synops_per_inference,
 )
-from loihic.deploy.emulator import Emulator, predict
+from loihic.deploy.emulator.network import Emulator, predict
 
 
 def _first_divergence(a: np.ndarray, b: np.ndarray) -> dict[str, Any] | None:
@@ -86,7 +86,7 @@ def load_reference(source: str, model: NetxModel) -> Reference:
     bits = model.meta.get("input_bits")
     cfg = CompileConfig(l4=bool(model.meta.get("l4")), input_bits=int(bits) if bits else None)
     if Path(source).is_file() and is_nir(source):
-        from loihic.deploy.float_ir import IRModel
+        from loihic.deploy.verification.float_ir import IRModel
 
         steps = int(model.meta.get("timesteps") or 0)
         if steps < 1:
@@ -133,7 +133,7 @@ def build_report(
     seed: int,
     steps_sweep: list[int],
 ) -> dict[str, Any]:
-    from loihic.deploy.commands import encoded, message_bits
+    from loihic.deploy.cli.commands import encoded, message_bits
     from loihic.training.checkpoint import file_sha256
 
     compiled, snn = reference.compiled, reference.model

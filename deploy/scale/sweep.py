@@ -158,7 +158,7 @@ def _run_ray(
     retries: int,
     record: Callable[[int, dict[str, Any]], None],
 ) -> None:
-    from loihic.deploy.distributed import ray_session
+    from loihic.deploy.scale.ray_lava import ray_session
 
     with ray_session(address) as ray:
         task = ray.remote(num_cpus=1, max_retries=retries)(_run_cell)

@@ -15,7 +15,7 @@ from pathlib import Path
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.report import format_report
-from loihic.deploy import commands as c
+from loihic.deploy.cli import commands as c
 
 
 def _log(msg: str) -> None:
@@ -43,7 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
     }
     for p in paths.values():
         c.check_output(p, args.force)
-    from loihic.deploy.install_lava import require_lava
+    from loihic.deploy.lava.install import require_lava
 
     require_lava("loihic demo (step 5 runs Lava)")  # before training, not after it
     work.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     n = min(args.lava_samples, len(x_test))
     _log(f"5/5 running {n} test samples on Lava's CPU simulator and comparing every spike")
-    from loihic.deploy.verify import verify
+    from loihic.deploy.verification.parity import verify
 
     spikes = c.encoded(x_test[:n], args.timesteps, "poisson", args.seed)
     rep = verify(str(paths["net"]), spikes, y_test[:n], model=model)
@@ -93,7 +93,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # and compare marginal costs per sample, (t(n) - t(2)) / (n - 2) (bench/emulator_speed.py does the same)
     lava_marginal = None
     if n > 4:
-        from loihic.deploy.lava_run import run_lava
+        from loihic.deploy.lava.run import run_lava
 
         t = time.perf_counter()
         run_lava(str(paths["net"]), spikes[:2], record_layers=True, read_v=True, progress=False, model=model)
@@ -162,8 +162,8 @@ def _raster(path: Path, model, spikes) -> None:  # noqa: ANN001
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from loihic.deploy.emulator import Emulator
-    from loihic.deploy.lava_run import run_lava
+    from loihic.deploy.emulator.network import Emulator
+    from loihic.deploy.lava.run import run_lava
 
     emulator = Emulator(model, device="cpu")
     emu = emulator.run(spikes, record_layers=True, record_v=True)

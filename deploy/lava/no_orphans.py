@@ -2,7 +2,7 @@
 
 Lava forks one process per leaf process (spec 3), with multiprocessing's 'fork'.  A parent killed
 with SIGTERM, SIGINT or SIGKILL used to leave them running, reparented to init and holding its
-stdout open.  Every Lava run (:func:`loihic.deploy.lava_run.run_lava`) is wrapped in both of these:
+stdout open.  Every Lava run (:func:`loihic.deploy.lava.run.run_lava`) is wrapped in both of these:
 
 - :func:`children_die_with_parent`: while open, every process forked here (an ``os.register_at_fork``
   hook) sets ``PR_SET_PDEATHSIG(SIGKILL)`` (Linux ``prctl``), and exits at once if its parent is
