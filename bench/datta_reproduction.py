@@ -23,13 +23,15 @@ import torch
 
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.deploy.verification.parity import verify
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
+from loihic.training.deployment import compile_checkpoint
 from loihic.training.snn import evaluate_snn
 
 PAPER = {"ann": 0.9883, "converted_T100": 0.9882, "hybrid_T100": 0.9888, "source": "Datta et al., Fig. 9"}
@@ -106,7 +108,8 @@ def main() -> int:
 
     snn, steps = first
     save_checkpoint(work / "snn.pt", snn, force=True)
-    net, rows = compile_checkpoint(str(work / "snn.pt"), str(work / "model.net"), CompileConfig(), force=True)
+    _compiled = compile_checkpoint(str(work / "snn.pt"), str(work / "model.net"), CompileConfig(), force=True)
+    net, rows = _compiled.path, _compiled.layers
     model = read_netx(net)
     t = time.perf_counter()
     res["emulator_accuracy"] = emulator_accuracy(model, x_test, y_test, steps, "poisson", args.seed)

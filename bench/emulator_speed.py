@@ -48,8 +48,8 @@ from _results import write_results  # noqa: E402
 from loihic import __version__  # noqa: E402
 from loihic.compiler.netx.read import NxConv, NxDense, read_netx  # noqa: E402
 from loihic.deploy.emulator import kernels as emulator_kernels  # noqa: E402
-from loihic.deploy.emulator.network import Emulator  # noqa: E402
 from loihic.deploy.emulator.layer_major import plan_blocks  # noqa: E402
+from loihic.deploy.emulator.network import Emulator  # noqa: E402
 from loihic.deploy.lava.compat import install  # noqa: E402
 
 install()
@@ -99,8 +99,8 @@ def inputs(name: str, batch: int, steps: int, seed: int) -> tuple[np.ndarray, st
     if name == "mlp":
         return (rng.random((batch, 784, steps)) < 0.15).astype(np.uint8), "15% random spikes"
     try:
-        from loihic.training.data import load_dataset
         from loihic.compiler.encoding import encode
+        from loihic.training.data import load_dataset
 
         x, _ = load_dataset("mnist", "test")
         return encode(x[:batch], steps, "poisson", seed), "MNIST test digits, Poisson-encoded"

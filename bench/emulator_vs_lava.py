@@ -25,14 +25,15 @@ import torch
 
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.cli.commands import compile_checkpoint, encoded
 from loihic.deploy.emulator.network import Emulator, default_device
 from loihic.deploy.verification.parity import verify
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
+from loihic.training.deployment import compile_checkpoint
 
 
 def main() -> int:
@@ -54,7 +55,7 @@ def main() -> int:
         ann = train_ann(args.model, "digits", args.epochs, args.seed, progress=False)
         snn = convert(ann, x_train, args.timesteps, seed=args.seed, progress=False)
         save_checkpoint(Path(tmp) / "snn.pt", snn)
-        net_path, _ = compile_checkpoint(str(Path(tmp) / "snn.pt"), str(Path(tmp) / "m.net"), CompileConfig())
+        net_path = compile_checkpoint(str(Path(tmp) / "snn.pt"), str(Path(tmp) / "m.net"), CompileConfig()).path
         model = read_netx(net_path)
         n = min(args.lava_samples, len(x_test))
         spikes = encoded(x_test[:n], args.timesteps, "poisson", args.seed)

@@ -22,9 +22,10 @@ from _results import write_results
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy
+from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
+from loihic.training.deployment import compile_checkpoint
 from loihic.training.noise import evaluate_noise, with_offset
 
 
@@ -50,7 +51,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="loihic-bits-") as tmp:
         pt = save_checkpoint(Path(tmp) / "c.pt", ckpt)
         for bits in args.bits:
-            net, report = compile_checkpoint(str(pt), str(Path(tmp) / f"{bits}.net"), CompileConfig(input_bits=bits))
+            _compiled = compile_checkpoint(str(pt), str(Path(tmp) / f"{bits}.net"), CompileConfig(input_bits=bits))
+            net, report = _compiled.path, _compiled.layers
             model = read_netx(net)
             emu = emulator_accuracy(model, x, y, args.timesteps, model.meta["encoding"], args.seed, progress=False)
             flt = evaluate_noise(with_input_bits(ckpt, bits), x, y, args.timesteps, "lif", seed=args.seed)

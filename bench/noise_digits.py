@@ -31,12 +31,14 @@ from _results import write_results
 
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import direct_bits
+from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.deploy.verification.parity import verify
 from loihic.training.checkpoint import save_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
-from loihic.compiler.encoding import direct_bits
+from loihic.training.deployment import compile_checkpoint
 from loihic.training.noise import evaluate_noise, steady_offset, train_noise, with_offset
 
 PAPER_FMNIST_T5 = 0.9389  # Jiang & Zhang, Table 1: Fashion-MNIST AP2-512FC-10FC, stage 3, T = 5
@@ -154,7 +156,8 @@ def main() -> int:
                 name = base if bits == 8 else f"{base}, {bits}-bit input"
                 pt, net = Path(tmp) / "n.pt", Path(tmp) / f"{len(deployed)}.net"
                 save_checkpoint(pt, ck, force=True)
-                path, rows = compile_checkpoint(str(pt), str(net), CompileConfig(input_bits=bits))
+                _compiled = compile_checkpoint(str(pt), str(net), CompileConfig(input_bits=bits))
+                path, rows = _compiled.path, _compiled.layers
                 model = read_netx(str(path))
                 encoding = model.meta["encoding"]
                 deployed[name] = {

@@ -30,13 +30,15 @@ from torch import nn
 
 from loihic import __version__
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.deploy.verification.parity import verify
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset, subset
+from loihic.training.deployment import compile_checkpoint
 from loihic.training.models import build_model
 from loihic.training.snn import evaluate_snn
 from loihic.training.stdb import DEFAULT_ALPHA, DEFAULT_BETA, train_stdb
@@ -82,9 +84,9 @@ def ann_epoch_seconds(
 def deployed_accuracy(ckpt: dict, stem: Path, x: np.ndarray, y: np.ndarray, steps: int, seed: int) -> float:
     """Accuracy of ``ckpt`` compiled to netx (default CompileConfig) on the bit-exact emulator."""
     save_checkpoint(stem.with_suffix(".pt"), ckpt, force=True)
-    net, _ = compile_checkpoint(
+    net = compile_checkpoint(
         str(stem.with_suffix(".pt")), str(stem.with_suffix(".net")), CompileConfig(), force=True
-    )
+    ).path
     return emulator_accuracy(read_netx(net), x, y, steps, ckpt["snn"]["encoding"], seed, progress=False)
 
 
@@ -314,7 +316,8 @@ def main() -> int:
     identical = True
     if deploy_ckpt is not None:
         save_checkpoint(work / "stdb.pt", deploy_ckpt, force=True)
-        net, report = compile_checkpoint(str(work / "stdb.pt"), str(work / "stdb.net"), CompileConfig(), force=True)
+        _compiled = compile_checkpoint(str(work / "stdb.pt"), str(work / "stdb.net"), CompileConfig(), force=True)
+        net, report = _compiled.path, _compiled.layers
         model = read_netx(net)
         t = time.perf_counter()
         emu = emulator_accuracy(

@@ -16,6 +16,8 @@ features), the layout ``loihic simulate`` reads and writes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from loihic.compiler.errors import InputError
@@ -73,3 +75,25 @@ def encode(x: np.ndarray, timesteps: int, encoding: str, seed: int) -> np.ndarra
     rng = np.random.default_rng(seed)
     u = rng.random((*x.shape, timesteps), dtype=np.float32)
     return (u < x[..., None]).astype(np.uint8)
+
+
+ENCODE_CHUNK = 256  # samples per encode() call in encode_chunks; part of the reproducibility rule
+
+
+def encode_chunks(
+    x: np.ndarray, timesteps: int, encoding: str, seed: int, chunk: int = ENCODE_CHUNK
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, encode(x[start:start + chunk], timesteps, encoding, seed + k))``, k = 0, 1, ...
+
+    This is THE rule for encoding a data set: samples in order, ``chunk`` per call, chunk ``k`` seeded
+    with ``seed + k``.  Any backend that follows it gets identical spike trains.
+    """
+    if chunk < 1:
+        raise InputError(f"chunk size must be >= 1, got {chunk}")
+    for k, start in enumerate(range(0, len(x), chunk)):
+        yield start, encode(x[start : start + chunk], timesteps, encoding, seed + k)
+
+
+def encode_all(x: np.ndarray, timesteps: int, encoding: str, seed: int) -> np.ndarray:
+    """All of ``x`` encoded by the chunk rule (:func:`encode_chunks`), in one array."""
+    return np.concatenate([s for _, s in encode_chunks(x, timesteps, encoding, seed)])

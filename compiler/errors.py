@@ -34,3 +34,8 @@ class InputError(LoihicError):
 
 class OutputExistsError(LoihicError):
     """An output file already exists and --force was not given."""
+
+
+class LoihicWarning(UserWarning):
+    """Something that may cost accuracy but does not stop the work; the CLI prints it as one
+    ``loihic: warning:`` line."""

@@ -12,9 +12,13 @@ from loihic.compiler.passes.check_ranges import layer_bounds
 
 
 def layer_report(net: ir.Network) -> list[dict[str, Any]]:
+    """One row per synaptic layer; ``index`` is the layer's number in the netx file (``layer/<index>``; layer 0
+    is the input), the one layer numbering of every loihic output."""
     rows = []
     limited = net.meta.get("scale_limited_by", {})
-    for layer in net.synaptic():
+    for index, layer in enumerate(net.layers, start=1):
+        if not isinstance(layer, (ir.Dense, ir.Conv)):
+            continue
         q = layer.quant
         if q is None:
             continue
@@ -22,6 +26,7 @@ def layer_report(net: ir.Network) -> list[dict[str, Any]]:
         fan_in = int(np.prod(q.weight.shape[1:]))
         rows.append(
             {
+                "index": index,
                 "layer": layer.name,
                 "type": "dense" if isinstance(layer, ir.Dense) else "conv",
                 "fan_in": fan_in,
@@ -46,14 +51,15 @@ def layer_report(net: ir.Network) -> list[dict[str, Any]]:
 
 def format_report(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"{'layer':<12}{'type':<6}{'fan-in':>7}{'scale':>10}{'limited by':>22}{'SQNR dB':>9}{'vThMant':>9}"
+        f"{'#':>3} {'layer':<12}{'type':<6}{'fan-in':>7}{'scale':>10}{'limited by':>22}{'SQNR dB':>9}{'vThMant':>9}"
         f"{'iDecay':>7}{'vDecay':>7}{'max|u|':>10}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         vth = "never" if r["threshold"] is None else str(r["vThMant"])
         lines.append(
-            f"{r['layer']:<12}{r['type']:<6}{r['fan_in']:>7}{r['scale']:>10.4g}{r['scale_limited_by']:>22}"
+            f"{r['index']:>3} {r['layer']:<12}{r['type']:<6}{r['fan_in']:>7}{r['scale']:>10.4g}"
+            f"{r['scale_limited_by']:>22}"
             f"{r['sqnr_db']:>9.1f}{vth:>9}{r['iDecay']:>7}{r['vDecay']:>7}{r['worst_abs_u']:>10.3g}"
         )
     return "\n".join(lines)

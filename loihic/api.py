@@ -10,7 +10,7 @@
     run = loihic.simulate("model.net", x_test[:5])               # output spikes and read-out voltages
 
 Inputs ``x`` are real-valued, shaped like the model's input ``(N, *input_shape)``, in [0, 1]; they are
-encoded with the file's encoding and T by the shared chunk rule (``training/snn.py``), so the CLI and this
+encoded with the file's encoding and T by the shared chunk rule (``compiler/encoding.py``), so the CLI and this
 API see the same spikes for the same ``seed``.  Every function raises
 :class:`~loihic.compiler.errors.LoihicError` (one line) on bad input.
 """
@@ -128,27 +128,37 @@ def compile(  # noqa: A001
     dt: float | None = None,
     **config: Any,
 ) -> Path:
-    """SNN checkpoint (dict or file) or NIR graph file -> netx HDF5 at ``path``.  ``timesteps`` and ``dt``:
-    NIR graphs only.  ``config``: :class:`CompileConfig` fields (``l4``, ``l4_rs``, ``input_bits``,
-    ``force_hard_reset``)."""
+    """SNN checkpoint (dict or file) or NIR graph file -> netx HDF5 at ``path``, through the compile driver
+    (compiler/driver.py).  ``timesteps`` and ``dt``: NIR graphs only.  ``config``: :class:`CompileConfig` fields
+    (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``).  What may cost accuracy is issued as a
+    :class:`~loihic.compiler.errors.LoihicWarning`; nothing is printed."""
+    import warnings
+
     from loihic.compiler.config import CompileConfig
+    from loihic.compiler.driver import compile_source, nir_source
+    from loihic.compiler.errors import LoihicWarning
+    from loihic.compiler.fileio import check_output
     from loihic.compiler.load.nir import is_nir
-    from loihic.deploy.cli.commands import compile_checkpoint, compile_nir
+    from loihic.training.deployment import checkpoint_source
 
     cfg = CompileConfig(**config)
+    check_output(path, force)
     if not isinstance(snn, dict) and Path(snn).is_file() and is_nir(snn):
-        return compile_nir(snn, path, cfg, timesteps, dt, force)[0]
-    if timesteps is not None or dt is not None:
+        source = nir_source(snn, timesteps, dt)
+    elif timesteps is not None or dt is not None:
         raise InputError("timesteps and dt apply to NIR graphs; a checkpoint records its T")
-    snn_arg = snn if isinstance(snn, dict) else str(snn)
-    out, _ = compile_checkpoint(snn_arg, path, cfg, force=force, default_offset=True)
-    return out
+    else:
+        source = checkpoint_source(snn if isinstance(snn, dict) else str(snn), cfg, default_offset=True)
+    result = compile_source(source, path, cfg, force)
+    for line in result.warnings:
+        warnings.warn(line, LoihicWarning, stacklevel=2)
+    return result.path
 
 
 def _netx(path: PathLike, timesteps: int | None, x: Any = None, spikes: bool = False) -> tuple[Any, int, str]:
     """The netx model, T and encoding; a conv-first file without an 'input' layer takes its input shape from
     ``x`` (inputs (N, C, H, W), or spikes (N, C, H, W, T) when ``spikes``), as the CLI does."""
-    from loihic.deploy.cli.commands import netx_run_settings, read_net
+    from loihic.deploy.netx_run import netx_run_settings, read_net
 
     def data_shape() -> tuple[tuple[int, ...], str] | None:
         if x is None or isinstance(x, (str, os.PathLike)):
@@ -175,7 +185,7 @@ def evaluate(
     device: str | None = None,
 ) -> float:
     """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2)."""
-    from loihic.deploy.cli.commands import netx_accuracy
+    from loihic.deploy.verification.accuracy import netx_accuracy
 
     model, steps, encoding = _netx(path, timesteps, x)
     xs = _inputs(x, model.input.shape, "inputs")
@@ -195,9 +205,11 @@ def verify(
     seed: int = 0,
     workers: int = 1,
 ) -> Any:
-    """Lava against the emulator, spike for spike on every layer: a :class:`~loihic.deploy.verification.parity.VerifyReport`
+    """Lava against the emulator, spike for spike on every layer: a
+    :class:`~loihic.deploy.verification.parity.VerifyReport`
     (``.identical``, ``.first_mismatch``, accuracies when ``y`` is given)."""
-    from loihic.deploy.cli.commands import encoded, message_bits
+    from loihic.compiler.encoding import encode_all as encoded
+    from loihic.deploy.netx_run import message_bits
     from loihic.deploy.verification.parity import verify as run_verify
 
     model, steps, encoding = _netx(path, timesteps, x)
@@ -221,8 +233,9 @@ def simulate(
     """Run a netx file; ``x`` is real inputs ``(N, *input_shape)`` (encoded as the file says) or integer
     spikes ``(N, *input_shape, T)``.  Returns the emulator's or Lava's result (``.output_spikes``,
     ``.output_v``)."""
-    from loihic.deploy.cli.commands import encoded, message_bits
+    from loihic.compiler.encoding import encode_all as encoded
     from loihic.deploy.emulator.network import Emulator
+    from loihic.deploy.netx_run import message_bits
 
     arr = np.asarray(x)
     is_spikes = arr.dtype.kind in "iub" and arr.ndim in (3, 5)  # (N, n, T) or (N, C, H, W, T) integers

@@ -94,6 +94,16 @@ def load_dataset(name: str, split: str, data_dir: Path | str | None = None) -> t
     return x, np.ascontiguousarray(y, dtype=np.int64)
 
 
+def test_split(name: str, samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The test split of data set ``name``, its first ``samples`` samples (all when None)."""
+    x, y = load_dataset(name, "test")
+    if samples is not None:
+        if samples < 1:
+            raise InputError(f"--samples must be >= 1, got {samples}")
+        x, y = x[:samples], y[:samples]
+    return x, y
+
+
 def subset(x: np.ndarray, y: np.ndarray | None, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """A seeded random subset of ``n`` samples (all samples, in order, when ``n`` is None or >= N)."""
     if n is None or n >= len(x):

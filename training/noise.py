@@ -91,11 +91,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from loihic.compiler.encoding import DIRECT_LEVELS, input_scale
 from loihic.compiler.errors import InputError
 from loihic.training.checkpoint import CREATED_BY, FORMAT, FORMAT_VERSION, validate_checkpoint
 from loihic.training.data import dataset_info, load_dataset, subset
 from loihic.training.distributed import world
-from loihic.compiler.encoding import DIRECT_LEVELS, input_scale
 from loihic.training.models import (
     MODELS as ANN_MODELS,
 )

@@ -33,27 +33,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from loihic.compiler.encoding import encode_chunks, input_scale
 from loihic.compiler.errors import InputError, LoihicError
 from loihic.compiler.ir import RESETS
 from loihic.training.checkpoint import validate_checkpoint
-from loihic.compiler.encoding import encode, input_scale
 from loihic.training.models import SYNAPTIC_TYPES, build_model
-
-ENCODE_CHUNK = 256  # samples per encode() call in encode_chunks; part of the reproducibility rule
-
-
-def encode_chunks(
-    x: np.ndarray, timesteps: int, encoding: str, seed: int, chunk: int = ENCODE_CHUNK
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, encode(x[start:start + chunk], timesteps, encoding, seed + k))``, k = 0, 1, ...
-
-    This is THE rule for encoding a data set: samples in order, ``chunk`` per call, chunk ``k`` seeded
-    with ``seed + k``.  Any backend that follows it gets identical spike trains.
-    """
-    if chunk < 1:
-        raise InputError(f"chunk size must be >= 1, got {chunk}")
-    for k, start in enumerate(range(0, len(x), chunk)):
-        yield start, encode(x[start : start + chunk], timesteps, encoding, seed + k)
 
 
 def integrate(v: torch.Tensor, current: torch.Tensor, leak: float) -> torch.Tensor:

@@ -64,11 +64,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from loihic.compiler.encoding import encode, input_scale
 from loihic.compiler.errors import CheckpointError, InputError
 from loihic.compiler.ir import RESETS
 from loihic.training.checkpoint import CREATED_BY, file_sha256, load_checkpoint, save_checkpoint, validate_checkpoint
 from loihic.training.distributed import world
-from loihic.compiler.encoding import encode, input_scale
 from loihic.training.models import build_model
 from loihic.training.snn import evaluate_snn, fire, integrate, split_stages
 

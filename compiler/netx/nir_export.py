@@ -27,13 +27,16 @@ finite ``tau_mem``), a conv bias that differs within a channel.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from loihic.compiler.errors import NetxFormatError
+from loihic.compiler.errors import InputError, NetxFormatError
+from loihic.compiler.fileio import check_output, write_atomically
 from loihic.compiler.netx import schema
-from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten
+from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, read_netx
 
 UNITS_KEY = "loihic_integer_units"
 
@@ -124,3 +127,14 @@ def netx_to_nir(model: NetxModel, dt: float = 1e-4) -> Any:
         "source": "loihic export-nir",
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+
+
+def export_nir(net: str | os.PathLike, output: str | os.PathLike, dt: float = 1e-4, force: bool = False) -> Path:
+    """netx file -> NIR graph file in integer units (:func:`netx_to_nir`), written atomically."""
+    import nir
+
+    out = check_output(output, force)
+    if not (np.isfinite(dt) and dt > 0):
+        raise InputError(f"--dt {dt}: expected a time step > 0 in seconds")
+    graph = netx_to_nir(read_netx(net), dt)
+    return write_atomically(out, lambda tmp: nir.write(tmp, graph), ".nir")

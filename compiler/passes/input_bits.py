@@ -28,8 +28,8 @@ import numpy as np
 
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
-from loihic.compiler.errors import InputError
 from loihic.compiler.encoding import DIRECT_MESSAGE_BITS, direct_bits, direct_encoding
+from loihic.compiler.errors import InputError
 
 INPUT_M2 = 1.0 / 3.0  # E[x^2] of inputs uniform on [0, 1]: the proxy's input power
 

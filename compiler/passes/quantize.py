@@ -24,9 +24,9 @@ import numpy as np
 
 from loihic.compiler import ir, quant
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import input_scale
 from loihic.compiler.errors import QuantizationError
 from loihic.compiler.netx import schema
-from loihic.compiler.encoding import input_scale
 
 _STATE_MAX = schema.UV_LIMIT - 1
 

@@ -13,9 +13,14 @@ import time
 from pathlib import Path
 
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import encode_all
+from loihic.compiler.fileio import check_output
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.report import format_report
-from loihic.deploy.cli import commands as c
+from loihic.deploy.cli.common import emit, jsonable, note
+from loihic.deploy.lava.install import install
+from loihic.deploy.verification.accuracy import emulator_accuracy
+from loihic.training.deployment import compile_checkpoint
 
 
 def _log(msg: str) -> None:
@@ -42,7 +47,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
     }
     for p in paths.values():
-        c.check_output(p, args.force)
+        check_output(p, args.force)
     from loihic.deploy.lava.install import require_lava
 
     require_lava("loihic demo (step 5 runs Lava)")  # before training, not after it
@@ -67,7 +72,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _log("3/5 compiling to Loihi fixed point and netx HDF5")
     t = time.perf_counter()
-    _, rows = c.compile_checkpoint(str(paths["snn"]), str(paths["net"]), CompileConfig(), force=args.force)
+    compiled = compile_checkpoint(str(paths["snn"]), str(paths["net"]), CompileConfig(), force=args.force)
+    note(compiled.notes)
+    note(compiled.warnings, "warning")
+    rows = compiled.layers
     times["compile"] = time.perf_counter() - t
     print(format_report(rows), file=sys.stderr)
     model = read_netx(paths["net"])
@@ -78,14 +86,14 @@ def run_demo(args: argparse.Namespace) -> int:
     acc["snn_float"] = evaluate_snn(snn, x_test, y_test, seed=args.seed)
     times["snn_float"] = time.perf_counter() - t
     t = time.perf_counter()
-    acc["emulator"] = c.emulator_accuracy(model, x_test, y_test, args.timesteps, "poisson", args.seed)
+    acc["emulator"] = emulator_accuracy(model, x_test, y_test, args.timesteps, "poisson", args.seed)
     times["emulator"] = time.perf_counter() - t
 
     n = min(args.lava_samples, len(x_test))
     _log(f"5/5 running {n} test samples on Lava's CPU simulator and comparing every spike")
     from loihic.deploy.verification.parity import verify
 
-    spikes = c.encoded(x_test[:n], args.timesteps, "poisson", args.seed)
+    spikes = encode_all(x_test[:n], args.timesteps, "poisson", args.seed)
     rep = verify(str(paths["net"]), spikes, y_test[:n], model=model)
     acc["lava"] = rep.accuracy_lava
     times["lava"] = rep.lava_seconds
@@ -99,7 +107,7 @@ def run_demo(args: argparse.Namespace) -> int:
         run_lava(str(paths["net"]), spikes[:2], record_layers=True, read_v=True, progress=False, model=model)
         times["lava_2_samples"] = time.perf_counter() - t
         lava_marginal = max(rep.lava_seconds - times["lava_2_samples"], 1e-9) / (n - 2)
-    emu_n = c.emulator_accuracy(model, x_test[:n], y_test[:n], args.timesteps, "poisson", args.seed, progress=False)
+    emu_n = emulator_accuracy(model, x_test[:n], y_test[:n], args.timesteps, "poisson", args.seed, progress=False)
 
     result = {
         "seed": args.seed,
@@ -119,7 +127,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "files": {k: str(p) for k, p in paths.items()},
     }
     _raster(paths["png"], model, spikes[:1])
-    paths["json"].write_text(json.dumps(result, indent=2, default=c._jsonable))
+    paths["json"].write_text(json.dumps(result, indent=2, default=jsonable))
     table = "\n".join(
         [
             f"{'stage':<34}{'accuracy':>10}{'samples':>9}{'time s':>9}",
@@ -137,7 +145,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"files: {', '.join(str(p) for p in paths.values())}",
         ]
     )
-    c.emit(args, result, table)
+    emit(args, result, table)
     return 0 if rep.identical else 1
 
 
@@ -203,3 +211,16 @@ def _raster(path: Path, model, spikes) -> None:  # noqa: ANN001
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``loihic demo``: :func:`run_demo`."""
+    return run_demo(args)
+
+
+def cmd_install_lava(args: argparse.Namespace) -> int:
+    """``loihic install-lava``: lava-nc 0.10.0 and lava-dl 0.6.0 into this environment (deploy/lava/install.py)."""
+    install(dry_run=args.dry_run, on_command=lambda cmd: print(" ".join(cmd), file=sys.stderr, flush=True))
+    if not args.dry_run:
+        print("Lava installed: lava-nc 0.10.0, lava-dl 0.6.0 ('loihic demo' runs end to end now)", file=sys.stderr)
+    return 0

@@ -1,5 +1,7 @@
-"""The ``loihic`` command line.  Each sub-command is a thin wrapper over the Python API in
-:mod:`loihic.deploy.cli.commands`; bad input ends with one ``loihic: error: ...`` line and exit code 2."""
+"""The ``loihic`` command line: the parser and ``main``.  Each verb's handler is a small function in this folder
+(train.py; convert.py: convert, compile; run.py: simulate, verify, evaluate; report.py: report, export-nir;
+demo.py: demo, install-lava) over the library; bad input ends with one ``loihic: error: ...`` line and exit
+code 2."""
 
 from __future__ import annotations
 
@@ -9,7 +11,14 @@ import warnings
 
 from loihic import __version__
 from loihic.compiler.errors import LoihicError
+from loihic.deploy.cli import convert, demo, report, run, train
 from loihic.deploy.lava.compat import LavaCompatError
+
+
+DESCRIPTION = (
+    "Compile trained networks to Loihi fixed point (lava-dl netx HDF5), run them on Lava's simulator or loihic's "
+    "emulator, and verify the two spike for spike."
+)
 
 
 def _common(p: argparse.ArgumentParser, output: bool = True, json_flag: bool = True) -> None:
@@ -58,11 +67,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from loihic.deploy.cli import commands as c
-
     # allow_abbrev=False everywhere: an unknown option is an error, never a silent abbreviation of another
     # (``--calib x.npy`` once became ``--calib-samples x.npy``).
-    parser = argparse.ArgumentParser(prog="loihic", description=__doc__.split(";")[0], allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog="loihic", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"loihic {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser = sub.add_parser
@@ -112,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--t-max", type=int, default=100, help="cosine warm-restart period in epochs")
     g.add_argument("--surrogate-a", type=float, default=3.0, help="eq. 4 surrogate sharpness")
     _common(p)
-    p.set_defaults(func=c.cmd_train)
+    p.set_defaults(func=train.cmd_train)
 
     p = sub.add_parser(
         "convert",
@@ -130,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default="poisson", choices=["poisson", "direct"])
     p.add_argument("--calib-samples", type=int, default=512, help="training samples used for balancing")
     _common(p)
-    p.set_defaults(func=c.cmd_convert)
+    p.set_defaults(func=convert.cmd_convert)
 
     p = sub.add_parser("compile", help="SNN checkpoint or NIR graph -> Loihi fixed point -> netx HDF5")
     p.add_argument("checkpoint", help="SNN checkpoint ('loihic convert' / 'train' output) or a NIR graph (.nir)")
@@ -175,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="loihi2: settings the hardware rejects (iDecay 4096, T not a power of two, over a chip) are errors",
     )
     _common(p)
-    p.set_defaults(func=c.cmd_compile)
+    p.set_defaults(func=convert.cmd_compile)
 
     p = sub.add_parser("simulate", help="run a netx file on spike inputs X.npy (N, *input, T) -> Y.npy")
     p.add_argument("net")
@@ -192,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: --input's)")
     _emulator_options(p)
     _common(p)
-    p.set_defaults(func=c.cmd_simulate)
+    p.set_defaults(func=run.cmd_simulate)
 
     p = sub.add_parser("verify", help="emulator vs Lava, spike for spike, on encoded test samples")
     p.add_argument("net")
@@ -206,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     _emulator_options(p, overflow=False)  # verify always reports the overflow counts
     _common(p, output=False)
-    p.set_defaults(func=c.cmd_verify)
+    p.set_defaults(func=run.cmd_verify)
 
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint (torch) or a netx file (emulator, lava-sim)")
     p.add_argument("target", help="checkpoint (.pt), torch.export program (.pt2) or netx file (.net)")
@@ -235,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
     _emulator_options(p)
     _common(p, output=False)
-    p.set_defaults(func=c.cmd_evaluate)
+    p.set_defaults(func=run.cmd_evaluate)
 
     p = sub.add_parser("demo", help="train, convert, compile and verify on scikit-learn digits")
     p.add_argument("--workdir", default="runs/demo")
@@ -245,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite files in --workdir")
     p.add_argument("--json", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=c.cmd_demo)
+    p.set_defaults(func=demo.cmd_demo)
 
     p = sub.add_parser(
         "report", help="float vs Loihi parity per layer, weight histograms, accuracy vs T, resources (JSON + PNG)"
@@ -260,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=200, help="first N samples (default 200)")
     p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
     _common(p)
-    p.set_defaults(func=c.cmd_report)
+    p.set_defaults(func=report.cmd_report)
 
     p = sub.add_parser(
         "export-nir", help="netx file -> NIR graph (integer units; loihic compile reads it back exactly)"
@@ -268,13 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("net")
     p.add_argument("--dt", type=float, default=1e-4, help="Euler step the NIR time constants assume (default 1e-4 s)")
     _common(p)
-    p.set_defaults(func=c.cmd_export_nir)
+    p.set_defaults(func=report.cmd_export_nir)
 
     p = sub.add_parser(
         "install-lava", help="install lava-nc 0.10.0 and lava-dl 0.6.0 into this Python environment (as make setup)"
     )
     p.add_argument("--dry-run", action="store_true", help="print the pip commands without running them")
-    p.set_defaults(func=c.cmd_install_lava)
+    p.set_defaults(func=demo.cmd_install_lava)
     return parser
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Callable
 
 from loihic.compiler.errors import LoihicError
 
@@ -39,10 +40,12 @@ def require_lava(what: str) -> None:
         raise LoihicError(f"{what} needs Lava (lava-nc 0.10.0, lava-dl 0.6.0), which is not installed: {HOWTO}")
 
 
-def install(dry_run: bool = False) -> list[list[str]]:
+def install(dry_run: bool = False, on_command: Callable[[list[str]], None] | None = None) -> list[list[str]]:
+    """Run (or with ``dry_run`` only list) the pip commands; ``on_command`` sees each before it runs."""
     cmds = pip_commands()
     for cmd in cmds:
-        print(" ".join(cmd), file=sys.stderr, flush=True)
+        if on_command is not None:
+            on_command(cmd)
         if not dry_run and subprocess.run(cmd, check=False).returncode != 0:
             raise LoihicError(f"'{' '.join(cmd[2:])}' failed (see pip's output above)")
     if not dry_run:

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import input_scale
 from loihic.compiler.errors import InputError
 from loihic.compiler.passes.fold_batchnorm import fold_batchnorm
 from loihic.compiler.passes.lower_avgpool import lower_avgpool
-from loihic.compiler.encoding import input_scale
 from loihic.training.snn import SNNRun
 
 

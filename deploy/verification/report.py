@@ -133,7 +133,8 @@ def build_report(
     seed: int,
     steps_sweep: list[int],
 ) -> dict[str, Any]:
-    from loihic.deploy.cli.commands import encoded, message_bits
+    from loihic.compiler.encoding import encode_all as encoded
+    from loihic.deploy.netx_run import message_bits
     from loihic.training.checkpoint import file_sha256
 
     compiled, snn = reference.compiled, reference.model

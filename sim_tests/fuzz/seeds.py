@@ -45,11 +45,12 @@ def _snntorch_like_nir(path: Path) -> None:
 
 def build_seeds(folder: Path) -> dict[str, Path]:
     from loihic.compiler.config import CompileConfig
-    from loihic.deploy.cli.commands import compile_checkpoint, export_nir
+    from loihic.compiler.netx.nir_export import export_nir
     from loihic.training.ann import train_ann
     from loihic.training.checkpoint import save_checkpoint
     from loihic.training.convert import convert
     from loihic.training.data import load_dataset
+    from loihic.training.deployment import compile_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()

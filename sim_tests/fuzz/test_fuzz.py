@@ -46,9 +46,10 @@ FIXED: dict[str, str] = {
     "read-int-of-inf": "compiler/netx/read.py int() of an inf vThMant/iDecay/vDecay/shape: OverflowError escaped",
     "read-nan-pair": "compiler/netx/read.py cast a NaN stride/padding/dilation with astype(int): a RuntimeWarning "
     "line before the error, and nonsense sizes in it",
-    "open-npy-no-mmap": "deploy/cli/commands.py (simulate --input) loaded the whole array without checking the declared "
-    "shape against the file size: MemoryError traceback",
-    "open-npy-token-error": "deploy/cli/commands.py did not catch numpy's header parser error (tokenize.TokenError)",
+    "open-npy-no-mmap": "deploy/commands.py (simulate --input; now deploy/cli/) loaded the whole array without "
+    "checking the declared shape against the file size: MemoryError traceback",
+    "open-npy-token-error": "deploy/commands.py (now deploy/cli/) did not catch numpy's header parser error "
+    "(tokenize.TokenError)",
 }
 
 

@@ -125,18 +125,19 @@ def test_netx_builds_the_intended_layers(tmp_path):
 @pytest.mark.parametrize("model", ["mlp", "lenet5"])
 def test_trained_digits_networks(tmp_path, model):
     from loihic.compiler.config import CompileConfig
-    from loihic.deploy.cli.commands import compile_checkpoint, encoded
+    from loihic.compiler.encoding import encode_all as encoded
     from loihic.training.ann import train_ann
     from loihic.training.checkpoint import save_checkpoint
     from loihic.training.convert import convert
     from loihic.training.data import load_dataset
+    from loihic.training.deployment import compile_checkpoint
 
     x_train, _ = load_dataset("digits", "train")
     x_test, y_test = load_dataset("digits", "test")
     ann = train_ann(model, "digits", epochs=2, seed=0, progress=False, limit_train=400)
     snn = convert(ann, x_train, 12, seed=0, calib_samples=64, progress=False)
     save_checkpoint(tmp_path / "snn.pt", snn)
-    path, _ = compile_checkpoint(str(tmp_path / "snn.pt"), str(tmp_path / "m.net"), CompileConfig())
+    path = compile_checkpoint(str(tmp_path / "snn.pt"), str(tmp_path / "m.net"), CompileConfig()).path
     spikes = encoded(x_test[:3], 12, "poisson", seed=0)
     rep = _assert_identical(path, spikes)
     assert rep.accuracy_emulator is None and rep.voltage_equal is True

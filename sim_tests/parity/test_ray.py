@@ -14,12 +14,12 @@ import pytest
 
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import LoihicError
-from loihic.deploy.cli.commands import compile_checkpoint
 from loihic.deploy.lava.run import run_lava
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
+from loihic.training.deployment import compile_checkpoint
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.lava]

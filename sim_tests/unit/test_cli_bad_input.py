@@ -24,11 +24,11 @@ import pytest
 import torch
 
 from loihic.compiler.config import CompileConfig
-from loihic.deploy.cli.commands import compile_checkpoint
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
+from loihic.training.deployment import compile_checkpoint
 
 T = 8  # timesteps of the shared SNN
 TIMEOUT = 240  # seconds per CLI call; generous, the machine is shared

@@ -16,8 +16,8 @@ import pytest
 from loihic.compiler.ir import conv_out_hw
 from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxInput, NxNeuron
 from loihic.deploy.emulator import kernels as emulator_kernels
-from loihic.deploy.emulator.network import Emulator, format_overflow, merge_overflow
 from loihic.deploy.emulator.layer_major import plan_blocks, step_bytes
+from loihic.deploy.emulator.network import Emulator, format_overflow, merge_overflow
 from sim_tests.unit.test_emulator_reference import _lif_counts
 
 DECAYS = (0, 1, 2, 7, 1000, 2048, 3000, 4095, 4096)

@@ -1,5 +1,5 @@
-"""deploy/verification/float_ir.py, the float reference of any IR network: against NIR's own equations (single neurons, every
-spiking kind) and against the float SNN of a converted checkpoint (training/snn.py), an independent
+"""deploy/verification/float_ir.py, the float reference of any IR network: against NIR's own equations (single
+neurons, every spiking kind) and against the float SNN of a converted checkpoint (training/snn.py), an independent
 implementation of the same equations."""
 
 from __future__ import annotations

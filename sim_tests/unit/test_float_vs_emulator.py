@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import encode
 from loihic.compiler.load.checkpoint import network_from_checkpoint
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.netx.write import write_netx
@@ -21,7 +22,6 @@ from loihic.deploy.emulator.network import Emulator
 from loihic.training.ann import train_ann
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
-from loihic.compiler.encoding import encode
 from loihic.training.snn import SNNModel
 
 

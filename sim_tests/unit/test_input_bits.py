@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import check_encoding, direct_bits, direct_encoding, encode, input_scale
+from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.errors import CheckpointError, InputError
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.training.checkpoint import save_checkpoint, validate_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
-from loihic.compiler.encoding import check_encoding, direct_bits, direct_encoding, encode, input_scale
+from loihic.training.deployment import compile_checkpoint
 from loihic.training.noise import evaluate_noise, train_noise
 
 
@@ -60,7 +62,8 @@ def test_compile_input_bits(noise_ckpt, tmp_path) -> None:
     ck, path = noise_ckpt
     scales = {}
     for bits in (8, 4):
-        net, rows = compile_checkpoint(path, str(tmp_path / f"{bits}.net"), CompileConfig(input_bits=bits))
+        _compiled = compile_checkpoint(path, str(tmp_path / f"{bits}.net"), CompileConfig(input_bits=bits))
+        net, rows = _compiled.path, _compiled.layers
         model = read_netx(net)
         assert model.meta["encoding"] == direct_encoding(bits)
         assert model.meta["input_message_bits"] == bits and model.meta["input_bits"] == bits
@@ -70,9 +73,9 @@ def test_compile_input_bits(noise_ckpt, tmp_path) -> None:
         flt = evaluate_noise(with_input_bits(ck, bits), x, y, 5, "lif")
         assert abs(emu - flt) <= 0.05, (bits, emu, flt)
     assert scales[4] >= scales[8]
-    plain, _ = compile_checkpoint(path, str(tmp_path / "p.net"), CompileConfig(input_bits=None))
+    plain = compile_checkpoint(path, str(tmp_path / "p.net"), CompileConfig(input_bits=None)).path
     assert read_netx(plain).meta["encoding"] == "direct" and read_netx(plain).meta["input_bits"] is None
-    auto = read_netx(compile_checkpoint(path, str(tmp_path / "a.net"), CompileConfig())[0]).meta
+    auto = read_netx(compile_checkpoint(path, str(tmp_path / "a.net"), CompileConfig()).path).meta
     errors = {int(b): e for b, e in auto["input_bits_error"].items()}
     assert auto["input_bits_auto"] and auto["input_bits"] == min(errors, key=errors.__getitem__)
     assert auto["encoding"] == direct_encoding(auto["input_bits"])
@@ -98,7 +101,7 @@ def test_lava_identical_with_4_bit_input(noise_ckpt, tmp_path) -> None:
     from loihic.deploy.verification.parity import verify
 
     _, path = noise_ckpt
-    net, _ = compile_checkpoint(path, str(tmp_path / "4.net"), CompileConfig(input_bits=4))
+    net = compile_checkpoint(path, str(tmp_path / "4.net"), CompileConfig(input_bits=4)).path
     x, y = load_dataset("digits", "test")
     spikes = encoded(x[:3], 5, "direct4", 0)
     assert spikes.max() <= 15

@@ -12,11 +12,11 @@ import pytest
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.resources import hardware_notes, layer_resources, synops_per_inference
-from loihic.deploy.cli.commands import compile_checkpoint
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
+from loihic.training.deployment import compile_checkpoint
 from sim_tests.unit.test_cli_bad_input import assert_refused, run_cli
 
 

@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.errors import InputError
 from loihic.compiler.netx.read import read_netx
-from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy, encoded
+from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.data import load_dataset
+from loihic.training.deployment import compile_checkpoint
 from loihic.training.models import expected_state_shapes, output_shapes
 from loihic.training.noise import (
     NoiseConfig,
@@ -247,7 +249,7 @@ def compiled(ckpt: dict, tmp_path_factory) -> dict[str, str]:
     for name, ck in (("plain", ckpt), ("offset", with_offset(ckpt, steady_offset(0.5)))):
         save_checkpoint(d / f"{name}.pt", ck)
         # input_bits=None: 8-bit input as trained, so only weight quantization separates it from float
-        out, _ = compile_checkpoint(str(d / f"{name}.pt"), str(d / f"{name}.net"), CompileConfig(input_bits=None))
+        out = compile_checkpoint(str(d / f"{name}.pt"), str(d / f"{name}.net"), CompileConfig(input_bits=None)).path
         paths[name] = str(out)
     return paths
 

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loihic.compiler.errors import InputError
 from loihic.compiler.encoding import encode
+from loihic.compiler.errors import InputError
 from loihic.training.models import build_model
 from loihic.training.snn import SNNModel, encode_chunks
 

@@ -186,11 +186,12 @@ def test_threshold_scale_and_schedules(converted: dict, digits: tuple) -> None:
 def test_compiled_emulator_close_to_float(tuned: dict, digits: tuple, tmp_path: Path) -> None:
     from loihic.compiler.config import CompileConfig
     from loihic.compiler.netx.read import read_netx
-    from loihic.deploy.cli.commands import compile_checkpoint, emulator_accuracy
+    from loihic.deploy.verification.accuracy import emulator_accuracy
+    from loihic.training.deployment import compile_checkpoint
 
     x_te, y_te = digits[2], digits[3]
     save_checkpoint(tmp_path / "stdb.pt", tuned)
-    net, _ = compile_checkpoint(str(tmp_path / "stdb.pt"), str(tmp_path / "m.net"), CompileConfig())
+    net = compile_checkpoint(str(tmp_path / "stdb.pt"), str(tmp_path / "m.net"), CompileConfig()).path
     emu = emulator_accuracy(read_netx(net), x_te, y_te, T, "poisson", 0, device="cpu", progress=False)
     flt = evaluate_snn(tuned, x_te, y_te, seed=0)
     print(f"float {flt:.4f} emulator {emu:.4f} gap {flt - emu:+.4f}")
@@ -200,11 +201,12 @@ def test_compiled_emulator_close_to_float(tuned: dict, digits: tuple, tmp_path: 
 @pytest.mark.lava
 def test_lava_spike_identical(tuned: dict, digits: tuple, tmp_path: Path) -> None:
     from loihic.compiler.config import CompileConfig
-    from loihic.deploy.cli.commands import compile_checkpoint, encoded
+    from loihic.compiler.encoding import encode_all as encoded
     from loihic.deploy.verification.parity import verify
+    from loihic.training.deployment import compile_checkpoint
 
     save_checkpoint(tmp_path / "stdb.pt", tuned)
-    net, _ = compile_checkpoint(str(tmp_path / "stdb.pt"), str(tmp_path / "m.net"), CompileConfig())
+    net = compile_checkpoint(str(tmp_path / "stdb.pt"), str(tmp_path / "m.net"), CompileConfig()).path
     spikes = encoded(digits[2][:3], T, "poisson", 0)
     rep = verify(str(net), spikes, digits[3][:3], progress=False)
     assert rep.identical, rep.first_mismatch

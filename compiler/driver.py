@@ -1,0 +1,130 @@
+"""The one compile driver: a network and options in, a written netx file and a :class:`CompileResult` out.
+
+Every road to a netx file goes through :func:`compile_source`: the CLI's ``loihic compile``, the Python API's
+``loihic.compile``, the benches and the tests.  A front end hands it a :class:`Source`, the IR plus what the
+front end knows about where the network came from (``provenance``, recorded in the file's metadata) and what
+it has to tell the user (``notes``, ``warnings``):
+
+- an IR network built in Python: ``Source(net)``;
+- a NIR graph file: :func:`nir_source` (compiler/load/nir.py discretises it at ``dt``);
+- a loihic SNN checkpoint: ``training/deployment.py``'s ``checkpoint_source`` (the noise-offset policy and the
+  hard-reset measurement need the float SNN, which is training's).
+
+The driver runs the pass pipeline (compiler/pipeline.py), builds the per-layer rows (compiler/report.py),
+adds the driver's own notes (automatic input width, a first layer whose weight SQNR is limited by the input
+width), writes the metadata in one place, and writes the file atomically (compiler/netx/write.py).  It never
+prints: the CLI turns notes and warnings into stderr lines, the Python API turns warnings into
+:class:`~loihic.compiler.errors.LoihicWarning`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loihic import __version__
+from loihic.compiler import ir
+from loihic.compiler.config import CompileConfig
+from loihic.compiler.encoding import direct_bits
+from loihic.compiler.errors import InputError
+from loihic.compiler.fileio import check_output, file_sha256
+from loihic.compiler.netx.write import write_netx
+from loihic.compiler.pipeline import compile_network
+from loihic.compiler.report import layer_report
+
+LOW_SQNR_DB = 20.0  # below this a layer's quantized weights are a poor copy (about 10% rms error)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a front end hands the driver: the float IR and what it knows about the network's origin."""
+
+    network: ir.Network
+    provenance: Mapping[str, Any] = field(default_factory=dict)  # metadata keys of this front end (JSON values)
+    notes: tuple[str, ...] = ()  # what the user should know (the CLI prints "loihic: NOTE")
+    warnings: tuple[str, ...] = ()  # what may cost accuracy (the CLI prints "loihic: warning: WARNING")
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """A written netx file: per-layer rows (compiler/report.py), notes, warnings and the recorded metadata."""
+
+    path: Path
+    layers: list[dict[str, Any]]
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...]
+    meta: dict[str, Any]
+
+
+def _input_width_notes(compiled: ir.Network, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The input-width note of ``--input-bits auto``, or a warning when the first layer's weight SQNR is limited
+    by the 24-bit current range of a wide graded input (compiler/passes/input_bits.py, quantize.py)."""
+    first, bits = rows[0], direct_bits(compiled.encoding)
+    if compiled.meta.get("input_bits_auto"):
+        note = f"input bits: {bits} (auto: the smallest first-layer quantisation error; --input-bits B forces one)"
+        return [note], []
+    if bits > 1 and first["scale_limited_by"] == "current range" and first["sqnr_db"] < LOW_SQNR_DB:
+        return [], [
+            f"layer {first['index']} ('{first['layer']}'): weight SQNR {first['sqnr_db']:.1f} dB, its scale limited "
+            f"by the 24-bit current range of {bits}-bit graded input x fan-in {first['fan_in']}; fewer input bits "
+            f"free weight bits (try --input-bits {min(4, bits - 1)} and compare with 'loihic evaluate')"
+        ]
+    return [], []
+
+
+def compile_source(
+    source: Source | ir.Network, output: str | os.PathLike, config: CompileConfig | None = None, force: bool = False
+) -> CompileResult:
+    """Compile ``source`` with ``config`` and write the netx file ``output`` (refused if it exists, unless
+    ``force``).  Returns the :class:`CompileResult`; prints nothing."""
+    src = source if isinstance(source, Source) else Source(source)
+    out = check_output(output, force)
+    compiled = compile_network(src.network, config or CompileConfig())
+    rows = layer_report(compiled)
+    notes, warns = _input_width_notes(compiled, rows)
+    meta = {
+        "loihic_version": __version__,
+        "timesteps": compiled.timesteps,
+        "encoding": compiled.encoding,
+        "input_shape": list(compiled.input.shape),
+        "input_message_bits": direct_bits(compiled.encoding),
+        "input_bits": compiled.meta.get("input_bits"),
+        "input_bits_auto": compiled.meta.get("input_bits_auto", False),
+        "input_bits_error": compiled.meta.get("input_bits_error"),
+        "l4": compiled.meta.get("l4"),
+        "layer_scales": {r["layer"]: r["scale"] for r in rows},
+        "report": rows,
+        **src.provenance,
+    }
+    write_netx(compiled, out, meta, force=force)
+    return CompileResult(out, rows, (*src.notes, *notes), (*src.warnings, *warns), meta)
+
+
+def nir_source(path: str | os.PathLike, timesteps: int | None, dt: float | None) -> Source:
+    """A NIR graph file as a :class:`Source`: T and dt from the options, else from what ``loihic export-nir``
+    recorded in the graph (compiler/load/nir.py)."""
+    from loihic.compiler.load.nir import DEFAULT_DT, graph_meta, network_from_nir, read_nir
+
+    graph = read_nir(path)
+    recorded = graph_meta(graph)  # loihic export-nir records T, dt and the encoding
+    timesteps = timesteps or int(recorded.get("loihic_timesteps") or 0) or None
+    if timesteps is None:
+        raise InputError(f"{path}: a NIR graph records no sample length; pass --timesteps T (steps per sample)")
+    step = float(dt if dt is not None else recorded.get("dt", DEFAULT_DT))
+    encoding = str(recorded.get("loihic_encoding", "poisson"))
+    net = network_from_nir(graph, timesteps, step, str(path), encoding)
+    spiking_out = net.synaptic()[-1].neuron.spiking
+    provenance = {
+        "source_nir": str(path),
+        "source_sha256": file_sha256(path),
+        "front_end": "nir",
+        "dt": step,
+        "readout": "spike counts of the last layer, argmax"
+        if spiking_out
+        else "v of the last layer (non-spiking), argmax",
+        "method": "nir",
+    }
+    return Source(net, provenance)

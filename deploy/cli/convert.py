@@ -1,0 +1,164 @@
+"""``loihic convert`` (an ANN -> an SNN checkpoint by threshold balancing, Datta et al. Fig. 3) and ``loihic
+compile`` (an SNN checkpoint or a NIR graph -> netx HDF5 through the compile driver, compiler/driver.py; with
+--target loihi2 the hardware notes become an error)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from loihic.compiler.config import CompileConfig
+from loihic.compiler.driver import compile_source, nir_source
+from loihic.compiler.errors import InputError
+from loihic.compiler.fileio import check_output, file_sha256, publish
+from loihic.compiler.load.nir import is_nir
+from loihic.compiler.netx.read import read_netx
+from loihic.compiler.report import format_report
+from loihic.compiler.resources import HW_DECAY_MAX, LIMITS_SOURCE, hardware_notes, layer_resources
+from loihic.deploy.cli.common import check_options, emit, note
+from loihic.deploy.verification.accuracy import emulator_accuracy
+from loihic.training.checkpoint import save_checkpoint
+from loihic.training.convert import convert
+from loihic.training.data import load_dataset, load_inputs, test_split
+from loihic.training.deployment import checkpoint_source
+from loihic.training.imported import load_ann
+
+
+def parse_floats(text: str | None, option: str) -> list[float] | None:
+    """``"0.1307"`` or ``"0.485,0.456,0.406"`` -> floats (for --input-mean / --input-std)."""
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected a number or comma-separated numbers, one per channel") from None
+
+
+def calibration_data(ann: dict[str, Any], calib: str | None, dataset: str | None, source: str) -> np.ndarray:
+    """Conversion inputs: the user's ``--calib X.npy`` or a named data set's training split."""
+    shape = tuple(ann["input_shape"])
+    if calib is not None:
+        if dataset is not None:
+            raise InputError("--calib and --dataset are alternatives; pass one")
+        return load_inputs(calib, shape, "calibration inputs")
+    name = dataset or ann.get("dataset")
+    if not name:
+        raise InputError(
+            f"{source}: needs calibration data: --calib X.npy (inputs of shape (N, {', '.join(map(str, shape))}) "
+            "in [0, 1], e.g. a few hundred training samples) or --dataset NAME"
+        )
+    x, _ = load_dataset(name, "train")
+    if tuple(x.shape[1:]) != shape:
+        raise InputError(f"--dataset {name}: inputs of shape {x.shape[1:]}, the model takes {shape}")
+    return x
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+
+    check_options(args)
+    out = check_output(args.output, args.force)
+    mean, std = parse_floats(args.input_mean, "--input-mean"), parse_floats(args.input_std, "--input-std")
+    ann = load_ann(args.checkpoint, mean, std)
+    if ann.get("kind") != "ann":
+        raise InputError(f"{args.checkpoint}: is a '{ann.get('kind')}' checkpoint; convert needs an ANN")
+    x_train = calibration_data(ann, args.calib, args.dataset, args.checkpoint)
+
+    snn = convert(
+        ann,
+        x_train,
+        args.timesteps,
+        norm=args.norm,
+        reset=args.reset,
+        leak=args.leak,
+        encoding=args.encoding,
+        seed=args.seed,
+        calib_samples=args.calib_samples,
+        source_sha256=file_sha256(args.checkpoint),
+    )
+    save_checkpoint(out, snn, force=args.force)
+    th = snn["snn"]["thresholds"]
+    res = {"output": str(out), "thresholds": th, "timesteps": args.timesteps, "norm": args.norm, "seed": args.seed}
+    emit(args, res, f"{out}: thresholds {', '.join(f'{t:.4g}' for t in th if t is not None)} at T={args.timesteps}")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+
+    bits: int | str = args.input_bits
+    if bits != "auto":
+        try:
+            bits = int(bits)
+        except ValueError:
+            raise InputError(f"--input-bits {bits!r}: expected 'auto' or an integer from 1 to 8") from None
+    cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs, input_bits=bits)
+    final = check_output(args.output, args.force)
+    # compile into a hidden file next to the output; it is published only once the target's checks pass
+    tmp = final.parent / f".{final.name}.{os.getpid()}.compiling"
+    try:
+        if Path(args.checkpoint).is_file() and is_nir(args.checkpoint):
+            source = nir_source(args.checkpoint, args.timesteps, args.dt)
+        else:
+            if args.timesteps is not None or args.dt is not None:
+                raise InputError(
+                    f"{args.checkpoint}: --timesteps and --dt apply to NIR graphs; a checkpoint records its T"
+                )
+            source = checkpoint_source(args.checkpoint, cfg, args.offset, True, args.effect_samples, args.seed)
+        compiled = compile_source(source, tmp, cfg, force=True)
+        note(compiled.notes)
+        note(compiled.warnings, "warning")
+        rows = compiled.layers
+        res = hardware_check(tmp, args.target, args.effect_samples, args.seed)
+        publish(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    res.update(output=str(final), layers=rows, seed=args.seed)
+    emit(args, res, f"{format_report(rows)}\nwrote {final}")
+    return 0
+
+
+def hardware_check(path: Path, target: str, samples: int, seed: int) -> dict[str, Any]:
+    """Resources and hardware-readiness notes of a compiled file (compiler/resources.py).  ``target``
+    "loihi2" turns the notes into an error naming the nearest legal settings, with the accuracy effect of
+    clamping the decays to 4095 measured on the emulator when the file records a data set."""
+
+    model = read_netx(path)
+    notes = hardware_notes(model, model.meta.get("timesteps"))
+    res = {"resources": layer_resources(model), "limits_source": LIMITS_SOURCE, "hardware_notes": notes}
+    if target != "loihi2":
+        note((f"Loihi 2 hardware: {n['why']}" for n in notes), "note")
+        return res
+    if not notes:
+        return res
+    effect = ""
+    if any(n["field"] in ("iDecay", "vDecay") for n in notes) and model.meta.get("dataset"):
+        clamped = path.with_name(path.name + ".hw")
+        try:
+            shutil.copyfile(path, clamped)
+            with h5py.File(clamped, "r+") as f:
+                for key in f["layer"]:
+                    g = f["layer"][key]
+                    for field in ("iDecay", "vDecay"):
+                        if (
+                            "neuron" in g
+                            and field in g["neuron"]
+                            and int(np.asarray(g["neuron"][field][()]).max()) > HW_DECAY_MAX
+                        ):
+                            g["neuron"][field][...] = np.minimum(g["neuron"][field][()], HW_DECAY_MAX)
+            x, y = test_split(str(model.meta["dataset"]), samples)
+            steps, enc = int(model.meta["timesteps"]), str(model.meta.get("encoding", "poisson"))
+            before = emulator_accuracy(model, x, y, steps, enc, seed, "cpu", progress=False)
+            after = emulator_accuracy(read_netx(clamped), x, y, steps, enc, seed, "cpu", progress=False)
+            effect = (
+                f" (decays clamped to {HW_DECAY_MAX}: emulator accuracy {100 * before:.2f}% -> {100 * after:.2f}% "
+                f"on {len(x)} test samples)"
+            )
+        finally:
+            clamped.unlink(missing_ok=True)
+    listed = "; ".join(f"{n['why']} (nearest legal: {n['field']} {n['nearest_legal']})" for n in notes)
+    raise InputError(f"--target loihi2: {len(notes)} setting(s) Loihi 2 would reject: {listed}{effect}")

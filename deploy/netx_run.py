@@ -1,0 +1,67 @@
+"""What any run of a netx file needs, shared by the emulator, Lava, the CLI and the Python API: the model read
+with the input shape a conv-first file without an 'input' layer needs, T and the encoding (options first, then
+the file's loihic metadata), and the width of the graded input messages."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+from loihic.compiler.encoding import direct_bits
+from loihic.compiler.errors import InputError, LoihicWarning, NetxFormatError, NetxInputShapeError
+from loihic.compiler.netx.read import NetxModel, read_netx
+
+
+def message_bits(model: NetxModel, override: int | None = None) -> int:
+    """Bits of the graded input messages: ``override`` (0..24), else what the file's encoding needs."""
+    if override is not None:
+        if not 0 <= override <= 24:
+            raise InputError(f"--input-message-bits {override} outside [0, 24]")
+        return override
+    return direct_bits(str(model.meta.get("encoding", "poisson")))
+
+
+def netx_run_settings(model: NetxModel, dataset: str | None, timesteps: int | None) -> tuple[str | None, int, str]:
+    """Data set (None when neither given nor recorded), T and encoding for a netx file: options first, then the
+    file's loihic metadata.  More steps than the file was range-checked for is a :class:`LoihicWarning`."""
+    ds = dataset or model.meta.get("dataset") or None
+    steps = timesteps or model.meta.get("timesteps")
+    if not steps or steps < 1:
+        raise InputError(f"{model.path}: records no timesteps; pass --timesteps T >= 1")
+    compiled_t = model.meta.get("timesteps")
+    if compiled_t and steps > compiled_t:
+        warnings.warn(f"running {steps} steps; range checks assumed T={compiled_t}", LoihicWarning, stacklevel=2)
+    return ds, int(steps), str(model.meta.get("encoding", "poisson"))
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``--input-shape C,H,W`` (or ``N`` for a dense input) as a tuple of positive integers."""
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise InputError(f"--input-shape {text!r}: expected C,H,W (comma-separated positive integers)")
+    return dims
+
+
+def read_net(
+    path: str, input_shape: str | None, data_shape: Callable[[], tuple[tuple[int, ...], str] | None]
+) -> NetxModel:
+    """``read_netx`` with the input shape a conv-first file without an 'input' layer needs: ``input_shape``
+    (``--input-shape``, checked against the file), else the data's (``data_shape()``: its per-sample shape and
+    what it is, or None when there is no data; called only for such a file)."""
+    given = parse_input_shape(input_shape)
+    try:
+        return read_netx(path, input_shape=given)
+    except NetxInputShapeError:
+        found = data_shape()
+        if found is None:
+            raise
+    shape, source = found
+    try:
+        return read_netx(path, input_shape=shape)
+    except NetxFormatError as exc:
+        raise NetxFormatError(f"{exc} (the input shape of {source})") from None

@@ -1,0 +1,124 @@
+"""A loihic SNN checkpoint as the compile driver's :class:`~loihic.compiler.driver.Source`.
+
+Two deployment policies need the float SNN, so they live here, on training's side of the compiler:
+
+- a noise-trained SNN (Jiang & Zhang) deploys as plain LIF plus the mean of its training noise, folded into the
+  bias (``offset="auto"``, training/noise.py ``steady_offset``), unless the caller sets ``offset``;
+- a soft-reset SNN (Datta et al. eq. 3) deployed with Lava's hard reset: the float accuracy of both resets is
+  measured on the recorded data set and returned as a warning.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from loihic.compiler.config import CompileConfig
+from loihic.compiler.driver import CompileResult, Source, check_output, compile_source
+from loihic.compiler.errors import InputError
+from loihic.compiler.fileio import file_sha256
+from loihic.compiler.load.checkpoint import network_from_checkpoint
+from loihic.compiler.load.pt2 import is_pt2
+from loihic.training.checkpoint import load_checkpoint, validate_checkpoint
+from loihic.training.data import test_split
+from loihic.training.noise import steady_offset, with_offset
+from loihic.training.snn import evaluate_snn
+
+
+def hard_reset_effect(ckpt: dict[str, Any], samples: int, seed: int) -> dict[str, Any]:
+    """Float accuracy of a soft-reset SNN as trained and as Loihi runs it (hard reset), same spikes."""
+    x, y = test_split(ckpt["dataset"], samples)
+    hard = {**ckpt, "snn": {**ckpt["snn"], "reset": "hard"}}
+    return {
+        "samples": int(len(x)),
+        "seed": seed,
+        "accuracy_soft": evaluate_snn(ckpt, x, y, seed=seed),
+        "accuracy_hard": evaluate_snn(hard, x, y, seed=seed),
+    }
+
+
+def checkpoint_source(
+    checkpoint: str | os.PathLike | dict[str, Any],
+    config: CompileConfig,
+    offset: str | None = None,
+    default_offset: bool = False,
+    effect_samples: int = 500,
+    seed: int = 0,
+) -> Source:
+    """An SNN checkpoint (file, or dict from the Python API) as a driver Source.  ``default_offset`` (the CLI's
+    and the API's default): a noise-trained SNN without ``offset`` deploys with ``offset="auto"``."""
+    notes: list[str] = []
+    warnings: list[str] = []
+    if isinstance(checkpoint, dict):
+        ckpt, sha = checkpoint, None
+        validate_checkpoint(ckpt, "checkpoint", "snn")
+        where = f"<{ckpt['model']} SNN checkpoint>"
+    else:
+        where = str(checkpoint)
+        if Path(where).is_file() and is_pt2(where):
+            raise InputError(
+                f"{where}: is a torch.export program (an ANN); convert it first: "
+                f"loihic convert {where} --calib X.npy -T 64 -o snn.pt"
+            )
+        ckpt, sha = load_checkpoint(where), file_sha256(where)
+    if offset is None and default_offset and ckpt["kind"] == "snn" and ckpt["snn"].get("method") == "noise":
+        offset = "auto"  # a noise-trained SNN deploys as plain LIF plus the noise mean (training/noise.py)
+        notes.append("noise-trained SNN: deploying the noise mean as a bias (--offset auto; --offset 0: none)")
+    if offset is not None:
+        try:
+            value = steady_offset() if offset == "auto" else float(offset)
+        except ValueError:
+            raise InputError(f"--offset {offset!r}: expected 'auto' or a number") from None
+        ckpt = with_offset(ckpt, value)
+    net = network_from_checkpoint(ckpt, where)
+    effect = None
+    if config.force_hard_reset and ckpt["snn"].get("reset") == "soft" and not ckpt.get("dataset"):
+        warnings.append(
+            "soft-reset SNN deployed with Lava's hard reset (no data set recorded to measure the accuracy effect; "
+            "compare with 'loihic evaluate --data')"
+        )
+    elif config.force_hard_reset and ckpt["snn"].get("reset") == "soft":
+        effect = hard_reset_effect(ckpt, effect_samples, seed)
+        warnings.append(
+            f"soft-reset SNN deployed with Lava's hard reset: float accuracy {100 * effect['accuracy_soft']:.2f}% "
+            f"(soft) -> {100 * effect['accuracy_hard']:.2f}% (hard) on {effect['samples']} test samples"
+        )
+    provenance = {
+        "source_checkpoint": where,
+        "source_sha256": sha,
+        "imported": ckpt.get("imported"),
+        "ann_sha256": net.meta.get("source_sha256"),
+        "model": net.meta.get("model"),
+        "dataset": net.meta.get("dataset"),
+        "train_seed": net.meta.get("seed"),
+        "conversion": net.meta.get("conversion"),
+        "force_hard_reset": config.force_hard_reset,
+        "hard_reset_effect": effect,
+        "readout": (
+            "spike counts of the last layer, argmax"
+            if ckpt["snn"].get("output") == "spiking"
+            else "v of the last layer (non-spiking integrator), argmax"
+        ),
+        "offset": offset,
+        "method": ckpt["snn"].get("method", "convert"),
+    }
+    return Source(net, provenance, tuple(notes), tuple(warnings))
+
+
+def compile_checkpoint(
+    checkpoint: str | os.PathLike | dict[str, Any],
+    output: str | os.PathLike,
+    config: CompileConfig | None = None,
+    force: bool = False,
+    effect_samples: int = 500,
+    seed: int = 0,
+    offset: str | None = None,
+    default_offset: bool = False,
+) -> CompileResult:
+    """An SNN checkpoint through the compile driver to the netx file ``output`` (:func:`checkpoint_source`,
+    then :func:`~loihic.compiler.driver.compile_source`); the output is refused before any work if it exists."""
+    check_output(output, force)
+    config = config or CompileConfig()
+    source = checkpoint_source(checkpoint, config, offset, default_offset, effect_samples, seed)
+    return compile_source(source, output, config, force)
