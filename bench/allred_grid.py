@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from _results import SWEEP_OPTIONS, add_sweep_options, sweep_kwargs
 
-from loihic import __version__
 from loihic.compiler.errors import LoihicError
 from loihic.deploy.scale.ray_lava import ray_session
 from loihic.deploy.scale.sweep import SweepError, run_sweep
@@ -45,6 +44,7 @@ from loihic.training.ann import train_ann
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset, subset
 from loihic.training.snn import evaluate_snn
+from loihic.version import __version__
 
 PAPER_NOTE = (
     "Allred & Roy: L4 helps most at fast leak and with hard reset; e.g. VGG-5/CIFAR-10 no leak: baseline "

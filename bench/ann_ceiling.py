@@ -18,10 +18,10 @@ import torch
 from _results import write_results
 from torch import nn
 
-from loihic import __version__
 from loihic.training.data import dataset_info, load_dataset
 from loihic.training.models import build_model
 from loihic.training.noise import noise_arch
+from loihic.version import __version__
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.netx.read import read_netx
@@ -33,6 +32,7 @@ from loihic.training.convert import convert
 from loihic.training.data import load_dataset
 from loihic.training.deployment import compile_checkpoint
 from loihic.training.snn import evaluate_snn
+from loihic.version import __version__
 
 PAPER = {"ann": 0.9883, "converted_T100": 0.9882, "hybrid_T100": 0.9888, "source": "Datta et al., Fig. 9"}
 

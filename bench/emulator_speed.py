@@ -45,12 +45,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_results  # noqa: E402
 
-from loihic import __version__  # noqa: E402
 from loihic.compiler.netx.read import NxConv, NxDense, read_netx  # noqa: E402
 from loihic.deploy.emulator import kernels as emulator_kernels  # noqa: E402
 from loihic.deploy.emulator.layer_major import plan_blocks  # noqa: E402
 from loihic.deploy.emulator.network import Emulator  # noqa: E402
 from loihic.deploy.lava.compat import install  # noqa: E402
+from loihic.version import __version__  # noqa: E402
 
 install()
 from lava.lib.dl import slayer  # noqa: E402

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.netx.read import read_netx
@@ -34,6 +33,7 @@ from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
 from loihic.training.deployment import compile_checkpoint
+from loihic.version import __version__
 
 
 def main() -> int:

@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from _results import write_results
 
-from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.netx.read import read_netx
 from loihic.deploy.verification.accuracy import emulator_accuracy
@@ -27,6 +26,7 @@ from loihic.training.checkpoint import file_sha256, load_checkpoint, save_checkp
 from loihic.training.data import load_dataset
 from loihic.training.deployment import compile_checkpoint
 from loihic.training.noise import evaluate_noise, with_offset
+from loihic.version import __version__
 
 
 def main() -> int:

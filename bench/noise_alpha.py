@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from _results import write_results
 
-from loihic import __version__
 from loihic.training.checkpoint import file_sha256, load_checkpoint
 from loihic.training.data import load_dataset
 from loihic.training.noise import NoiseConfig, evaluate_noise, residual_gain, train_noise
+from loihic.version import __version__
 
 
 def plot(res: dict, path: Path) -> None:

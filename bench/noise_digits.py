@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 from _results import write_results
 
-from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import direct_bits
 from loihic.compiler.encoding import encode_all as encoded
@@ -40,6 +39,7 @@ from loihic.training.checkpoint import save_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
 from loihic.training.deployment import compile_checkpoint
 from loihic.training.noise import evaluate_noise, steady_offset, train_noise, with_offset
+from loihic.version import __version__
 
 PAPER_FMNIST_T5 = 0.9389  # Jiang & Zhang, Table 1: Fashion-MNIST AP2-512FC-10FC, stage 3, T = 5
 

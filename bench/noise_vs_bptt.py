@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from _results import write_results
 
-from loihic import __version__
 from loihic.training.data import load_dataset
 from loihic.training.noise import evaluate_noise, steady_offset, train_bptt, train_noise
 from loihic.training.snn import evaluate_snn
+from loihic.version import __version__
 
 PAPER = {"dataset": "fashion-mnist", "target": 0.92, "noise_seconds": 135, "bptt_seconds": 528, "source": "Fig. 5"}
 

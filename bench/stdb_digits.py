@@ -28,7 +28,6 @@ import torch
 from _results import write_results
 from torch import nn
 
-from loihic import __version__
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.netx.read import read_netx
@@ -42,6 +41,7 @@ from loihic.training.deployment import compile_checkpoint
 from loihic.training.models import build_model
 from loihic.training.snn import evaluate_snn
 from loihic.training.stdb import DEFAULT_ALPHA, DEFAULT_BETA, train_stdb
+from loihic.version import __version__
 
 PAPER = {
     "ann": 0.9883,

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loihic import __version__
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import direct_bits
@@ -34,6 +33,7 @@ from loihic.compiler.fileio import check_output, file_sha256
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
 from loihic.compiler.report import layer_report
+from loihic.version import __version__
 
 LOW_SQNR_DB = 20.0  # below this a layer's quantized weights are a poor copy (about 10% rms error)
 

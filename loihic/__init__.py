@@ -8,8 +8,7 @@ Sub-packages (folders at the top of the repository, installed under this namespa
 (emulator, Lava runner, verification, CLI).
 """
 
-__version__ = "0.1.0"
-
-from loihic.api import compile, convert, evaluate, simulate, verify  # noqa: E402, A004
+from loihic.api import compile, convert, evaluate, simulate, verify  # noqa: A004
+from loihic.version import __version__
 
 __all__ = ["compile", "convert", "evaluate", "simulate", "verify", "__version__"]

@@ -29,11 +29,11 @@ from typing import Any
 
 import torch
 
-from loihic import __version__
 from loihic.compiler.encoding import ENCODINGS, check_encoding, direct_bits, direct_encoding
 from loihic.compiler.errors import CheckpointError, InputError, LoihicError, OutputExistsError
 from loihic.compiler.ir import RESETS
 from loihic.training.models import SYNAPTIC_TYPES, expected_state_shapes, output_shapes
+from loihic.version import __version__
 
 FORMAT = "loihic-checkpoint"
 FORMAT_VERSION = 1

@@ -9,11 +9,10 @@ import argparse
 import sys
 import warnings
 
-from loihic import __version__
 from loihic.compiler.errors import LoihicError
 from loihic.deploy.cli import convert, demo, report, run, train
 from loihic.deploy.lava.compat import LavaCompatError
-
+from loihic.version import __version__
 
 DESCRIPTION = (
     "Compile trained networks to Loihi fixed point (lava-dl netx HDF5), run them on Lava's simulator or loihic's "
