@@ -81,6 +81,15 @@ class NetxModel:
         return [lay for lay in self.layers if not isinstance(lay, NxFlatten)]
 
     @property
+    def neuron_layer_index(self) -> list[int]:
+        """The netx layer number (``layer/<i>`` in the file) of each neuron layer, the input neuron first if
+        there is one: the one layer numbering of every loihic output (compile table, notes, overflow monitor,
+        verify, report)."""
+        first = 1 if self.input.declared else 0  # layer/0 is the input layer when the file declares one
+        head = [0] if self.has_input_neuron else []
+        return head + [first + i for i, lay in enumerate(self.layers) if not isinstance(lay, NxFlatten)]
+
+    @property
     def output_shape(self) -> tuple[int, ...]:
         return self.neuron_layers[-1].shape
 

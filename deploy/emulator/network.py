@@ -110,7 +110,7 @@ class _Lif:
 class LayerOverflow:
     """Overflow events of one neuron layer during a run, each counted per (sample, neuron, step)."""
 
-    layer: int  # neuron-layer index, as in ``layer_spikes`` (an input neuron is layer 0)
+    layer: int  # the netx layer number (``NetxModel.neuron_layer_index``; an input neuron is layer 0)
     kind: str  # "input", "dense" or "conv"
     shape: tuple[int, ...]
     u_wraps: int  # u left (-2^23, 2^23] and wrapped by 2^24
@@ -249,7 +249,7 @@ class Emulator:
         kinds = (["input"] if self.input_lif else []) + [op[0] for op in self._synaptic]
         return [
             LayerOverflow(k, kind, lif.shape, int(c[0]), int(c[1]), int(c[2]), batch * steps * lif.size)
-            for k, (kind, lif, c) in enumerate(zip(kinds, self.lifs, counts, strict=True))
+            for k, kind, lif, c in zip(self.model.neuron_layer_index, kinds, self.lifs, counts, strict=True)
         ]
 
     @torch.no_grad()

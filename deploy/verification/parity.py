@@ -15,7 +15,7 @@ from loihic.deploy.lava.run import run_lava_parallel
 
 @dataclass
 class Mismatch:
-    layer: int  # neuron-layer index (0 = first block netx creates)
+    layer: int  # the netx layer number (``NetxModel.neuron_layer_index``)
     sample: int
     neuron: list[int]  # index within the layer, (C, H, W) or (n,)
     step: int  # aligned time step within the sample
@@ -47,14 +47,15 @@ class VerifyReport:
         return {**asdict(self), "identical": self.identical}
 
 
-def first_mismatch(emu: list[np.ndarray], lava: list[np.ndarray]) -> Mismatch | None:
-    """The earliest divergence: first layer with any difference, then its earliest step."""
+def first_mismatch(emu: list[np.ndarray], lava: list[np.ndarray], numbers: list[int] | None = None) -> Mismatch | None:
+    """The earliest divergence: first layer with any difference, then its earliest step.  ``numbers``: the netx
+    layer number of each entry (``NetxModel.neuron_layer_index``); list positions without it."""
     for k, (a, b) in enumerate(zip(emu, lava, strict=True)):
         diff = np.argwhere(a != b)
         if len(diff):
             idx = diff[np.argmin(diff[:, -1])]
             return Mismatch(
-                layer=k,
+                layer=k if numbers is None else numbers[k],
                 sample=int(idx[0]),
                 neuron=[int(i) for i in idx[1:-1]],
                 step=int(idx[-1]),
@@ -115,7 +116,7 @@ def verify(
         mismatches=mismatches,
         spikes_compared=compared,
         voltage_equal=v_equal,
-        first_mismatch=first_mismatch(emu_layers, lava_layers),
+        first_mismatch=first_mismatch(emu_layers, lava_layers, model.neuron_layer_index),
         accuracy_emulator=acc_e,
         accuracy_lava=acc_l,
         emulator_seconds=t1 - t0,

@@ -145,8 +145,9 @@ def build_report(
     emu = emulator.run(spikes, record_layers=True)
     emu_layers = emu.layer_spikes[1:] if model.has_input_neuron else emu.layer_spikes
     layers = []
+    numbers = model.neuron_layer_index[1:] if model.has_input_neuron else model.neuron_layer_index
     for k, lay in enumerate(model.neuron_layers):
-        row: dict[str, Any] = {"layer": k, "name": compiled.synaptic()[k].name, "shape": list(lay.shape)}
+        row: dict[str, Any] = {"layer": numbers[k], "name": compiled.synaptic()[k].name, "shape": list(lay.shape)}
         if k < len(flt.spikes):
             a = flt.spikes[k].numpy().astype(np.uint8)
             b = emu_layers[k]

@@ -204,7 +204,7 @@ def test_monitor_counts_dense_overflows_exactly(rng, mode, i_decay, v_decay, vth
         wraps, clips = wraps + uw, clips + vc
     (o,) = res.overflow
     assert (o.u_wraps, o.v_clips, o.synapse_wraps) == (wraps, clips, chan)
-    assert o.neuron_steps == batch * n_out * steps and o.kind == "dense" and o.layer == 0
+    assert o.neuron_steps == batch * n_out * steps and o.kind == "dense" and o.layer == 1
     expected = {"u": o.u_wraps, "v": o.v_clips, "channel": o.synapse_wraps, "none": 0}[what]
     assert expected > 0 if what != "none" else not o.any
     if what != "channel":
