@@ -65,8 +65,10 @@ def _conv_connections(lay: NxConv, in_shape: tuple[int, ...]) -> int:
 
 
 def layer_resources(model: NetxModel) -> list[dict[str, Any]]:
+    """One row per neuron layer; ``layer`` is the netx layer number (``NetxModel.neuron_layer_index``)."""
     rows, shape = [], tuple(model.input.shape)
-    for i, lay in enumerate(model.layers):
+    first = 1 if model.input.declared else 0
+    for i, lay in enumerate(model.layers, start=first):
         if isinstance(lay, NxFlatten):
             shape = lay.shape
             continue
@@ -140,9 +142,10 @@ def synops_per_inference(model: NetxModel, layer_spikes: list[np.ndarray], x: np
 def hardware_notes(model: NetxModel, timesteps: int | None) -> list[dict[str, Any]]:
     """What Loihi 2 hardware would reject or compute differently (module docstring), per layer."""
     notes = []
-    layers = [(i, lay) for i, lay in enumerate(model.layers) if not isinstance(lay, NxFlatten)]
+    first = 1 if model.input.declared else 0  # netx layer numbers, as NetxModel.neuron_layer_index
+    layers = [(i, lay) for i, lay in enumerate(model.layers, start=first) if not isinstance(lay, NxFlatten)]
     if model.has_input_neuron:
-        layers.insert(0, ("input", model.input))
+        layers.insert(0, (0, model.input))
     for i, lay in layers:
         ne = lay.neuron
         for field, value in (("iDecay", ne.i_decay), ("vDecay", ne.v_decay)):
