@@ -17,9 +17,9 @@ model (state arrays and channels are int32).  The overflow monitor counts ``u !=
 
 Every function is array-generic: only ``+ - * & << >>`` and comparisons, with booleans entering arithmetic
 as 0 / 1 instead of ``where`` / ``clip``, so the same code runs on numpy int64 arrays (the reference the
-tests compare against), torch int64 tensors (the step-major path and :func:`~loihic.deploy.emulator.
-kernels.scan_torch`) and int64 scalars inside numba (:mod:`loihic.deploy.emulator.numba_kernels` compiles
-these functions into its scan).  All values are int64.
+tests compare against, sim_tests/unit/test_neuron_kinds.py), torch int64 tensors (the step-major path and
+the torch scan of :mod:`loihic.deploy.emulator.kernels`) and int64 scalars inside numba
+(:mod:`loihic.deploy.emulator.numba_kernels` compiles these functions into its scan).  All values are int64.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ hands the work to a pool thread, which on a loaded machine costs a scheduler sli
 from __future__ import annotations
 
 import hashlib
-import inspect
 
 import numba
 import numpy as np
@@ -28,9 +27,22 @@ _GENERIC = (synapse.wrap, synapse.weight_exp, synapse.int32_cast, synapse.synapt
 _GENERIC += (lif.rs0, lif.current_input, lif.wrap_u, lif.clip_v, lif.step)
 for _fn in _GENERIC:
     register_jitable(inline="always")(_fn)
-# numba's disk cache keys a kernel on its own bytecode and closure values, not on the functions it calls or
-# the globals they read: the source of the modules compiled in goes into every kernel's closure instead.
-_SOURCE_DIGEST = hashlib.sha256("".join(inspect.getsource(m) for m in (schema, synapse, lif)).encode()).hexdigest()
+
+
+def _digest() -> str:
+    """What the compiled scan depends on beyond its own bytecode: the code of the functions compiled into it
+    and the integer constants of their modules.  numba's disk cache keys a kernel on its own bytecode and
+    closure values only (not on the functions it calls or the globals they read), so this goes into every
+    kernel's closure: a change in lif.py, synapse.py or the schema recompiles instead of loading stale code."""
+    h = hashlib.sha256()
+    for fn in _GENERIC:
+        h.update(fn.__code__.co_code + repr((fn.__code__.co_consts, fn.__code__.co_names)).encode())
+    for m in (schema, synapse, lif):
+        h.update(repr(sorted((k, v) for k, v in vars(m).items() if isinstance(v, int))).encode())
+    return h.hexdigest()
+
+
+_DIGEST = _digest()
 
 
 def _make_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants of the compiled code
@@ -39,7 +51,7 @@ def _make_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants
     (A run-time flag guarding a store into a dummy array made the whole loop about 20x slower in a
     process that had started a Lava runtime, measured; constants avoid the question.)  Numba's cache key
     includes the closure's values, so the four variants are cached side by side."""
-    digest = _SOURCE_DIGEST
+    digest = _DIGEST
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def scan(acc, wexp, conv, du, dv, vth, bias6, u, v, spikes, vtrace, counts, lo, hi):  # noqa: ANN001, ANN202, PLR0913
