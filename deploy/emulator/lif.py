@@ -15,11 +15,12 @@ and ``a`` the synaptic input (:mod:`loihic.deploy.emulator.synapse`)::
 model (state arrays and channels are int32).  The overflow monitor counts ``u != c`` (u wrapped) and
 ``v != w`` (v clipped) before the reset.
 
-Every function is array-generic: only ``+ - * & << >>`` and comparisons, with booleans entering arithmetic
-as 0 / 1 instead of ``where`` / ``clip``, so the same code runs on numpy int64 arrays (the reference the
-tests compare against, sim_tests/unit/test_neuron_kinds.py), torch int64 tensors (the step-major path and
-the torch scan of :mod:`loihic.deploy.emulator.kernels`) and int64 scalars inside numba
-(:mod:`loihic.deploy.emulator.numba_kernels` compiles these functions into its scan).  All values are int64.
+Every function is array-generic: only ``+ - * & << >>``, comparisons and the ``clip`` method, with
+booleans entering arithmetic as 0 / 1 instead of ``where``, so the same code runs on numpy int64 arrays
+(the reference the tests compare against, sim_tests/unit/test_neuron_kinds.py), torch int64 tensors (the
+step-major path and the torch scan of :mod:`loihic.deploy.emulator.kernels`) and int64 scalars inside
+numba (:mod:`loihic.deploy.emulator.numba_kernels` compiles these functions into its scan).  All values
+are int64.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def wrap_u(c):  # noqa: ANN001, ANN201
 
 
 def clip_v(w):  # noqa: ANN001, ANN201
-    """``clip(w, -(2^23 - 1), 2^23 - 1)``."""
-    return w - (w - V_MAX) * (w > V_MAX) - (w + V_MAX) * (w < -V_MAX)
+    """``clip(w, -(2^23 - 1), 2^23 - 1)``: numpy's and torch's ``clip`` method (numba_kernels gives the
+    int64 scalars of its scan the same method)."""
+    return w.clip(-V_MAX, V_MAX)
 
 
 def step(u, v, a6, du, dv, bias6, vth):  # noqa: ANN001, ANN201, PLR0913
