@@ -50,9 +50,10 @@ def refused_neuron(ntype: str) -> str:
 WEIGHT_SHIFT = 6  # LIF: u += a << 6            (lif/models.py act_shift)
 VTH_SHIFT = 6  # LIF: spike iff v > vth << 6  (lif/models.py vth_shift)
 BIAS_EXP = 6  # netx passes bias_exp=6: v += bias_mant << 6 each step (hdf5.py get_neuron_params)
-DECAY_BITS = 12
-DECAY_UNITY = 1 << DECAY_BITS  # 4096; netx passes du = iDecay - 1 and the model adds ds_offset = 1
-UV_BITS = 24  # u wraps once at +-2^23, v clips to +-(2^23 - 1)  (lif/models.py subthr_dynamics)
+DECAY_BITS = 12  # decays are 12-bit fractions, rs0(x, 12)  (lif/models.py decay_shift)
+DECAY_UNITY = 1 << DECAY_BITS  # 4096 (lif/models.py decay_unity); netx passes du = iDecay - 1, the model adds
+# ds_offset = 1
+UV_BITS = 24  # u wraps once at +-2^23, v clips to +-(2^23 - 1)  (lif/models.py uv_bitwidth, subthr_dynamics)
 UV_LIMIT = 1 << (UV_BITS - 1)  # 2^23
 VTH_MANT_MAX = (1 << 17) - 1  # 17-bit unsigned threshold mantissa (PyLifModelBitAcc docstring)
 # A threshold that can never be crossed: (1 << 17) << 6 = 2^23 > the largest v, 2^23 - 1.
@@ -64,6 +65,9 @@ BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095  # signed 13-bit bias mantissa (PyLif
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # even integers in this range pass netx + Lava losslessly
 CONV_ACC_BITS = 24  # Conv output wraps to 24 bits (proc/conv/models.py signed_wrap)
 CHANNEL_BITS = 32  # Dense a_buff and LIF state travel as int32 (wrap)
+# Lava's conv sums in float64 and casts with astype(np.int32) before its 24-bit wrap (proc/conv/utils.py conv):
+# a sum outside int32 becomes INT_MIN there (x86-64's out-of-range conversion).
+CONV_CAST_BITS = 32
 # Synapse keys netx runs with processes loihic does not emulate (hdf5.py create_dense), refused by name:
 DELAY_KEY = "delay"  # dense / dense_rec: per-synapse delays, Lava DelayDense (conv: netx ignores it)
 COMPLEX_WEIGHT_KEYS = ("weight/real", "weight/imag")  # Lava ComplexDense, for resonate-and-fire neurons

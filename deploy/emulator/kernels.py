@@ -11,20 +11,11 @@ equal integer for integer (sim_tests/unit/test_emulator_layer_major.py):
 * :func:`scan_torch` (any device, CUDA included): the same integer arithmetic as torch ops on (B, n)
   slices, one step at a time (a handful of kernel launches per step).
 
-Per element, with ``acc`` the exact integer the GEMM/convolution computed (spec 2.1-2.3; lava-nc 0.10.0)::
-
-    a  = acc << wexp if wexp > 0 else acc >> -wexp       # dense weight_exp; 0 for conv and input neurons
-    a  = wrap32(a)                                       # dense: the int32 channel
-       | wrap24(INT_MIN if a outside int32 else a)       # conv: astype(int32), then the 24-bit wrap
-    c  = wrap32(rs0(u * du, 12) + wrap32(a << 6))        # du = 4096 - iDecay; rs0 shifts toward zero
-    u  = c - 2^24 if c > 2^23 else (c + 2^24 if c <= -2^23 else c)
-    w  = wrap32(rs0(v * dv, 12) + u + (bias << 6))       # dv = 4096 - vDecay
-    v  = clip(w, -(2^23 - 1), 2^23 - 1);  s = v > vth;  v = 0 where s
-
-``rs0(x, 12)`` is computed as ``(x + ((x >> 63) & 4095)) >> 12``, which equals ``sign(x) * (|x| >> 12)``
-for every int64 x.  The overflow monitor counts, per layer, the elements (sample x neuron x step) where
-``c`` was outside (-2^23, 2^23] (u wrapped), where ``w`` was outside +-(2^23 - 1) (v clipped), and where
-the synaptic value wrapped (dense: ``a`` outside int32; conv: outside the 24-bit range).
+The integer arithmetic is :mod:`loihic.deploy.emulator.synapse` (dense / conv synaptic input) and
+:mod:`loihic.deploy.emulator.lif` (the LIF step), written once: the torch scan calls those functions on
+(B, n) tensors, and the numba kernel compiles the same functions into its loop.  The overflow monitor
+counts, per layer, the elements (sample x neuron x step) where u wrapped, where v was clipped, and where
+the synaptic value wrapped (dense: outside int32; conv: the int32 cast or the 24-bit accumulator).
 """
 
 from __future__ import annotations
@@ -35,39 +26,20 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from loihic.deploy.emulator import lif, synapse
+
 # numba is a dependency (Makefile, pyproject); without it the torch recurrence runs everywhere.  Its
 # kernels (deploy/emulator/numba_kernels.py) are imported on first use only.
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
-U_LIMIT = 1 << 23  # u wraps once at +-2^23
-V_MAX = (1 << 23) - 1  # v clips to +-(2^23 - 1)
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 COUNTS = ("u_wraps", "v_clips", "synapse_wraps")  # columns of the counts arrays
 
 
-def _wrap_t(x: torch.Tensor, bits: int) -> torch.Tensor:
-    half = 1 << (bits - 1)
-    return ((x + half) & ((1 << bits) - 1)) - half
-
-
-def _rs0_t(x: torch.Tensor) -> torch.Tensor:
-    return (x + ((x >> 63) & 4095)) >> 12
-
-
 def synaptic_a6(acc: torch.Tensor, wexp: int, conv: bool, counts: torch.Tensor | None = None) -> torch.Tensor:
-    """``wrap32(a << 6)`` of every element of a block (torch, vectorised over all steps)."""
-    a = acc.to(torch.int64)  # exact integers in floating point (the dtype rule) or integers
-    if wexp > 0:
-        a = a << wexp
-    elif wexp < 0:
-        a = a >> -wexp
-    if conv:
-        a = torch.where((a < INT32_MIN) | (a > INT32_MAX), torch.full_like(a, INT32_MIN), a)
-        w = _wrap_t(a, 24)
-    else:
-        w = _wrap_t(a, 32)
+    """``lif.current_input`` of the synaptic input of every element of a block (vectorised over all steps)."""
+    a, shifted = synapse.synaptic(acc.to(torch.int64), wexp, conv)  # exact integers in float, or integers
     if counts is not None:
-        counts[:, 2] += (w != a).reshape(a.shape[0], -1).sum(1)
-    return _wrap_t(w << 6, 32)
+        counts[:, 2] += (a != shifted).reshape(a.shape[0], -1).sum(1)
+    return lif.current_input(a)
 
 
 def scan_torch(
@@ -88,21 +60,12 @@ def scan_torch(
     int64 updated in place, ``vtrace`` (B, T, n) int64 and ``counts`` (B, 3) int64 when given."""
     a6 = synaptic_a6(acc, wexp, conv, counts)
     for t in range(a6.shape[1]):
-        c = a6[:, t]
-        if du:
-            c = _wrap_t(_rs0_t(u * du) + c, 32)
-        uu = torch.where(c > U_LIMIT, c - 2 * U_LIMIT, torch.where(c <= -U_LIMIT, c + 2 * U_LIMIT, c))
-        w = uu + bias6
-        if dv:
-            w = w + _rs0_t(v * dv)
-        w = _wrap_t(w, 32)
-        vv = torch.clamp(w, -V_MAX, V_MAX)
-        s = vv > vth
+        uu, vv, s, u_wrapped, v_clipped = lif.step(u, v, a6[:, t], du, dv, bias6, vth)
         if counts is not None:
-            counts[:, 0] += (uu != c).sum(1)
-            counts[:, 1] += (vv != w).sum(1)
+            counts[:, 0] += u_wrapped.sum(1)
+            counts[:, 1] += v_clipped.sum(1)
         u.copy_(uu)
-        v.copy_(vv.masked_fill_(s, 0))
+        v.copy_(vv)
         spikes[:, t] = s
         if vtrace is not None:
             vtrace[:, t] = v

@@ -54,14 +54,14 @@ from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxNeuron
 from loihic.deploy.emulator import kernels as kern
 from loihic.deploy.emulator.layer_major import Workspace, run_layer_major
-from loihic.deploy.emulator.step_major import _rs0, _wrap, lif_step, run_step_major  # noqa: F401 - _rs0/_wrap: harness
+from loihic.deploy.emulator.lif import V_MAX, bias_term, threshold
+from loihic.deploy.emulator.step_major import lif_step, run_step_major
 
 MODES = ("layer", "step")
 BACKENDS = ("numba", "torch")
 # Bound on the working memory of one block in layer mode (inputs, accumulators, spikes; not the results).
 # On CPU the blocks are smaller still, cache-sized, whenever a sample fits (emulator_layers.CPU_BLOCK_MB).
 DEFAULT_MEMORY_MB = 1024
-_V_MAX = schema.UV_LIMIT - 1
 
 
 def _exact_dtype(weight: np.ndarray, in_max: int) -> torch.dtype:
@@ -94,13 +94,13 @@ class _Lif:
     def __init__(self, n: NxNeuron, shape: tuple[int, ...], device: torch.device) -> None:
         self.du = schema.DECAY_UNITY - n.i_decay
         self.dv = schema.DECAY_UNITY - n.v_decay
-        self.vth = int(n.v_th_mant) << schema.VTH_SHIFT
+        self.vth = threshold(n.v_th_mant)
         bias = np.zeros(int(np.prod(shape)), np.int64) if n.bias is None else n.bias
-        self.bias = torch.as_tensor(bias << schema.BIAS_EXP, device=device).reshape(shape)
+        self.bias = torch.as_tensor(bias_term(bias), device=device).reshape(shape)
         self.bias6 = self.bias.reshape(-1).contiguous()  # (n,) for the layer-major kernels
         self.shape = shape
         self.size = int(np.prod(shape))
-        self.can_spike = self.vth < _V_MAX
+        self.can_spike = self.vth < V_MAX
 
     def step(self, st, a: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - emulator_step._LifState
         return lif_step(self, st, a)

@@ -1,7 +1,10 @@
 """The numba kernels of the layer-major emulator (CPU), imported on first use by
 :mod:`loihic.deploy.emulator.kernels` (importing numba costs about half a second, which the commands
-that never emulate should not pay).  Compiled on first call and cached on disk (``cache=True``); see
-:mod:`loihic.deploy.emulator.kernels` for the arithmetic.
+that never emulate should not pay).  Compiled on first call and cached on disk (``cache=True``).
+
+The scan holds no arithmetic of its own: it compiles the array-generic functions of
+:mod:`loihic.deploy.emulator.synapse` and :mod:`loihic.deploy.emulator.lif` (registered below with
+``register_jitable``, inlined) on int64 scalars, so the schema's constants become compile-time constants.
 
 Each kernel is a serial function over the samples [lo, hi) that releases the GIL; with more than one
 thread, ``emulator_kernels._split`` runs slices of the samples on a thread pool.  (Not numba's
@@ -11,8 +14,44 @@ hands the work to a pool thread, which on a loaded machine costs a scheduler sli
 
 from __future__ import annotations
 
+import hashlib
+
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload_method, register_jitable
+
+from loihic.compiler.netx import schema
+from loihic.deploy.emulator import lif, synapse
+
+
+@overload_method(types.Integer, "clip", inline="always")
+def _scalar_clip(x, lo, hi):  # noqa: ANN001, ANN202
+    """numpy's ``clip`` method for the integer scalars of the scan, so that ``lif.clip_v`` compiles as written
+    (min / max: measured 6% faster on the whole scan than the same clip as arithmetic on booleans)."""
+    return lambda x, lo, hi: min(max(x, lo), hi)
+
+
+_GENERIC = (synapse.wrap, synapse.weight_exp, synapse.int32_cast, synapse.synaptic)
+_GENERIC += (lif.rs0, lif.current_input, lif.wrap_u, lif.clip_v, lif.step)
+for _fn in _GENERIC:
+    register_jitable(inline="always")(_fn)
+
+
+def _digest() -> str:
+    """What the compiled scan depends on beyond its own bytecode: the code of the functions compiled into it
+    and the integer constants of their modules.  numba's disk cache keys a kernel on its own bytecode and
+    closure values only (not on the functions it calls or the globals they read), so this goes into every
+    kernel's closure: a change in lif.py, synapse.py or the schema recompiles instead of loading stale code."""
+    h = hashlib.sha256()
+    for fn in _GENERIC:
+        h.update(fn.__code__.co_code + repr((fn.__code__.co_consts, fn.__code__.co_names)).encode())
+    for m in (schema, synapse, lif):
+        h.update(repr(sorted((k, v) for k, v in vars(m).items() if isinstance(v, int))).encode())
+    return h.hexdigest()
+
+
+_DIGEST = _digest()
 
 
 def _make_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants of the compiled code
@@ -21,9 +60,11 @@ def _make_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants
     (A run-time flag guarding a store into a dummy array made the whole loop about 20x slower in a
     process that had started a Lava runtime, measured; constants avoid the question.)  Numba's cache key
     includes the closure's values, so the four variants are cached side by side."""
+    digest = _DIGEST
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
     def scan(acc, wexp, conv, du, dv, vth, bias6, u, v, spikes, vtrace, counts, lo, hi):  # noqa: ANN001, ANN202, PLR0913
+        digest  # noqa: B018 - in the closure, hence in the cache key (above)
         nt, nn = acc.shape[1], acc.shape[2]
         for b in range(lo, hi):
             ub = u[b]
@@ -35,42 +76,17 @@ def _make_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants
                 at = acc[b, t]
                 st = spikes[b, t]
                 for j in range(nn):
-                    a = np.int64(at[j])
-                    if wexp > 0:
-                        a = a << wexp
-                    elif wexp < 0:
-                        a = a >> -wexp
-                    if conv:
-                        if a < -2147483648 or a > 2147483647:
-                            a = -2147483648
-                        w = ((a + 8388608) & 16777215) - 8388608
-                    else:
-                        w = ((a + 2147483648) & 4294967295) - 2147483648
-                    if MONITOR:
-                        ca += w != a
-                    a6 = (((w << 6) + 2147483648) & 4294967295) - 2147483648
-                    x = ub[j] * du
-                    c = ((x + ((x >> 63) & 4095)) >> 12) + a6
-                    c = ((c + 2147483648) & 4294967295) - 2147483648
-                    uu = c
-                    if c > 8388608:
-                        uu = c - 16777216
-                    elif c <= -8388608:
-                        uu = c + 16777216
+                    a, shifted = synapse.synaptic(np.int64(at[j]), wexp, conv)
+                    uu, vv, s, u_wrapped, v_clipped = lif.step(
+                        ub[j], vb[j], lif.current_input(a), du, dv, bias6[j], vth
+                    )
                     ub[j] = uu
-                    y = vb[j] * dv
-                    z = ((y + ((y >> 63) & 4095)) >> 12) + uu + bias6[j]
-                    z = ((z + 2147483648) & 4294967295) - 2147483648
-                    vv = min(max(z, -8388607), 8388607)
-                    if MONITOR:
-                        cu += uu != c
-                        cv += vv != z
-                    if vv > vth:
-                        st[j] = 1
-                        vv = 0
-                    else:
-                        st[j] = 0
                     vb[j] = vv
+                    st[j] = s
+                    if MONITOR:
+                        ca += a != shifted
+                        cu += u_wrapped
+                        cv += v_clipped
                     if RECORD_V:
                         vtrace[b, t, j] = vv
             if MONITOR:

@@ -2,8 +2,8 @@
 
 This is the emulator as it was before the layer-major path (:mod:`loihic.deploy.emulator.network`): kept as the
 reference the layer-major path is tested against (sim_tests/unit/test_emulator_layer_major.py), and
-because it needs no memory proportional to T.  Same integer arithmetic, in int64 torch ops on
-(B, *shape) tensors; see :mod:`loihic.deploy.emulator.kernels` for the equations.
+because it needs no memory proportional to T.  Same integer arithmetic, the functions of
+:mod:`loihic.deploy.emulator.synapse` and :mod:`loihic.deploy.emulator.lif` on int64 (B, *shape) tensors.
 """
 
 from __future__ import annotations
@@ -14,21 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from loihic.compiler.netx import schema
-
-_U = schema.UV_LIMIT  # 2^23
-_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1  # Lava conv: float64 sum -> astype(int32), INT_MIN if outside
-_V_MAX = schema.UV_LIMIT - 1
-
-
-def _wrap(x: torch.Tensor, bits: int) -> torch.Tensor:
-    half = 1 << (bits - 1)
-    return ((x + half) & ((1 << bits) - 1)) - half
-
-
-def _rs0(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Shift right toward zero, ``sign(x) * (|x| >> n)`` (lif/models.py subthr_dynamics)."""
-    return torch.sign(x) * (torch.abs(x) >> n)
+from loihic.deploy.emulator import lif as lif_kind
+from loihic.deploy.emulator import synapse as syn
 
 
 @dataclass
@@ -39,42 +26,34 @@ class _LifState:
 
 
 def lif_step(lif, st: _LifState, a: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - emulator._Lif
-    """One step of a LIF population ``lif`` (emulator._Lif constants) on synaptic input ``a``."""
-    c = _wrap(_rs0(st.u * lif.du, schema.DECAY_BITS) + _wrap(a << schema.WEIGHT_SHIFT, 32), 32)
-    u = torch.where(c > _U, c - 2 * _U, c)
-    st.u = torch.where(u <= -_U, c + 2 * _U, u)
-    w = _wrap(_rs0(st.v * lif.dv, schema.DECAY_BITS) + st.u + lif.bias, 32)
-    v = torch.clamp(w, -_V_MAX, _V_MAX)
+    """One step of a LIF population ``lif`` (emulator._Lif constants) on synaptic input ``a``
+    (:func:`loihic.deploy.emulator.lif.step`)."""
+    st.u, st.v, s, u_wrapped, v_clipped = lif_kind.step(
+        st.u, st.v, lif_kind.current_input(a), lif.du, lif.dv, lif.bias, lif.vth
+    )
     if st.counts is not None:
-        st.counts[0] += (st.u != c).sum()
-        st.counts[1] += (v != w).sum()
-    s = v > lif.vth
-    st.v = torch.where(s, torch.zeros_like(v), v)
+        st.counts[0] += u_wrapped.sum()
+        st.counts[1] += v_clipped.sum()
     return s
 
 
 def synapse(
     kind: str, params: object, s: torch.Tensor, graded_first: bool, counts: torch.Tensor | None
 ) -> torch.Tensor:
-    """The synaptic input ``a`` of one step: dense ``wrap32(shift(W @ s))``, conv ``wrap24(int32(conv(s)))``."""
+    """The synaptic input ``a`` of one step (:func:`loihic.deploy.emulator.synapse.synaptic`): dense
+    ``wrap32(shift(W @ s))``, conv ``wrap24(int32(conv(s)))``."""
     w = params[0]  # type: ignore[index]
     x = s.to(w.dtype) if graded_first else (s != 0).to(w.dtype)
     if kind == "dense":
         w, wexp = params  # type: ignore[misc]
-        acc = torch.matmul(x.reshape(x.shape[0], -1), w).round().to(torch.int64)
-        acc = acc << wexp if wexp > 0 else acc >> -wexp
-        out = _wrap(acc, schema.CHANNEL_BITS)
+        acc = torch.matmul(x.reshape(x.shape[0], -1), w)
     else:
         w, layer = params  # type: ignore[misc]
-        acc = (
-            F.conv2d(x, w, stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
-            .round()
-            .to(torch.int64)
-        )
-        acc = torch.where((acc < _INT32_MIN) | (acc > _INT32_MAX), torch.full_like(acc, _INT32_MIN), acc)
-        out = _wrap(acc, schema.CONV_ACC_BITS)
+        wexp = 0  # Lava's conv ignores weight_exp
+        acc = F.conv2d(x, w, stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+    out, shifted = syn.synaptic(acc.round().to(torch.int64), wexp, kind == "conv")
     if counts is not None:
-        counts[2] += (out != acc).sum()
+        counts[2] += (out != shifted).sum()
     return out
 
 

@@ -4,8 +4,9 @@
   regimes, graded and 24-bit graded input, input neurons): ``mode="layer"`` with the numba and the torch
   recurrence, with blocks cut in samples and in time, equals ``mode="step"`` exactly: spikes of every
   layer, final voltages, the voltage trace and the overflow counts.
-* The overflow monitor counts u wraps, v clips and synaptic wraps exactly, against an independent numpy
-  transcription of Lava's int32 arithmetic on small networks built to overflow.
+* The overflow monitor counts u wraps, v clips and synaptic wraps exactly on small networks built to
+  overflow: the synaptic sums and wraps from numpy here, the LIF from lif.py's reference
+  (sim_tests/unit/test_neuron_kinds.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxI
 from loihic.deploy.emulator import kernels as emulator_kernels
 from loihic.deploy.emulator.layer_major import plan_blocks, step_bytes
 from loihic.deploy.emulator.network import Emulator, format_overflow, merge_overflow
-from sim_tests.unit.test_emulator_reference import _lif_counts
+from sim_tests.unit.test_neuron_kinds import lif_reference
 
 DECAYS = (0, 1, 2, 7, 1000, 2048, 3000, 4095, 4096)
 LAYER_BACKENDS = ["numba", "torch"] if emulator_kernels.HAVE_NUMBA else ["torch"]
@@ -172,7 +173,7 @@ def test_options_are_checked():
         Emulator(model, "cpu", memory_mb=0)
 
 
-# --- the overflow monitor against a numpy transcription ------------------------------------------------
+# --- the overflow monitor against lif.py's reference ----------------------------------------------------
 @pytest.mark.parametrize("mode", ["layer", "step"])
 @pytest.mark.parametrize(
     "i_decay,v_decay,vth,bits,what",
@@ -199,7 +200,7 @@ def test_monitor_counts_dense_overflows_exactly(rng, mode, i_decay, v_decay, vth
     for k in range(batch):
         acc = w.astype(np.int64) @ (x[k] if bits else (x[k] != 0)).astype(np.int64)
         chan += int((acc != acc.astype(np.int32)).sum())  # Lava's int32 channel wraps it
-        s, v, uw, vc = _lif_counts(acc, neuron)
+        s, v, uw, vc = lif_reference(acc, neuron)
         assert np.array_equal(res.output_spikes[k], s) and np.array_equal(res.output_v[k], v)
         wraps, clips = wraps + uw, clips + vc
     (o,) = res.overflow
@@ -231,13 +232,13 @@ def test_monitor_counts_conv_accumulator_wraps(rng, mode, bits):
         beyond += int((a != acc).sum())
         wrapped = ((a + 2**23) % 2**24) - 2**23
         syn += int((wrapped != a).sum())
-        s, v, uw, vc = _lif_counts(wrapped, neuron)
+        s, v, uw, vc = lif_reference(wrapped, neuron)
         assert np.array_equal(res.output_spikes[k].reshape(-1, steps), s)
         wraps, clips = wraps + uw, clips + vc
     (o,) = res.overflow
     assert (o.kind, o.u_wraps, o.v_clips, o.synapse_wraps) == ("conv", wraps, clips, syn)
     assert syn > 0 and (beyond > 0) == (bits == 22)
-    assert "layer 0 (conv 3x4x3)" in format_overflow(res.overflow)
+    assert "layer 1 (conv 3x4x3)" in format_overflow(res.overflow)  # netx layer number: layer/0 is the input
 
 
 @pytest.mark.parametrize("mode", ["layer", "step"])
@@ -252,7 +253,7 @@ def test_monitor_counts_input_neuron_wraps(rng, mode):
     res = Emulator(model, "cpu", input_message_bits=14, mode=mode).run(x, record_layers=True, check_overflow=True)
     wraps = clips = 0
     for k in range(batch):
-        s, _, uw, vc = _lif_counts(x[k], in_neuron)
+        s, _, uw, vc = lif_reference(x[k], in_neuron)
         assert np.array_equal(res.layer_spikes[0][k], s)
         wraps, clips = wraps + uw, clips + vc
     o_in, o_dense = res.overflow

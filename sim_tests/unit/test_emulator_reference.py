@@ -1,9 +1,10 @@
-"""The emulator against a plain numpy transcription of Lava's fixed_pt models (Lava-free oracle).
+"""The emulator against lif.py's reference (Lava-free): whole networks (a dense layer over 40 inputs, batches,
+biases, decays, the u wrap) against the LIF reference of sim_tests/unit/test_neuron_kinds.py run on
+``W @ x`` one sample at a time, and graded against binary input.
 
-The reference below follows lava-nc 0.10.0 ``proc/lif/models.py`` (AbstractPyLifModelFixed
-.subthr_dynamics, PyLifModelBitAcc) and ``proc/dense/models.py`` statement by statement, with
-numpy's own int32 semantics, one sample at a time.  The Lava parity tests then close the loop
-against Lava itself.
+The reference is deploy/emulator/lif.py's step on numpy arrays (the one definition of Lava's LIF, lava-nc
+0.10.0 ``proc/lif/models.py`` PyLifModelBitAcc); the conformance tests (sim_tests/conformance) and the Lava
+parity tests close the loop against Lava itself.
 """
 
 from __future__ import annotations
@@ -13,42 +14,11 @@ import pytest
 
 from loihic.compiler.netx.read import NetxModel, NxDense, NxInput, NxNeuron
 from loihic.deploy.emulator.network import Emulator
-
-
-def _lif_counts(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """lava-nc 0.10.0 PyLifModelBitAcc on one sample, in numpy int32, line by line, counting where u wrapped
-    and where v was clipped.  a_seq: (n, T) int64 synaptic input."""
-    size = a_seq.shape[0]
-    u = np.zeros(size, np.int32)
-    v = np.zeros(size, np.int32)
-    bias = np.zeros(size, np.int32) if n.bias is None else n.bias.astype(np.int32)
-    eff_bias = np.left_shift(bias, 6)
-    vth = np.left_shift(np.int32(n.v_th_mant), 6)
-    spikes = np.zeros(a_seq.shape, np.uint8)
-    wraps = clips = 0
-    with np.errstate(over="ignore"):
-        for t in range(a_seq.shape[1]):
-            a_in = a_seq[:, t].astype(np.int32)  # the int32 channel
-            decayed = np.int64(u) * (4096 - n.i_decay)
-            decayed = np.int32(np.sign(decayed) * np.right_shift(np.abs(decayed), 12))
-            decayed += np.left_shift(a_in, 6)
-            wrapped = np.where(decayed > 2**23, decayed - 2**24, decayed)
-            wrapped = np.where(wrapped <= -(2**23), decayed + 2**24, wrapped)
-            wraps += int((wrapped != decayed).sum())
-            u[:] = wrapped
-            dv = np.int64(v) * (4096 - n.v_decay)
-            dv = np.int32(np.sign(dv) * np.right_shift(np.abs(dv), 12))
-            pre = (dv + u + eff_bias).astype(np.int32)
-            v[:] = np.clip(pre, -(2**23) + 1, 2**23 - 1)
-            clips += int((v != pre).sum())
-            s = v > vth
-            v[s] = 0
-            spikes[:, t] = s
-    return spikes, v.astype(np.int64), wraps, clips
+from sim_tests.unit.test_neuron_kinds import lif_reference
 
 
 def _lif_reference(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarray, bool]:
-    spikes, v, wraps, _ = _lif_counts(a_seq, n)
+    spikes, v, wraps, _ = lif_reference(a_seq, n)
     return spikes, v, wraps > 0
 
 
@@ -61,7 +31,7 @@ def _lif_reference(a_seq: np.ndarray, n: NxNeuron) -> tuple[np.ndarray, np.ndarr
         (200, 3000, 4000, 200, 131071),  # large bias, high threshold
     ],
 )
-def test_dense_lif_matches_numpy_transcription(rng, i_decay, v_decay, bias, wmax, vth):
+def test_dense_lif_matches_lif_reference(rng, i_decay, v_decay, bias, wmax, vth):
     n_in, n_out, steps, batch = 40, 12, 120, 5
     w = rng.integers(-wmax // 2, wmax // 2 + 1, (n_out, n_in)) * 2
     if i_decay == 0:

@@ -46,10 +46,11 @@ def test_simulate_check_overflow_prints_and_reports_json(tmp_path, rng, capsys):
     args = ["simulate", str(path), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]
     assert main([*args, "--check-overflow"]) == 0
     out = capsys.readouterr().out
-    assert f"layer 0 (dense 6): u wrapped {expected[0].u_wraps}, v clipped 0" in out and "(none)" in out
+    assert f"layer 1 (dense 6): u wrapped {expected[0].u_wraps}, v clipped 0" in out and "(none)" in out
     assert main([*args, "--check-overflow", "--json", "--force", "--emulator-memory", "0.01"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert [o["u_wraps"] for o in res["overflow"]] == [o.u_wraps for o in expected]
+    assert [o["layer"] for o in res["overflow"]] == [1, 2]  # netx layer numbers, as the compile table
     assert res["overflow"][0]["neuron_steps"] == 4 * 6 * T and res["shape"] == [4, 3, T]
     assert main([*args, "--force"]) == 0 and capsys.readouterr().out == ""  # off by default: nothing printed
     assert main([*args, "--force", "--check-overflow", "--backend", "lava-sim"]) == 2
