@@ -17,12 +17,43 @@ from loihic.compiler.netx.read import read_netx
 from loihic.compiler.report import format_report
 from loihic.deploy.cli import commands as c
 
+FILES = (("ann", "ann.pt"), ("snn", "snn.pt"), ("net", "model.net"), ("json", "demo.json"), ("png", "raster.png"))
+
 
 def _log(msg: str) -> None:
     print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """The demo; when it fails (an error, Ctrl-C) the files this run wrote are removed, so that the same
+    command runs again without --force, and stderr says so."""
+    work = Path(args.workdir)
+    names = [name for _, name in FILES]
+    before = {name: _stamp(work / name) for name in names}
+    had_workdir = work.exists()
+    try:
+        return _run_demo(args, work)
+    except BaseException:
+        removed = [name for name in names if _stamp(work / name) not in (None, before[name])]
+        for name in removed:
+            (work / name).unlink(missing_ok=True)
+        if not had_workdir and work.is_dir() and not any(work.iterdir()):
+            work.rmdir()
+        if removed:
+            _log(f"failed: removed what this run wrote ({', '.join(removed)} in {work}); the same command runs again")
+        raise
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """A file's identity and version (inode, size, mtime), or None when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _run_demo(args: argparse.Namespace, work: Path) -> int:
     from loihic.training.ann import evaluate_ann, train_ann
     from loihic.training.checkpoint import file_sha256, save_checkpoint
     from loihic.training.convert import convert
@@ -30,17 +61,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from loihic.training.models import model_from_checkpoint
     from loihic.training.snn import evaluate_snn
 
-    work = Path(args.workdir)
-    paths = {
-        k: work / f
-        for k, f in (
-            ("ann", "ann.pt"),
-            ("snn", "snn.pt"),
-            ("net", "model.net"),
-            ("json", "demo.json"),
-            ("png", "raster.png"),
-        )
-    }
+    paths = {key: work / name for key, name in FILES}
     for p in paths.values():
         c.check_output(p, args.force)
     from loihic.deploy.lava.install import require_lava
