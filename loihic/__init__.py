@@ -1,7 +1,8 @@
 """loihic: compile trained networks to Loihi fixed point, write lava-dl netx HDF5, run and verify on Lava.
 
 Python API (see :mod:`loihic.api`): ``loihic.convert``, ``loihic.compile``, ``loihic.evaluate``,
-``loihic.verify``, ``loihic.simulate``.
+``loihic.verify``, ``loihic.simulate``.  Every refusal of bad input is a ``loihic.LoihicError`` (a
+``ValueError``), with one line saying what is wrong.
 
 Sub-packages (folders at the top of the repository, installed under this namespace):
 ``loihic.training`` (weights), ``loihic.compiler`` (IR, passes, netx writer), ``loihic.deploy``
@@ -11,5 +12,6 @@ Sub-packages (folders at the top of the repository, installed under this namespa
 __version__ = "0.1.0"
 
 from loihic.api import compile, convert, evaluate, simulate, verify  # noqa: E402, A004
+from loihic.compiler.errors import LoihicError  # noqa: E402
 
-__all__ = ["compile", "convert", "evaluate", "simulate", "verify", "__version__"]
+__all__ = ["LoihicError", "compile", "convert", "evaluate", "simulate", "verify", "__version__"]
