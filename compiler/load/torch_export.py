@@ -100,12 +100,23 @@ _HINTS = {
     "leaky_relu": "only ReLU maps onto spiking rate codes (negative slopes do not)",
     "hardtanh": "only ReLU maps onto spiking rate codes; ReLU6 / hardtanh clip the rate, train with plain ReLU",
     "cat": "concatenation (branches) cannot be expressed in a netx CUBA network, which is a chain of layers",
-    "lstm": "recurrent cells are not supported by the netx CUBA path",
-    "gru": "recurrent cells are not supported by the netx CUBA path",
     "layer_norm": "layer normalisation depends on the sample's statistics and cannot be folded into weights",
     "matmul": "write the layer as nn.Linear (a matmul with a parameter is not recognised)",
     "mm": "write the layer as nn.Linear (a matmul with a parameter is not recognised)",
     "addmm": "write the layer as nn.Linear (a matmul with a parameter is not recognised)",
+}
+# aten's recurrent ops and the torch module each comes from (refused before anything else: see _refuse_recurrent)
+_RECURRENT = {
+    "lstm": "nn.LSTM",
+    "gru": "nn.GRU",
+    "rnn_tanh": "nn.RNN",
+    "rnn_relu": "nn.RNN",
+    "lstm_cell": "nn.LSTMCell",
+    "gru_cell": "nn.GRUCell",
+    "rnn_tanh_cell": "nn.RNNCell",
+    "rnn_relu_cell": "nn.RNNCell",
+    "_thnn_fused_lstm_cell": "nn.LSTMCell",
+    "_thnn_fused_gru_cell": "nn.GRUCell",
 }
 
 
@@ -118,6 +129,7 @@ def network_from_program(
 ) -> ir.Network:
     """The float IR of an exported ANN (module docstring).  ``input_mean`` / ``input_std`` (scalars or
     per channel) describe a normalisation applied *outside* the model, folded like one inside it."""
+    _refuse_recurrent(prog)  # first: a sequence model's input shape or reshapes would be refused less clearly
     in_shape = prog.shape(prog.user_input)
     if len(in_shape) not in (2, 4) or min(in_shape) < 1:
         raise UnsupportedLayerError(
@@ -171,6 +183,21 @@ def network_from_program(
     )
     ir.infer_shapes(net)
     return net
+
+
+def _refuse_recurrent(prog: Program) -> None:
+    """Name a recurrent layer (LSTM, GRU, RNN or their cells) and say what to deploy instead."""
+    for node in prog.nodes:
+        kind = _op(node).split(".")[0]
+        if kind in _RECURRENT:
+            raise _Builder(prog).fail(
+                node,
+                f"an {_RECURRENT[kind]}, a recurrent layer (its hidden state feeds back into it every time step); "
+                "a netx CUBA network is a feed-forward chain of spiking layers with no such loop: replace it by "
+                "feed-forward layers (nn.Linear or nn.Conv2d with ReLU, the sequence flattened into the input) and "
+                "export that model: "
+                "torch.export.save(torch.export.export(model.eval(), (example_batch,)), 'model.pt2')",
+            )
 
 
 def _refuse_merges(prog: Program) -> None:
