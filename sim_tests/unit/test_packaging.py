@@ -22,7 +22,7 @@ PROJECT_FILES = ("setup.py", "pyproject.toml", "README.md")
 def build_wheel(dest: Path) -> Path:
     """The wheel of the checkout's package sources, built in a copy under ``dest``; returns its path."""
     src = dest / "src"
-    src.mkdir()
+    src.mkdir(parents=True)
     for name in PROJECT_FILES:
         shutil.copy2(ROOT / name, src / name)
     for top in (*TOPS, "loihic"):
