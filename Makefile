@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.loihic-setup
 
-.PHONY: setup demo test test-lava test-slow conformance lint bench clean setup-ray test-ray
+.PHONY: setup demo test test-lava test-slow test-pip conformance lint bench clean setup-ray test-ray
 
 setup: $(STAMP)
 
@@ -41,6 +41,11 @@ test-ray: setup-ray
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow -p no:cacheprovider
+
+# The pip road a new user takes, outside the checkout: wheel -> fresh venv -> pip install it beside torch ->
+# `loihic install-lava` -> `loihic demo` prints the README's table (sim_tests/parity/test_pip_road.py, slow).
+test-pip: setup
+	LOIHIC_TORCH_SPEC="$(TORCH_SPEC)" $(PY) -m pytest -q -s -m slow -p no:cacheprovider sim_tests/parity/test_pip_road.py
 
 # Issue 10.3/10.4: 1000 random networks spike-identical on Lava and the emulator, and fuzzed input files
 # through the CLI (failing cases are saved under runs/conformance/failures/; a summary in runs/conformance/).

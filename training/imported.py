@@ -107,11 +107,32 @@ def load_ann(path: str | Path, input_mean: Any = None, input_std: Any = None) ->
             raise CheckpointError(
                 f"{p}: is a plain state_dict (weights without the network's structure); {TORCH_EXPORT_HOWTO}"
             ) from None
+        if "not a loihic checkpoint" in str(exc) and _is_pickled_module(p):
+            raise CheckpointError(
+                f"{p}: is a whole nn.Module saved with torch.save(model), a pickle of its Python classes, which "
+                "loihic never unpickles (loading it runs code from the file); in your own code, where the model's "
+                "class is defined, torch.load it (or build the model and load_state_dict), then "
+                f"{TORCH_EXPORT_HOWTO}"
+            ) from None
         if zipfile.is_zipfile(p) and "cannot read" in str(exc):
             raise CheckpointError(
                 f"{p}: neither a loihic checkpoint nor a torch.export program; {TORCH_EXPORT_HOWTO}"
             ) from None
         raise
+
+
+def _is_pickled_module(p: Path) -> bool:
+    """A torch.save'd ``nn.Module``: its pickle (read as opcodes, never run) sets a module's ``_modules``
+    and ``_parameters``."""
+    import pickletools
+
+    try:
+        with zipfile.ZipFile(p) as z:
+            name = next(n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+            strings = {arg for _, arg, _ in pickletools.genops(z.read(name)) if isinstance(arg, str)}
+    except Exception:  # not a zip, no pickle, a damaged pickle: it is not one
+        return False
+    return {"_modules", "_parameters"} <= strings
 
 
 def _is_plain_state_dict(p: Path) -> bool:

@@ -14,13 +14,24 @@ from pathlib import Path
 
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import encode_all
-from loihic.compiler.fileio import check_output
+from loihic.compiler.fileio import check_output, file_sha256
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.report import format_report
 from loihic.deploy.cli.common import emit, jsonable, note
-from loihic.deploy.lava.install import install
+from loihic.deploy.emulator.network import Emulator
+from loihic.deploy.lava.install import install, require_lava
+from loihic.deploy.lava.run import run_lava
 from loihic.deploy.verification.accuracy import emulator_accuracy
+from loihic.deploy.verification.parity import verify
+from loihic.training.ann import evaluate_ann, train_ann
+from loihic.training.checkpoint import save_checkpoint
+from loihic.training.convert import convert
+from loihic.training.data import load_dataset
 from loihic.training.deployment import compile_checkpoint
+from loihic.training.models import model_from_checkpoint
+from loihic.training.snn import evaluate_snn
+
+FILES = (("ann", "ann.pt"), ("snn", "snn.pt"), ("net", "model.net"), ("json", "demo.json"), ("png", "raster.png"))
 
 
 def _log(msg: str) -> None:
@@ -28,27 +39,39 @@ def _log(msg: str) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from loihic.training.ann import evaluate_ann, train_ann
-    from loihic.training.checkpoint import file_sha256, save_checkpoint
-    from loihic.training.convert import convert
-    from loihic.training.data import load_dataset
-    from loihic.training.models import model_from_checkpoint
-    from loihic.training.snn import evaluate_snn
-
+    """The demo; when it fails (an error, Ctrl-C) the files this run wrote are removed, so that the same
+    command runs again without --force, and stderr says so."""
     work = Path(args.workdir)
-    paths = {
-        k: work / f
-        for k, f in (
-            ("ann", "ann.pt"),
-            ("snn", "snn.pt"),
-            ("net", "model.net"),
-            ("json", "demo.json"),
-            ("png", "raster.png"),
-        )
-    }
+    names = [name for _, name in FILES]
+    before = {name: _stamp(work / name) for name in names}
+    had_workdir = work.exists()
+    try:
+        return _run_demo(args, work)
+    except BaseException:
+        removed = [name for name in names if _stamp(work / name) not in (None, before[name])]
+        for name in removed:
+            (work / name).unlink(missing_ok=True)
+        if not had_workdir and work.is_dir() and not any(work.iterdir()):
+            work.rmdir()
+        if removed:
+            _log(f"failed: removed what this run wrote ({', '.join(removed)} in {work}); the same command runs again")
+        raise
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """A file's identity and version (inode, size, mtime), or None when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _run_demo(args: argparse.Namespace, work: Path) -> int:
+
+    paths = {key: work / name for key, name in FILES}
     for p in paths.values():
         check_output(p, args.force)
-    from loihic.deploy.lava.install import require_lava
 
     require_lava("loihic demo (step 5 runs Lava)")  # before training, not after it
     work.mkdir(parents=True, exist_ok=True)
@@ -91,7 +114,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
     n = min(args.lava_samples, len(x_test))
     _log(f"5/5 running {n} test samples on Lava's CPU simulator and comparing every spike")
-    from loihic.deploy.verification.parity import verify
 
     spikes = encode_all(x_test[:n], args.timesteps, "poisson", args.seed)
     rep = verify(str(paths["net"]), spikes, y_test[:n], model=model)
@@ -101,8 +123,6 @@ def run_demo(args: argparse.Namespace) -> int:
     # and compare marginal costs per sample, (t(n) - t(2)) / (n - 2) (bench/emulator_speed.py does the same)
     lava_marginal = None
     if n > 4:
-        from loihic.deploy.lava.run import run_lava
-
         t = time.perf_counter()
         run_lava(str(paths["net"]), spikes[:2], record_layers=True, read_v=True, progress=False, model=model)
         times["lava_2_samples"] = time.perf_counter() - t
@@ -169,9 +189,6 @@ def _raster(path: Path, model, spikes) -> None:  # noqa: ANN001
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from loihic.deploy.emulator.network import Emulator
-    from loihic.deploy.lava.run import run_lava
 
     emulator = Emulator(model, device="cpu")
     emu = emulator.run(spikes, record_layers=True, record_v=True)
