@@ -75,6 +75,10 @@ keep the formal consistency with Equation (1)"), optionally with a constant bias
    layer), plus an input format that ``loihic evaluate``/``verify`` do not have.  It would keep emulator ==
    Lava (same integer inputs), but for no accuracy gain; the gap between stage 3 and the deployed network
    is the accumulated-potential normalisation, not the noise.
+
+Modules: ``options.py`` (constants, :class:`NoiseConfig`, option checks, the Table 1 architectures),
+``train.py`` (stage 1 and the BPTT baseline), ``evaluate.py`` (stages 2 and 3, the deployed LIF,
+:func:`with_offset`).  This package re-exports the names callers use.
 """
 
 from loihic.training.noise.evaluate import (  # noqa: F401

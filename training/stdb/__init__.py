@@ -47,6 +47,9 @@ bit-identical to an uninterrupted one (same machine and thread count).  The retu
 "snn" checkpoint like the init (weights updated; ``snn.method = "stdb"``, ``snn.timesteps = T``,
 ``snn.reset``) with an extra top-level ``"stdb"`` dict: the settings, the per-epoch history and the
 optimizer state needed to resume.
+
+Modules: ``network.py`` (constants, the eq. 12 spike, :class:`STDBNetwork`), ``train.py`` (checks, derived
+seeds, the learning-rate schedule, :func:`train_stdb`).  This package re-exports the names callers use.
 """
 
 from loihic.training.stdb.network import (  # noqa: F401
