@@ -20,8 +20,10 @@ Seeds: weights torch.manual_seed(7); calibration data numpy default_rng(3); conv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -108,12 +110,18 @@ def netx_sha256(path: Path) -> str:
 
 
 def pins(ann_path: Path, snn_path: Path, work: Path) -> dict:
-    """What the test compares: the converted thresholds and the sha256 of each compiled netx file."""
+    """What the test compares: the converted thresholds, and for each compiled netx file the sha256 of its
+    datasets (:func:`netx_sha256`) and of its bytes (compiled from the relative path ``snn_v1.pt`` in
+    ``work``, so the recorded path is the same wherever it runs)."""
     snn = convert(ann_path, calibration(), TIMESTEPS, encoding="poisson", calib_samples=32, progress=False)
     out = {"thresholds": snn["snn"]["thresholds"], "bias_scale": snn["snn"]["bias_scale"]}
     for name, ckpt, options in COMPILES:
-        path = loihic.compile(snn_path.parent / ckpt, work / f"{name}.net", force=True, **options)
+        if (snn_path.parent / ckpt).resolve() != (work / ckpt).resolve():
+            shutil.copyfile(snn_path.parent / ckpt, work / ckpt)
+        with contextlib.chdir(work):  # a relative checkpoint path: the netx metadata records it as given
+            path = work / loihic.compile(ckpt, f"{name}.net", force=True, **options)
         out[f"{name}.net"] = netx_sha256(path)
+        out[f"{name}.net bytes"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 
 
