@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ann_ceiling.py        # Fashion-MNIST, ap2-512fc, 30 epochs
 
-The architecture of ``training/noise.py``'s ``noise_arch`` (no bias) with ReLU units, trained with Adam
+The architecture of ``training/noise/options.py``'s ``noise_arch`` (no bias) with ReLU units, trained with Adam
 (lr 1e-3, batch 64) and cross-entropy, test accuracy after every epoch.  Writes JSON.
 """
 

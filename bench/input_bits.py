@@ -20,9 +20,10 @@ import torch
 from _results import write_results
 
 from loihic.compiler.config import CompileConfig
+from loihic.compiler.fileio import file_sha256
 from loihic.compiler.netx.read import read_netx
 from loihic.deploy.verification.accuracy import emulator_accuracy
-from loihic.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint, with_input_bits
+from loihic.training.checkpoint import load_checkpoint, save_checkpoint, with_input_bits
 from loihic.training.data import load_dataset
 from loihic.training.deployment import compile_checkpoint
 from loihic.training.noise import evaluate_noise, with_offset

@@ -4,7 +4,7 @@ alpha = inf drawn as stage 2 (the membrane term vanishes) and the T = 1 accuracy
     .venv/bin/python bench/noise_alpha.py --init runs/noise/fmnist.pt     # the experiment-1 checkpoint
     .venv/bin/python bench/noise_alpha.py --dataset fashion-mnist --epochs 200   # train it first (~5 min)
 
-alpha <= 2 leaves no residual noise N' (eq. 7; training/noise.py's ``residual_gain`` is 0 for the default
+alpha <= 2 leaves no residual noise N' (eq. 7; training/noise/options.py's ``residual_gain`` is 0 for the default
 N_noise range of width 1), so those curves are the deterministic normalised-potential network; alpha > 2
 adds N' of growing range.  Every noisy evaluation is averaged over ``--eval-seeds`` noise draws.  Writes JSON
 and a PNG.
@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from _results import write_results
 
-from loihic.training.checkpoint import file_sha256, load_checkpoint
+from loihic.compiler.fileio import file_sha256
+from loihic.training.checkpoint import load_checkpoint
 from loihic.training.data import load_dataset
 from loihic.training.noise import NoiseConfig, evaluate_noise, residual_gain, train_noise
 from loihic.version import __version__

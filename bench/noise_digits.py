@@ -9,7 +9,7 @@ Writes JSON and a PNG of accuracy vs T next to it; ``--save`` keeps the trained 
     .venv/bin/python bench/noise_digits.py --dataset fashion-mnist --model ap2-512fc --epochs 200 \
         --lava-samples 200 --save runs/noise/fmnist.pt                # issue 4, experiment 1
 
-Float modes (training/noise.py): "2", "3" (stage 3, alpha 4, beta 0.5), "lif" (what a plain compiled
+Float modes (training/noise/evaluate.py): "2", "3" (stage 3, alpha 4, beta 0.5), "lif" (what a plain compiled
 network runs), "lif+mean" and "lif+noise" (plain LIF plus a constant current c, and plus c + the stage-3
 residual noise N'), each with c = beta (1 - lambda) = 0.25 (steady state matches stage 3's mean) and c =
 beta = 0.5.  Modes with noise are averaged over ``--eval-seeds`` noise draws.  Compiled: the plain network
@@ -79,7 +79,7 @@ def main() -> int:
     ap.add_argument("--model", default="ap2-512fc")
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lr", type=float, default=None, help="default: training/noise.py DATASET_LR or 1e-4")
+    ap.add_argument("--lr", type=float, default=None, help="default: training/noise/options.py DATASET_LR or 1e-4")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--timesteps", default="1,5,10")

@@ -139,7 +139,7 @@ def main() -> int:
     ap.add_argument("--targets", type=float, nargs="+", default=[0.80, 0.84, 0.86, 0.88, 0.90, 0.92])
     ap.add_argument("--max-epochs", type=int, default=200)
     ap.add_argument("--max-train-seconds", type=float, default=600.0, help="per method")
-    ap.add_argument("--lr", type=float, default=None, help="both methods (default training/noise.py's)")
+    ap.add_argument("--lr", type=float, default=None, help="both methods (default training/noise/options.py's)")
     ap.add_argument("--alpha", type=float, default=4.0)
     ap.add_argument("--beta", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)

@@ -24,7 +24,7 @@ layer (``spiking=False``) is the integrator readout of Datta et al. eqs. 4-5, re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,9 +246,15 @@ def conv_out_hw(
 
 def infer_shapes(net: Network) -> list[tuple[int, ...]]:
     """Output shape of every layer (same order as ``net.layers``); raises on inconsistencies."""
-    shape = net.input.shape
+    return layer_shapes(net.input, net.layers)
+
+
+def layer_shapes(inp: Input, layers: Sequence[Layer]) -> list[tuple[int, ...]]:
+    """Output shape of each of ``layers`` fed ``inp``: the one shape inference of the project (the
+    training side asks it too, ``training/models.py output_shapes``); raises on inconsistencies."""
+    shape = inp.shape
     shapes = []
-    for layer in net.layers:
+    for layer in layers:
         where = f"layer '{layer.name}'"
         if isinstance(layer, Dense):
             if len(shape) != 1 or shape[0] != layer.weight.shape[1]:

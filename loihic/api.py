@@ -63,7 +63,8 @@ def convert(
     ``(N, *input_shape)`` in [0, 1] (array, tensor or ``.npy`` path).  ``input_mean`` / ``input_std``: a
     normalisation applied outside the model, folded into its first layer.
     """
-    from loihic.training.checkpoint import file_sha256, validate_checkpoint
+    from loihic.compiler.fileio import file_sha256
+    from loihic.training.checkpoint import validate_checkpoint
     from loihic.training.convert import convert as balance
     from loihic.training.imported import import_torch, load_ann
 

@@ -16,7 +16,6 @@ message starts with the file path.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import pickle
@@ -87,15 +86,6 @@ def _unpickling_reason(exc: BaseException) -> str:
         text = text.split(cut, 1)[0]
     text = " ".join(text.split())[:200]
     return text or type(exc).__name__
-
-
-def file_sha256(path: Path | str) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_plain(obj: Any, where: str) -> None:

@@ -45,8 +45,9 @@ from tqdm import tqdm
 
 from loihic.compiler.encoding import check_encoding
 from loihic.compiler.errors import CheckpointError, InputError, LoihicError
+from loihic.compiler.fileio import file_sha256
 from loihic.compiler.ir import RESETS
-from loihic.training.checkpoint import CREATED_BY, file_sha256, load_checkpoint, validate_checkpoint
+from loihic.training.checkpoint import CREATED_BY, load_checkpoint, validate_checkpoint
 from loihic.training.data import subset
 from loihic.training.models import SYNAPTIC_TYPES, check_convertible, output_shapes
 from loihic.training.snn import SNNModel, encode_chunks, fire, integrate

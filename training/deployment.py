@@ -3,7 +3,7 @@
 Two deployment policies need the float SNN, so they live here, on training's side of the compiler:
 
 - a noise-trained SNN (Jiang & Zhang) deploys as plain LIF plus the mean of its training noise, folded into the
-  bias (``offset="auto"``, training/noise.py ``steady_offset``), unless the caller sets ``offset``;
+  bias (``offset="auto"``, training/noise/evaluate.py ``steady_offset``), unless the caller sets ``offset``;
 - a soft-reset SNN (Datta et al. eq. 3) deployed with Lava's hard reset: the float accuracy of both resets is
   measured on the recorded data set and returned as a warning.
 """
@@ -63,7 +63,7 @@ def checkpoint_source(
             )
         ckpt, sha = load_checkpoint(where), file_sha256(where)
     if offset is None and default_offset and ckpt["kind"] == "snn" and ckpt["snn"].get("method") == "noise":
-        offset = "auto"  # a noise-trained SNN deploys as plain LIF plus the noise mean (training/noise.py)
+        offset = "auto"  # a noise-trained SNN deploys as plain LIF plus the noise mean (training/noise/)
         notes.append("noise-trained SNN: deploying the noise mean as a bias (--offset auto; --offset 0: none)")
     if offset is not None:
         try:

@@ -34,7 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from loihic.compiler import ir
 from loihic.compiler.errors import UnsupportedLayerError
+from loihic.compiler.load.checkpoint import layers_from_arch
 
 LAYER_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "flatten": {},
@@ -159,35 +161,25 @@ def _hw(value: int | Sequence[int]) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def _out_hw(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+_SHAPE_NEURON = ir.Neuron(threshold=1.0, spiking=False)  # any neuron: shapes do not depend on it
 
 
 def output_shapes(arch: Sequence[Mapping[str, Any]], input_shape: Sequence[int]) -> list[tuple[int, ...]]:
-    """Output shape (without batch) of every layer; raises UnsupportedLayerError on mismatches."""
+    """Output shape (without batch) of every layer; raises UnsupportedLayerError on mismatches.
+
+    Inferred by the compiler's one shape inference (``compiler.ir.layer_shapes``) over the arch's IR
+    layers (``compiler.load.checkpoint.layers_from_arch``, zero weights of the arch's shapes); relu and
+    dropout, which have no IR form, keep their input's shape.
+    """
     validate_arch(arch)
-    shape = tuple(int(s) for s in input_shape)
-    shapes = []
-    for i, layer in enumerate(arch):
-        kind, where = layer["type"], _where(i, layer)
-        if kind == "linear":
-            if len(shape) != 1 or shape[0] != layer["in"]:
-                raise UnsupportedLayerError(f"{where}: expects {layer['in']} inputs, gets shape {shape}")
-            shape = (layer["out"],)
-        elif kind in ("conv", "avgpool"):
-            if len(shape) != 3:
-                raise UnsupportedLayerError(f"{where}: expects a (C, H, W) input, gets shape {shape}")
-            if kind == "conv" and shape[0] != layer["in"]:
-                raise UnsupportedLayerError(f"{where}: expects {layer['in']} channels, gets {shape[0]}")
-            k, st, pad, dil = (_hw(layer.get(key, d)) for key, d in zip(_SIZE_KEYS, (1, 1, 0, 1), strict=True))
-            hw = [_out_hw(shape[1 + a], k[a], st[a], pad[a], dil[a]) for a in range(2)]
-            shape = (layer["out"] if kind == "conv" else shape[0], *hw)
-            if min(shape) < 1:
-                raise UnsupportedLayerError(f"{where}: output shape {shape} is empty (input too small)")
-        elif kind == "batchnorm" and shape[0] != layer["features"]:
-            raise UnsupportedLayerError(f"{where}: {layer['features']} features, input has {shape[0]}")
-        elif kind == "flatten":
-            shape = (math.prod(shape),)
+    zeros = {key: np.broadcast_to(0.0, shape) for key, shape in expected_state_shapes(arch).items()}
+    n_synaptic = sum(layer["type"] in SYNAPTIC_TYPES for layer in arch)
+    indexed = layers_from_arch(arch, zeros, [_SHAPE_NEURON] * n_synaptic, "arch")
+    inp = ir.Input(tuple(int(s) for s in input_shape))
+    inferred = dict(zip((i for i, _ in indexed), ir.layer_shapes(inp, [layer for _, layer in indexed]), strict=True))
+    shape, shapes = inp.shape, []
+    for i in range(len(arch)):
+        shape = inferred.get(i, shape)
         shapes.append(shape)
     return shapes
 
@@ -332,8 +324,6 @@ def arch_from_network(net: Any) -> tuple[list[dict[str, Any]], dict[str, torch.T
     A synaptic layer whose neuron spikes is followed by a ReLU (the ANN view of the spiking neuron); the
     last synaptic layer is the read-out.  Weights are copied exactly as float32.
     """
-    from loihic.compiler import ir
-
     arch: list[dict[str, Any]] = []
     state: dict[str, torch.Tensor] = {}
 

@@ -63,7 +63,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_stdb(args: argparse.Namespace) -> int:
-    """``loihic train --method stdb --init snn.pt``: STDB fine-tuning (training/stdb.py)."""
+    """``loihic train --method stdb --init snn.pt``: STDB fine-tuning (training/stdb/)."""
     if not args.init:
         raise InputError("--method stdb needs --init SNN.pt (a 'loihic convert' output)")
     if args.timesteps is None or args.timesteps < 1:
@@ -164,7 +164,7 @@ def _train_and_save(
 
 
 def cmd_train_noise(args: argparse.Namespace) -> int:
-    """``loihic train --method noise``: T=1 training with noise (training/noise.py)."""
+    """``loihic train --method noise``: T=1 training with noise (training/noise/)."""
 
     def train() -> dict[str, Any]:
         return train_noise(

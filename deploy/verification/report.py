@@ -134,8 +134,8 @@ def build_report(
     steps_sweep: list[int],
 ) -> dict[str, Any]:
     from loihic.compiler.encoding import encode_all as encoded
+    from loihic.compiler.fileio import file_sha256
     from loihic.deploy.netx_run import message_bits
-    from loihic.training.checkpoint import file_sha256
 
     compiled, snn = reference.compiled, reference.model
     scales = model.meta.get("layer_scales") or {}

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loihic.compiler.errors import CheckpointError, InputError
+from loihic.compiler.fileio import file_sha256
 from loihic.training.ann import evaluate_ann, train_ann
-from loihic.training.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.convert import _TopValues, convert, parse_norm
 from loihic.training.data import load_dataset
 from loihic.training.models import model_from_checkpoint

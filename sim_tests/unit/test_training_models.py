@@ -121,7 +121,7 @@ def test_check_convertible_accepts_batchnorm_and_input_flatten() -> None:
 
 
 def test_shape_mismatch_is_reported() -> None:
-    with pytest.raises(UnsupportedLayerError, match=r"arch layer 1 \(linear\): expects 63 inputs"):
+    with pytest.raises(UnsupportedLayerError, match=r"layer .1.linear.: dense expects 63 inputs"):
         output_shapes([FLAT, lin(63, 2)], (1, 8, 8))
 
 

@@ -1,217 +1,39 @@
-"""Hybrid training: a converted SNN fine-tuned with spike-timing-dependent backpropagation (STDB).
-
-Datta et al., sections III, IV and VI (Algorithm 2), after Rathi et al. (ICLR 2020, their ref. [3]).
-
-Initialisation (sec. III, VI).  The init is a converted SNN checkpoint (``convert.py``, threshold balancing,
-Fig. 3): its weights and per-layer thresholds, optionally multiplied by ``threshold_scale`` (the "scaled
-conversion" / "adjusted thresholds" of Fig. 9 col. 4; Rathi's code scales by 0.7 at reduced T).  The
-thresholds then stay FIXED during training (sec. VI): they are plain floats, not parameters.
-
-Forward (Algorithm 2), per sample over T steps -- the same arithmetic as ``snn.SNNModel``, so the trained
-checkpoint evaluates identically in ``evaluate_snn`` and in the compiler:
-
-- input: the Poisson generator (sec. VI; ``encoding.encode``), fresh spikes for every mini-batch;
-- hidden synaptic layer l: ``u_t = lambda u_{t-1} + W o_{l-1}^t`` (eq. 2; ``snn.integrate``), spike
-  ``o_t = u_t > v_l`` (eq. 3, strict), then reset (``snn.fire``): ``soft`` subtracts the threshold (eq. 2's
-  ``- v o^{t-1}`` term, the paper's choice), ``hard`` sets u to 0 (Lava's LIF; what we deploy);
-- average pooling / flatten act on the spikes; dropout multiplies them by a mask drawn ONCE per
-  mini-batch (per sample and unit) and kept for all T steps (sec. VI, Algorithm 2's M); identity in eval;
-- output layer: integrator without leak and without firing, ``u_T = sum_t W o_{L-1}^t`` (eq. 5);
-- loss: softmax cross-entropy on the accumulated ``u_T`` (eqs. 6-7; its gradient is ``p - y``, eq. 8),
-  averaged over the mini-batch.  (Eq. 6 omits the minus sign; the usual cross-entropy is meant.)
-
-Backward: BPTT through the membrane recursion of eq. 2 (eqs. 9-11) with the STDB surrogate for the
-non-differentiable spike (eq. 12):
-
-    d o_t / d u_t = alpha * exp(-beta * dt),   dt = t - t_s,
-
-``t_s`` the time step of the neuron's most recent spike BEFORE step t (Algorithm 2 stores S[O == 1] = t
-after calling STDB at step t), initialised to :data:`LAST_SPIKE_INIT` = -1000, so a neuron that has not yet
-fired gets a factor ~alpha * exp(-10) ~ 0 (Rathi's code: ``spike.fill_(-1000)``, ``dt = t-1-spike``).  The
-surrogate is on u itself, literally eq. 12 (Rathi's code differentiates w.r.t. ``u / v - 1``, i.e. divides
-by the threshold; with Adam's per-parameter step sizes the difference is mostly a per-layer gradient scale).
-The reset is not differentiated through the spike (Rathi's ``rst`` uses the detached comparison): hard
-reset passes the gradient of u where the neuron did not fire and 0 where it fired; soft reset passes it
-unchanged.  The readout's u_T is differentiated exactly.
-
-Hyper-parameters.  Datta et al. give none; the defaults are those of Rathi et al.'s reference code
-(``snn.py``): ``alpha = 0.3``, ``beta = 0.01``, Adam with ``amsgrad=True``, lr 1e-4, batch 64, except:
-no weight decay by default (Rathi uses 5e-4; :data:`DEFAULT_WEIGHT_DECAY` says why it fails at low T);
-a per-batch cosine decay of the lr to 0 (as ``ann.py``) instead of Rathi's lr / 10 at 40/65/85% of a long
-run (``schedule="step"``), which in the few epochs used here (< 20, sec. VI / Fig. 9) would spend most of
-a 3-5 epoch run at lr / 100; and lr 3e-3 on the tiny scikit-learn digits set (:data:`DATASET_LR`).
-
-Reproducibility: batch order, Poisson spikes and dropout masks of epoch e / batch b come from seeds derived
-from ``(seed, e, b)`` (``numpy.random.SeedSequence``), so a run resumed from an epoch checkpoint is
-bit-identical to an uninterrupted one (same machine and thread count).  The returned checkpoint is an
-"snn" checkpoint like the init (weights updated; ``snn.method = "stdb"``, ``snn.timesteps = T``,
-``snn.reset``) with an extra top-level ``"stdb"`` dict: the settings, the per-epoch history and the
-optimizer state needed to resume.
-"""
+"""STDB training: checks, derived seeds, the learning-rate schedule, resumable epochs."""
 
 from __future__ import annotations
 
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
-from loihic.compiler.encoding import encode, input_scale
+from loihic.compiler.encoding import encode
 from loihic.compiler.errors import CheckpointError, InputError
+from loihic.compiler.fileio import file_sha256
 from loihic.compiler.ir import RESETS
-from loihic.training.checkpoint import CREATED_BY, file_sha256, load_checkpoint, save_checkpoint, validate_checkpoint
+from loihic.training.checkpoint import CREATED_BY, load_checkpoint, save_checkpoint, validate_checkpoint
 from loihic.training.distributed import world
-from loihic.training.models import build_model
-from loihic.training.snn import evaluate_snn, fire, integrate, split_stages
-
-DEFAULT_ALPHA = 0.3  # Rathi et al.'s code (--alpha); Datta et al. give no value
-DEFAULT_BETA = 0.01  # Rathi et al.'s code (--beta)
-DEFAULT_LR = 1e-4  # Rathi et al.'s code (--learning_rate), Adam
-# digits (1437 training samples, 23 batches of 64): in 5 epochs a converted MLP barely moves at 1e-4; 3e-3
-# gave the best test accuracy of {1e-4, 1e-3, 3e-3} at T = 2, 4 and 8 (seed 0, hard reset).
-DATASET_LR = {"digits": 3e-3}
-# Rathi et al.'s code uses Adam(amsgrad=True, weight_decay=5e-4).  Adam's weight decay is an L2 term added
-# to the gradient, and at low T most neurons have not fired yet, so their STDB factor is ~alpha e^-10 and
-# the L2 term is all of their gradient: Adam normalises it into lr-sized steps towards 0 that silence the
-# network (digits MLP, T=2, lr 3e-3: 62% -> 10% in 5 epochs with 5e-4, 62% -> 84% without).  Default 0.
-DEFAULT_WEIGHT_DECAY = 0.0
-DEFAULT_BATCH_SIZE = 64
-LAST_SPIKE_INIT = -1000.0  # "a large negative number" (sec. VI); Rathi's code uses -1000
-SCHEDULES = ("cosine", "step", "constant")
-STEP_MILESTONES = (0.40, 0.65, 0.85)  # Rathi's --lr_interval: lr / 10 at these fractions of the epochs
-_SEED_TAG = 0x5D8B  # separates STDB's derived seeds from other uses of the same user seed
-
-
-class STDBSpike(torch.autograd.Function):
-    """Spike ``o = (u > v)`` with the STDB surrogate gradient ``d o / d u = alpha exp(-beta dt)`` (eq. 12)."""
-
-    @staticmethod
-    def forward(
-        ctx: Any, u: torch.Tensor, threshold: float, dt: torch.Tensor, alpha: float, beta: float
-    ) -> torch.Tensor:
-        ctx.save_for_backward(alpha * torch.exp(-beta * dt))
-        return (u > threshold).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        (factor,) = ctx.saved_tensors
-        return grad * factor, None, None, None, None
-
-
-def stdb_spike(u: torch.Tensor, threshold: float, dt: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
-    """Float spikes of ``u > threshold`` whose backward is eq. 12 with ``dt`` steps since the last spike."""
-    return STDBSpike.apply(u, threshold, dt, alpha, beta)
-
-
-class STDBNetwork(nn.Module):
-    """The SNN of a checkpoint with trainable weights (module docstring; Algorithm 2's forward).
-
-    ``thresholds`` (one per synaptic layer, None for the readout) are fixed floats.  With no ``generator``
-    (evaluation) dropout is the identity and the output equals ``snn.SNNModel``'s bit for bit.
-    """
-
-    def __init__(
-        self,
-        arch: Sequence[Mapping[str, Any]],
-        state_dict: Mapping[str, torch.Tensor],
-        input_shape: Sequence[int],
-        thresholds: Sequence[float | None],
-        leak: float,
-        reset: str,
-        encoding: str,
-        alpha: float = DEFAULT_ALPHA,
-        beta: float = DEFAULT_BETA,
-    ) -> None:
-        super().__init__()
-        if reset not in RESETS:
-            raise InputError(f"reset '{reset}' is not one of {', '.join(RESETS)}")
-        self.net = build_model(arch)
-        self.net.load_state_dict(state_dict)
-        self.net.eval()  # batchnorm uses its running statistics (as SNNModel); dropout is handled here
-        self.prefix, self.stages = split_stages(self.net, arch)
-        if len(thresholds) != len(self.stages) or thresholds[-1] is not None:
-            raise InputError(
-                f"{len(thresholds)} thresholds for {len(self.stages)} synaptic layers (the last, "
-                f"the integrator readout, must be None)"
-            )
-        self.thresholds = [None if t is None else float(t) for t in thresholds]
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.leak, self.reset, self.scale = float(leak), reset, float(input_scale(encoding))
-        self.alpha, self.beta = float(alpha), float(beta)
-
-    def train(self, mode: bool = True) -> STDBNetwork:
-        """Keep the wrapped modules in eval mode: dropout masks come from :meth:`forward`'s generator."""
-        super().train(mode)
-        self.net.eval()
-        return self
-
-    def _through(
-        self,
-        modules: Sequence[nn.Module],
-        h: torch.Tensor,
-        masks: dict[int, torch.Tensor] | None,
-        generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        for module in modules:
-            if isinstance(module, nn.Dropout):
-                if generator is None or module.p == 0.0:
-                    continue
-                key = id(module)
-                if key not in masks:  # drawn at the first step, kept for all T (sec. VI)
-                    keep = torch.rand(h.shape, generator=generator) >= module.p
-                    masks[key] = (keep.to(h.dtype) / (1.0 - module.p)).to(h.device)
-                h = h * masks[key]
-            else:
-                h = module(h)
-        return h
-
-    def forward(self, spikes: torch.Tensor | np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``spikes`` (B, *input_shape, T) -> readout u_T (B, classes), eqs. 2-5.
-
-        ``generator`` (CPU): draw dropout masks from it (training); None: no dropout (evaluation).
-        The STDB surrogate is attached only when autograd is recording.
-        """
-        x = torch.as_tensor(spikes)
-        if x.ndim != len(self.input_shape) + 2 or tuple(x.shape[1:-1]) != self.input_shape:
-            dims = ", ".join(map(str, self.input_shape))
-            raise InputError(f"spikes have shape {tuple(x.shape)}, expected (B, {dims}, T)")
-        if x.shape[-1] < 1:
-            raise InputError("spikes have no time steps (T = 0)")
-        device = next(self.net.parameters()).device
-        x = x.to(device=device, dtype=torch.float32) / self.scale
-        grad = torch.is_grad_enabled()
-        hidden = len(self.stages) - 1
-        v: list[torch.Tensor | float] = [0.0] * hidden
-        last: list[torch.Tensor | None] = [None] * hidden
-        masks: dict[int, torch.Tensor] = {}
-        out: torch.Tensor | None = None
-        for t in range(x.shape[-1]):
-            h = self._through(self.prefix, x[..., t], masks, generator)
-            for k in range(hidden):
-                stage, th = self.stages[k], self.thresholds[k]
-                u = integrate(v[k], stage.current(h), self.leak)  # eq. 2 before the reset
-                if grad:
-                    if last[k] is None:
-                        last[k] = torch.full_like(u, LAST_SPIKE_INIT, requires_grad=False)
-                    o = stdb_spike(u, th, t - last[k], self.alpha, self.beta)  # eqs. 3, 12
-                else:
-                    o = (u > th).to(u.dtype)
-                s, v[k] = fire(u, th, self.reset)  # reset; s is a bool tensor, not differentiated
-                if grad:
-                    last[k] = torch.where(s, float(t), last[k])
-                h = self._through(stage.post, o, masks, generator)
-            current = self.stages[-1].current(h)
-            out = current if out is None else out + current  # eq. 5
-        assert out is not None
-        return out
+from loihic.training.snn import evaluate_snn
+from loihic.training.stdb.network import (
+    _SEED_TAG,
+    DATASET_LR,
+    DEFAULT_ALPHA,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BETA,
+    DEFAULT_LR,
+    DEFAULT_WEIGHT_DECAY,
+    LAST_SPIKE_INIT,
+    SCHEDULES,
+    STEP_MILESTONES,
+    STDBNetwork,
+)
 
 
 # --- checks -------------------------------------------------------------------------------------------

@@ -1,0 +1,143 @@
+"""Regenerate the format-1 checkpoint goldens (``ann_v1.pt``, ``snn_v1.pt``) and their pins (``expected.json``).
+
+These are checkpoints in the format that stores the network as an ``arch`` list of layer dicts
+(``format_version`` 1).  They pin what an old checkpoint must keep giving whatever the current format is:
+the same thresholds when the ANN is converted, and the same netx bytes when either SNN is compiled
+(``sim_tests/unit/test_checkpoint_v1.py``).
+
+They were made with the code of commit 39890fc (the start of the ``train`` branch, before the IR took over
+shape inference), from a copy of that commit's tree:
+
+    git archive 39890fc | tar -x -C /tmp/v1 && mkdir /tmp/v1/pkg && cp -r /tmp/v1/loihic /tmp/v1/pkg/ && \\
+    ln -s /tmp/v1/compiler /tmp/v1/training /tmp/v1/deploy /tmp/v1/pkg/loihic/ && \\
+    PYTHONPATH=/tmp/v1/pkg .venv/bin/python sim_tests/golden/checkpoint_v1/make_v1.py --out DIR
+
+Rerunning it with the current code writes the same ``expected.json`` pins (that is the test); the ``.pt`` files
+themselves are torch zip archives whose bytes may differ between torch versions, so they are kept as made.
+Seeds: weights torch.manual_seed(7); calibration data numpy default_rng(3); conversion seed 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+import loihic
+from loihic.training.checkpoint import CREATED_BY, FORMAT, save_checkpoint
+from loihic.training.convert import convert
+from loihic.training.models import build_model
+
+HERE = Path(__file__).resolve().parent
+INPUT_SHAPE = (1, 8, 8)
+TIMESTEPS = 16
+# Every arch layer kind: conv with bias, batchnorm, relu, avgpool, flatten, linear, dropout.
+ARCH = [
+    {"type": "conv", "in": 1, "out": 4, "kernel": 3, "stride": 1, "padding": 1, "groups": 1, "bias": True},
+    {"type": "batchnorm", "features": 4},
+    {"type": "relu"},
+    {"type": "avgpool", "kernel": 2, "stride": 2},
+    {"type": "flatten"},
+    {"type": "linear", "in": 64, "out": 16, "bias": False},
+    {"type": "relu"},
+    {"type": "dropout", "p": 0.1},
+    {"type": "linear", "in": 16, "out": 10, "bias": True},
+]
+# (name, checkpoint, loihic.compile options) of each pinned netx file
+COMPILES = (("snn_v1", "snn_v1.pt", {"l4": True}), ("snn_v1_plain", "snn_v1.pt", {}))
+
+
+def calibration() -> np.ndarray:
+    return np.random.default_rng(3).random((64, *INPUT_SHAPE)).astype(np.float32)
+
+
+def ann_checkpoint() -> dict:
+    torch.manual_seed(7)
+    net = build_model(ARCH)
+    with torch.no_grad():  # non-trivial batchnorm statistics
+        bn = net[1]
+        bn.running_mean.copy_(torch.linspace(-0.2, 0.3, 4))
+        bn.running_var.copy_(torch.linspace(0.5, 2.0, 4))
+        bn.weight.copy_(torch.linspace(0.8, 1.2, 4))
+        bn.bias.copy_(torch.linspace(-0.1, 0.1, 4))
+    return {
+        "format": FORMAT,
+        "format_version": 1,
+        "kind": "ann",
+        "model": "v1-golden",
+        "dataset": "digits",
+        "input_shape": list(INPUT_SHAPE),
+        "num_classes": 10,
+        "arch": ARCH,
+        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
+        "seed": 7,
+        "hyperparams": {},
+        "metrics": {"test_accuracy": 0.5},
+        "created_by": CREATED_BY,
+    }
+
+
+def netx_sha256(path: Path) -> str:
+    """sha256 over every dataset of a netx file (name, dtype, shape, bytes, in sorted order), the metadata
+    JSON without ``source_checkpoint`` (the path the checkpoint was compiled from)."""
+    digest = hashlib.sha256()
+
+    def visit(name: str, obj: object) -> None:
+        if not isinstance(obj, h5py.Dataset):
+            return
+        value = obj[()]
+        if name == "loihic/meta_json":  # schema.META_GROUP / META_JSON
+            meta = json.loads(np.asarray(value, np.uint8).tobytes())
+            meta.pop("source_checkpoint")
+            value = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+        value = np.asarray(value)
+        digest.update(f"{name} {value.dtype.str} {value.shape}".encode())
+        digest.update(value.tobytes())
+
+    with h5py.File(path, "r") as f:
+        names: list[str] = []
+        f.visit(names.append)
+        for name in sorted(names):
+            visit(name, f[name])
+    return digest.hexdigest()
+
+
+def pins(ann_path: Path, snn_path: Path, work: Path) -> dict:
+    """What the test compares: the converted thresholds, and for each compiled netx file the sha256 of its
+    datasets (:func:`netx_sha256`) and of its bytes (compiled from the relative path ``snn_v1.pt`` in
+    ``work``, so the recorded path is the same wherever it runs)."""
+    snn = convert(ann_path, calibration(), TIMESTEPS, encoding="poisson", calib_samples=32, progress=False)
+    out = {"thresholds": snn["snn"]["thresholds"], "bias_scale": snn["snn"]["bias_scale"]}
+    for name, ckpt, options in COMPILES:
+        if (snn_path.parent / ckpt).resolve() != (work / ckpt).resolve():
+            shutil.copyfile(snn_path.parent / ckpt, work / ckpt)
+        with contextlib.chdir(work):  # a relative checkpoint path: the netx metadata records it as given
+            path = work / loihic.compile(ckpt, f"{name}.net", force=True, **options)
+        out[f"{name}.net"] = netx_sha256(path)
+        out[f"{name}.net bytes"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the .pt files and expected.json")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    ann_path = save_checkpoint(args.out / "ann_v1.pt", ann_checkpoint(), force=True)
+    snn = convert(ann_path, calibration(), TIMESTEPS, encoding="poisson", calib_samples=32, progress=False)
+    save_checkpoint(args.out / "snn_v1.pt", snn, force=True)
+    expected = pins(ann_path, args.out / "snn_v1.pt", args.out)
+    for name, *_ in COMPILES:
+        (args.out / f"{name}.net").unlink()
+    (args.out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
