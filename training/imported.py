@@ -17,13 +17,13 @@ import torch
 
 from loihic.compiler import ir
 from loihic.compiler.errors import CheckpointError
+from loihic.compiler.fileio import file_sha256
 from loihic.compiler.load.pt2 import is_pt2, program_from_module, read_pt2
 from loihic.compiler.load.torch_export import network_from_program
 from loihic.training.checkpoint import (
     CREATED_BY,
     FORMAT,
     FORMAT_VERSION,
-    file_sha256,
     load_checkpoint,
     validate_checkpoint,
 )

@@ -88,3 +88,19 @@ def test_layers_point_one_way() -> None:
             if d.startswith("loihic.deploy.cli") and not m.startswith(("loihic.deploy.cli", "loihic.__main__")):
                 bad.append(f"{m} -> {d} (only the CLI imports the CLI)")
     assert not bad, "\n".join(sorted(bad))
+
+
+def test_every_module_imports() -> None:
+    """A moved or renamed name breaks an import somewhere; every module is imported here (Lava's process folder
+    and ``__main__`` aside: the former loads only after lava/compat.py, the latter runs the CLI)."""
+    import importlib
+
+    failed = []
+    for name in sorted(_modules()):
+        if ".lavaproc" in name or name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported by name
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    assert not failed, "\n".join(failed)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from loihic.compiler.errors import CheckpointError, OutputExistsError
+from loihic.compiler.fileio import file_sha256
 from loihic.training.checkpoint import (
     CREATED_BY,
     FORMAT,
-    file_sha256,
     load_checkpoint,
     save_checkpoint,
 )
