@@ -25,7 +25,7 @@ def test_goldens_are_small_format_1_checkpoints() -> None:
 
 
 def test_v1_ann_converts_and_v1_snn_compiles_as_before(tmp_path: Path) -> None:
-    """Thresholds and bias scales of the conversion; the compiled netx files dataset by dataset and byte for byte."""
+    """Thresholds and bias scales of the conversion; the compiled network dataset by dataset, and its metadata."""
     assert make_v1.pins(GOLDEN / "ann_v1.pt", GOLDEN / "snn_v1.pt", tmp_path) == EXPECTED
 
 
