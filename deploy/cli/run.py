@@ -96,7 +96,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         memory_mb=args.emulator_memory,
         stream=args.stream,
     )
-    res = {**rep.to_json(), "stream": args.stream, "dataset": dataset, "seed": args.seed, "encoding": encoding, "net": args.net}
+    res = {**rep.to_json(), "stream": args.stream, "dataset": dataset, "seed": args.seed, "encoding": encoding}
+    res["net"] = args.net
     verdict = "IDENTICAL" if rep.identical else "MISMATCH"
     text = (
         f"{verdict}: {rep.samples} samples x {steps} steps, {rep.mismatches} of {rep.spikes_compared} "
