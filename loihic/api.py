@@ -205,10 +205,12 @@ def verify(
     timesteps: int | None = None,
     seed: int = 0,
     workers: int = 1,
+    stream: bool = False,
 ) -> Any:
     """Lava against the emulator, spike for spike on every layer: a
     :class:`~loihic.deploy.verification.parity.VerifyReport`
-    (``.identical``, ``.first_mismatch``, accuracies when ``y`` is given)."""
+    (``.identical``, ``.first_mismatch``, accuracies when ``y`` is given).  ``stream``: stream timing (each
+    sample through a fresh plain netx network, pipeline fill included) instead of aligned."""
     from loihic.compiler.encoding import encode_all as encoded
     from loihic.deploy.netx_run import message_bits
     from loihic.deploy.verification.parity import verify as run_verify
@@ -217,8 +219,9 @@ def verify(
     xs = _inputs(x, model.input.shape, "inputs")
     spikes = encoded(xs, steps, encoding, seed)
     labels = None if y is None else np.asarray(y)
+    bits = message_bits(model)
     return run_verify(
-        str(path), spikes, labels, input_message_bits=message_bits(model), backend=backend, workers=workers, model=model
+        str(path), spikes, labels, input_message_bits=bits, backend=backend, workers=workers, model=model, stream=stream
     )
 
 
@@ -230,10 +233,12 @@ def simulate(
     timesteps: int | None = None,
     seed: int = 0,
     device: str | None = None,
+    stream: bool = False,
 ) -> Any:
     """Run a netx file; ``x`` is real inputs ``(N, *input_shape)`` (encoded as the file says) or integer
     spikes ``(N, *input_shape, T)``.  Returns the emulator's or Lava's result (``.output_spikes``,
-    ``.output_v``)."""
+    ``.output_v``).  ``stream``: stream timing (``out[..., t]`` is a plain netx run's record at step t) instead
+    of aligned."""
     from loihic.compiler.encoding import encode_all as encoded
     from loihic.deploy.emulator.network import Emulator
     from loihic.deploy.netx_run import message_bits
@@ -247,8 +252,10 @@ def simulate(
         spikes = encoded(_inputs(arr, model.input.shape, "inputs"), steps, encoding, seed)
     bits = message_bits(model)
     if backend == "emulator":
-        return Emulator(model, device=device, input_message_bits=bits).run(spikes)
+        return Emulator(model, device=device, input_message_bits=bits, stream=stream).run(spikes)
     from loihic.deploy.lava.run import run_lava
 
     emu_spiking = Emulator(model, device="cpu", input_message_bits=bits).output_spiking
-    return run_lava(str(path), spikes, backend=backend, input_message_bits=bits, read_v=not emu_spiking, model=model)
+    return run_lava(
+        str(path), spikes, backend=backend, input_message_bits=bits, read_v=not emu_spiking, model=model, stream=stream
+    )

@@ -82,6 +82,13 @@ def _lava_workers(p: argparse.ArgumentParser) -> None:
     )
 
 
+_STREAM_HELP = (
+    "stream timing: each sample runs through a fresh network without resets, and Y[..., t] is what a plain netx run "
+    "records at step t (pipeline delay and the biases during the fill included); without it: aligned timing, each "
+    "layer's pipeline delay removed (README, 'Timing')"
+)
+
+
 def _emulator_options(p: argparse.ArgumentParser, overflow: bool = True) -> None:
     if overflow:
         p.add_argument(
@@ -276,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default=None, help="emulator device (default: cuda if available, else cpu)")
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: --input's)")
+    p.add_argument("--stream", action="store_true", help=_STREAM_HELP)
     _emulator_options(p)
     _common(p)  # no --seed: the spikes are given
     p.set_defaults(func=run.cmd_simulate)
@@ -292,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", default=None, help=_INPUT_SHAPE_HELP + " (default: the data's)")
     _lava_workers(p)
     p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--stream", action="store_true", help=_STREAM_HELP)
     _emulator_options(p, overflow=False)  # verify always reports the overflow counts
     _common(p, output=False, seed="the Poisson encoding of the samples")
     p.set_defaults(func=run.cmd_verify)

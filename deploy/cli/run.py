@@ -45,14 +45,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     x = load_spike_input(args.input, model, bits)
     overflow = None
     if args.backend == "emulator":
-        emu = Emulator(model, device=args.device, input_message_bits=bits, memory_mb=args.emulator_memory)
+        emu = Emulator(
+            model, device=args.device, input_message_bits=bits, memory_mb=args.emulator_memory, stream=args.stream
+        )
         res = emu.run(x, check_overflow=args.check_overflow)
         y, v, overflow = res.output_spikes, res.output_v, res.overflow
     else:
         if args.check_overflow:
             raise InputError("--check-overflow counts on the emulator; use --backend emulator")
 
-        res = run_lava(args.net, x, backend=args.backend, input_message_bits=bits, read_v=vout is not None, model=model)
+        res = run_lava(
+            args.net,
+            x,
+            backend=args.backend,
+            input_message_bits=bits,
+            read_v=vout is not None,
+            model=model,
+            stream=args.stream,
+        )
         y, v = res.output_spikes, res.output_v
     save_npy(out, y)
     if vout is not None:
@@ -84,8 +94,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         model=model,
         ray_address=args.ray,
         memory_mb=args.emulator_memory,
+        stream=args.stream,
     )
-    res = {**rep.to_json(), "dataset": dataset, "seed": args.seed, "encoding": encoding, "net": args.net}
+    res = {**rep.to_json(), "stream": args.stream, "dataset": dataset, "seed": args.seed, "encoding": encoding}
+    res["net"] = args.net
     verdict = "IDENTICAL" if rep.identical else "MISMATCH"
     text = (
         f"{verdict}: {rep.samples} samples x {steps} steps, {rep.mismatches} of {rep.spikes_compared} "

@@ -125,8 +125,18 @@ def _synapse(kind: str, params: object, s: torch.Tensor, in_shape: tuple[int, ..
     return acc.reshape(nb, nt, -1)
 
 
-def _block(emu, xb: torch.Tensor, state, counts, rec, vtrace, b0: int, t0: int) -> None:  # noqa: ANN001, PLR0913
-    """Run one block ``xb`` (nb, n_in, nt) through every layer; write its results into ``rec``/``vtrace``."""
+def _delayed(s: torch.Tensor, carry: dict[int, torch.Tensor], k: int) -> torch.Tensor:
+    """Stream timing: layer ``k``'s synapse sees the layer below one step late (spec 2.7, the synapse's a_buff),
+    so this block's input is shifted by one step, its first column the previous block's last (zero at a
+    sample's start), and its last column carried into the next block."""
+    prev = carry.get(k)
+    carry[k] = s[:, -1:].clone()
+    return torch.cat([torch.zeros_like(s[:, :1]) if prev is None else prev, s[:, :-1]], dim=1)
+
+
+def _block(emu, xb: torch.Tensor, state, counts, rec, vtrace, b0: int, t0: int, carry) -> None:  # noqa: ANN001, PLR0913
+    """Run one block ``xb`` (nb, n_in, nt) through every layer; write its results into ``rec``/``vtrace``.
+    ``carry``: stream timing's per-layer last input column (a dict, empty at a sample block's start), or None."""
     nb, nt = xb.shape[0], xb.shape[-1]
     outs, last, ws = _out_dtypes(emu), len(emu.lifs) - 1, emu.workspace
 
@@ -154,6 +164,8 @@ def _block(emu, xb: torch.Tensor, state, counts, rec, vtrace, b0: int, t0: int) 
         s = ws.get("input", (nb, nt, xb.shape[1]), first)
         kern.to_btn(xb, s, binary=not emu.graded)
     for kind, params, lif in emu._synaptic:
+        if carry is not None:
+            s = _delayed(s, carry, k)
         acc = _synapse(kind, params, s, in_shape, ws.get(("acc", k), (nb, nt, lif.size), params[0].dtype))  # type: ignore[index]
         wexp = params[1] if kind == "dense" else 0  # type: ignore[index]
         s = ws.get(("spikes", k), (nb, nt, lif.size), outs[k])
@@ -185,10 +197,11 @@ def run_layer_major(emu, x, record_layers: bool, record_v: bool, monitor: bool) 
         nb = min(bc, batch - b0)
         state = [tuple(torch.zeros((nb, lif.size), dtype=torch.int64, device=dev) for _ in "uv") for lif in lifs]
         counts = [torch.zeros((nb, 3), dtype=torch.int64, device=dev) for _ in lifs] if monitor else None
+        carry: dict[int, torch.Tensor] | None = {} if emu.stream else None  # fresh network per sample block
         for t0 in range(0, steps, tc):
             xb = xs[b0 : b0 + nb, :, t0 : t0 + tc]
             xb = xb.to(dev) if dev.type != "cpu" else xb
-            _block(emu, xb, state, counts, rec, vtrace, b0, t0)
+            _block(emu, xb, state, counts, rec, vtrace, b0, t0, carry)
         output_v[b0 : b0 + nb] = state[-1][1].cpu().numpy()
         if counts is not None:
             for k, c in enumerate(counts):

@@ -1,9 +1,13 @@
 """A batched PyTorch emulator of Lava's ``fixed_pt`` Dense, Conv and LIF models, bit for bit.
 
 It runs a :class:`~loihic.compiler.netx.read.NetxModel` on many samples at once, on CUDA when
-available.  Time is *aligned*: at step t every layer integrates what the layer before it emitted at
-step t, which is what Lava computes once each layer's pipeline delay is removed with per-sample
-resets (spec 2.7; :mod:`loihic.deploy.lava.timing`).  State starts at zero for every sample.
+available.  State starts at zero for every sample.  Two timings (:mod:`loihic.deploy.lava.timing` draws both):
+
+* *aligned* (the default): at step t every layer integrates what the layer before it emitted at step t, which is
+  what Lava computes once each layer's pipeline delay is removed with per-sample resets (spec 2.7);
+* *stream* (``stream=True``): as a plain ``netx.hdf5.Network`` run records its output sink: every synapse into a
+  neuron delays by one step, so at step t a layer integrates what the layer before it emitted at step t - 1
+  (nothing before step 0), and every layer integrates its bias from step 0 on, during the pipeline's fill.
 
 Per step and layer (lava-nc 0.10.0, spec 2.1-2.3; ``rs0`` shifts toward zero, ``wrap32`` is the int32
 channel/array wrap numpy applies)::
@@ -158,7 +162,8 @@ def format_overflow(layers: list[LayerOverflow]) -> str:
 
 @dataclass
 class EmulatorResult:
-    """Outputs of one batch.  Spike arrays are (B, *shape, T) uint8 in the aligned time base."""
+    """Outputs of one batch.  Spike arrays are (B, *shape, T) uint8 in the emulator's time base (aligned or
+    stream)."""
 
     output_spikes: np.ndarray  # spikes of the last layer
     output_v: np.ndarray  # (B, *out_shape) int64: last layer's v after the final step
@@ -175,7 +180,8 @@ class Emulator:
     ``mode``: ``"layer"`` (default) or ``"step"`` (module doc).  ``backend`` (layer mode): ``"numba"``
     (CPU; the default there when numba is installed) or ``"torch"`` (any device; the default elsewhere).
     ``memory_mb``: bound on the working memory of one block of samples in layer mode (results come on
-    top); a sample that needs more is run in blocks of steps.
+    top); a sample that needs more is run in blocks of steps.  ``stream``: stream timing instead of aligned
+    (module doc): each sample from a fresh network, output ``[..., t]`` as Lava's sink records it at step t.
     """
 
     def __init__(
@@ -186,6 +192,7 @@ class Emulator:
         mode: str = "layer",
         backend: str | None = None,
         memory_mb: float = DEFAULT_MEMORY_MB,
+        stream: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -200,6 +207,7 @@ class Emulator:
         if backend == "numba" and (self.device.type != "cpu" or not kern.HAVE_NUMBA):
             raise ValueError("backend 'numba' runs on the CPU and needs numba installed")
         self.mode, self.backend, self.memory_mb = mode, backend, float(memory_mb)
+        self.stream = bool(stream)
         self.graded = input_message_bits > 0
         self.input_shape = model.input.shape
         self.input_lif = (

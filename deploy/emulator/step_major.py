@@ -70,6 +70,7 @@ def run_step_major(emu, xt: torch.Tensor, record_layers: bool, record_v: bool, m
     rec: list[list[torch.Tensor]] = [[] for _ in lifs]
     vtrace: list[torch.Tensor] = []
     last = len(lifs) - 1
+    pending: dict[int, torch.Tensor] = {}  # stream timing: each synapse's input of the previous step
     for t in range(steps):
         s = xt[..., t]
         k = 0
@@ -82,6 +83,8 @@ def run_step_major(emu, xt: torch.Tensor, record_layers: bool, record_v: bool, m
             if kind == "flatten":
                 s = s.reshape(batch, -1)
                 continue
+            if emu.stream:  # the synapse's one-step latency (spec 2.7): it delivers last step's input
+                s, pending[k] = pending.get(k, torch.zeros_like(s)), s
             a = synapse(kind, params, s, first and emu.graded, states[k].counts)
             first = False
             s = lif.step(states[k], a)

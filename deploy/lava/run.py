@@ -1,8 +1,10 @@
 """Run a netx HDF5 file on Lava: the CPU simulator (bit-accurate ``fixed_pt``) or a Loihi 2 system.
 
-All samples go through ONE network and ONE RingBuffer source, T steps each, with netx's per-sample
-LIF resets (:mod:`loihic.deploy.lava.timing`); no ``Var.set`` per sample (about 25 us per element).
-Outputs are returned in the emulator's aligned time base, so the two compare index for index.
+Aligned timing (the default): all samples go through ONE network and ONE RingBuffer source, T steps each, with
+netx's per-sample LIF resets (:mod:`loihic.deploy.lava.timing`); no ``Var.set`` per sample (about 25 us per
+element).  Outputs are returned in the emulator's aligned time base, so the two compare index for index.
+Stream timing (``stream=True``): every sample runs through a fresh, plain ``netx.hdf5.Network`` (no resets), and
+its sink's record of the T steps is returned as it is.
 Every run is supervised by :mod:`loihic.deploy.lava.guard`: it ends (a dead or stuck Lava process
 fails it with one line, within a deadline), and its processes never outlive it or this process
 (a live runtime after an exception would also hang the interpreter, spec 3).
@@ -82,6 +84,7 @@ class _Job:
     cfg: object  # Lava run config
     read_v_after: dict[int, int]  # Lava step -> sample whose last-layer v is read after it
     out_v: np.ndarray | None
+    stream: bool = False  # a plain network: no resets, the sink's record as it is
 
     @property
     def total(self) -> int:
@@ -100,8 +103,8 @@ def _session(job: _Job, session: lava_guard.Session, sink_dir: str, progress_pat
     model = job.model
     net = netx.hdf5.Network(
         net_config=job.path,
-        reset_interval=job.steps,
-        reset_offset=timing.reset_offset(model.has_input_neuron),
+        reset_interval=None if job.stream else job.steps,
+        reset_offset=0 if job.stream else timing.reset_offset(model.has_input_neuron),
         input_message_bits=job.input_message_bits,
         input_shape=model.netx_input_shape,  # (W, H, C) for a conv-first file without an 'input' layer, else None
     )
@@ -143,6 +146,7 @@ def run_lava(
     progress: bool = True,
     model: NetxModel | None = None,
     timeout: float | None = None,
+    stream: bool = False,
 ) -> LavaResult:
     """Run samples ``x`` (N, *input_shape, T) of integers through the netx file ``path`` on Lava.
 
@@ -152,16 +156,21 @@ def run_lava(
     The run is watched (:mod:`loihic.deploy.lava.guard`): a Lava process that dies or hangs ends it
     with a one-line :class:`~loihic.deploy.lava.guard.LavaRunError`, and no Lava process outlives it
     or this process.  ``timeout`` (seconds; default ``$LOIHIC_LAVA_TIMEOUT``) replaces the automatic
-    deadline with a fixed one.
+    deadline with a fixed one.  ``stream``: stream timing (module doc), one fresh network per sample.
     """
     lava_compat.install()
     limit = lava_guard.resolve_timeout(timeout)
     model = model or read_netx(path)
+    if stream and x.shape[0] > 1:  # each sample from a fresh network, as a plain netx run starts
+        each = dict(backend=backend, input_message_bits=input_message_bits, record_layers=record_layers)
+        each.update(read_v=read_v, progress=False, model=model, timeout=timeout, stream=True)
+        runs = tqdm(range(x.shape[0]), desc=f"Lava {backend} (stream)", unit="sample", disable=not progress)
+        return merge_results([run_lava(path, x[i : i + 1], **each) for i in runs])
     lava_compat.import_netx()
     from loihic.deploy.lava.lavaproc import recorder
 
     n, steps = x.shape[0], x.shape[-1]
-    delay = timing.output_delay(sum(1 for _ in model.neuron_layers))
+    delay = 0 if stream else timing.output_delay(sum(1 for _ in model.neuron_layers))
     spatial = len(model.input.shape) == 3 and (
         model.has_input_neuron or not isinstance(model.layers[0], NxFlatten | NxDense)
     )
@@ -176,6 +185,7 @@ def run_lava(
         cfg=_run_config(backend),
         read_v_after={(i + 1) * steps + delay: i for i in range(n)} if read_v else {},
         out_v=np.zeros((n, *model.output_shape), np.int64) if read_v else None,
+        stream=stream,
     )
     bar = tqdm(total=n, desc=f"Lava {backend}", unit="sample", disable=not progress, leave=False)
 
@@ -198,7 +208,7 @@ def run_lava(
     finally:
         bar.close()
     shapes = ([model.input.shape] if model.has_input_neuron else []) + [lay.shape for lay in model.neuron_layers]
-    delays = _block_delays(model)
+    delays = [0] * len(shapes) if stream else _block_delays(model)
     if not record_layers:
         shapes, delays = shapes[-1:], delays[-1:]
     spikes = []

@@ -77,9 +77,12 @@ def verify(
     progress: bool = True,
     ray_address: str | None = None,
     memory_mb: float = DEFAULT_MEMORY_MB,
+    stream: bool = False,
 ) -> VerifyReport:
+    """Run ``x`` on Lava and on the emulator and compare every spike of every layer (and the read-out's final
+    v); ``stream``: both in stream timing (deploy/lava/timing.py) instead of aligned."""
     model = model or read_netx(path)
-    emulator = Emulator(model, device=device, input_message_bits=input_message_bits, memory_mb=memory_mb)
+    emulator = Emulator(model, device=device, input_message_bits=input_message_bits, memory_mb=memory_mb, stream=stream)
     t0 = time.perf_counter()
     emu = emulator.run(x, record_layers=True, check_overflow=True)
     t1 = time.perf_counter()
@@ -98,6 +101,7 @@ def verify(
         record_layers=True,
         read_v=readout,
         progress=progress,
+        stream=stream,
         model=model,
     )
     t2 = time.perf_counter()

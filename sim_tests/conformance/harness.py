@@ -47,13 +47,13 @@ class Outcome:
     saved: str | None = None
 
 
-def emulate(case: Case, model: NetxModel) -> tuple[Any, dict[str, int]]:
+def emulate(case: Case, model: NetxModel, stream: bool = False) -> tuple[Any, dict[str, int]]:
     """The emulator as the brief and ``verify`` use it (default mode), with its overflow monitor; the step-major
-    reference mode must give the same integers.  Returns the result and the event counts of the whole case."""
-    res = Emulator(model, device="cpu", input_message_bits=case.bits).run(
-        case.x, record_layers=True, check_overflow=True
-    )
-    ref = Emulator(model, device="cpu", input_message_bits=case.bits, mode="step").run(case.x, record_layers=True)
+    reference mode must give the same integers.  Returns the result and the event counts of the whole case.
+    ``stream``: stream timing (a plain netx run per sample) instead of aligned."""
+    emu = {"device": "cpu", "input_message_bits": case.bits, "stream": stream}
+    res = Emulator(model, **emu).run(case.x, record_layers=True, check_overflow=True)
+    ref = Emulator(model, mode="step", **emu).run(case.x, record_layers=True)
     for k, (a, b) in enumerate(zip(res.layer_spikes, ref.layer_spikes, strict=True)):
         if not np.array_equal(a, b):
             raise AssertionError(f"{case.name}: emulator modes 'layer' and 'step' differ at layer {k}")
@@ -94,9 +94,10 @@ def compare(emu: Any, lava: Any) -> str | None:
     return None
 
 
-def replay_commands(case: Case, folder: Path) -> list[str]:
+def replay_commands(case: Case, folder: Path, stream: bool = False) -> list[str]:
     shape = case.read_shape
     extra = f" --input-message-bits {case.bits}" + (f" --input-shape {','.join(map(str, shape))}" if shape else "")
+    extra += " --stream" if stream else ""
     base = f"loihic simulate {folder}/net.net --input {folder}/input.npy{extra} --force"
     return [
         f"{base} --backend lava-sim -o {folder}/lava_y.npy --voltage {folder}/lava_v.npy",
@@ -105,13 +106,13 @@ def replay_commands(case: Case, folder: Path) -> list[str]:
     ]
 
 
-def check_files(case: Case, net_path: Path) -> Outcome:
-    """Read ``net_path`` (the case's file), run both sides, compare (no saving)."""
+def check_files(case: Case, net_path: Path, stream: bool = False) -> Outcome:
+    """Read ``net_path`` (the case's file), run both sides in aligned or ``stream`` timing, compare (no saving)."""
     try:
         model = read_netx(net_path, input_shape=case.read_shape)
     except errors.LoihicError as exc:
         return Outcome(case.name, False, f"read_netx refused the file: {exc}")
-    emu, events = emulate(case, model)
+    emu, events = emulate(case, model, stream)
     t0 = time.perf_counter()
     try:
         lava = run_lava(
@@ -122,6 +123,7 @@ def check_files(case: Case, net_path: Path) -> Outcome:
             read_v=True,
             progress=False,
             model=model,
+            stream=stream,
         )
     except Exception as exc:  # noqa: BLE001 - any Lava failure on a file read_netx accepted is a finding
         text = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
@@ -131,13 +133,14 @@ def check_files(case: Case, net_path: Path) -> Outcome:
     return Outcome(case.name, problem is None, problem, events, seconds)
 
 
-def run_case(case: Case, save: bool = True) -> Outcome:
+def run_case(case: Case, save: bool = True, stream: bool = False) -> Outcome:
     """Write the case to a temporary file, check it; save a failing case under :func:`failure_root`."""
     with tempfile.TemporaryDirectory(prefix="loihic-conf-") as tmp:
         path = write_case(case, Path(tmp) / "net.net")
-        out = check_files(case, path)
+        out = check_files(case, path, stream)
     if not out.ok and save:
-        folder = failure_root() / case.name
-        save_case(case, folder, {"outcome": asdict(out), "replay": replay_commands(case, folder)})
+        folder = failure_root() / (case.name + ("-stream" if stream else ""))
+        extra = {"outcome": asdict(out), "stream": stream, "replay": replay_commands(case, folder, stream)}
+        save_case(case, folder, extra)
         out.saved = str(folder)
     return out

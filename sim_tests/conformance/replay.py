@@ -27,18 +27,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folders", nargs="*", type=Path)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--index", type=int, nargs="*", default=[])
+    p.add_argument("--stream", action="store_true", help="stream timing for --seed/--index cases")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     bad = 0
     for folder in args.folders:
         spec = json.loads((folder / "case.json").read_text())
-        spec = {k: v for k, v in spec.items() if k not in ("outcome", "replay")}
+        stream = bool(spec.get("stream", False))
+        spec = {k: v for k, v in spec.items() if k not in ("outcome", "replay", "stream")}
         case = gen.Case(spec, [], np.load(folder / "input.npy"))
-        out = check_files(case, folder / "net.net")
+        out = check_files(case, folder / "net.net", stream)
         bad += not out.ok
         print(f"{folder}: {'identical' if out.ok else out.problem}")
     for index in args.index:
-        out = run_case(gen.make_case(args.seed if args.seed is not None else 1010, index), save=False)
+        case = gen.make_case(args.seed if args.seed is not None else 1010, index)
+        out = run_case(case, save=False, stream=args.stream)
         bad += not out.ok
         print(f"{out.name}: {'identical' if out.ok else out.problem}")
     return 1 if bad else 0

@@ -9,7 +9,9 @@ input.npy, case.json with the divergence and the replay commands).
   ``LOIHIC_CONFORMANCE_SEED`` (default :data:`SEED`); a summary (count, seed, time, failures, how many cases
   wrapped u / clipped v) goes to ``runs/conformance/summary-seed<S>.json``.
 - the normal suite (marker ``lava``): the first ``LOIHIC_CONFORMANCE_SUBSET`` (default 30) cases of the same
-  seed, which hold every topology x input layer x binary/graded combination.
+  seed, which hold every topology x input layer x binary/graded combination, and the first
+  :data:`STREAM_SUBSET` of them again in stream timing (a plain netx run per sample; ``--stream``).  The full run
+  also checks every :data:`STREAM_EVERY`-th case in stream timing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def seed() -> int:
 
 def subset() -> int:
     return _env_int(ENV_SUBSET, 30)
+
+
+STREAM_SUBSET = 8  # cases of the suite also run in stream timing (Lava builds one network per sample there)
+STREAM_EVERY = 3  # the full run also checks every third case in stream timing
 
 
 @pytest.fixture(autouse=True)
@@ -112,6 +118,14 @@ def test_conformance_subset(index):
     assert out.ok, f"{out.name}: {out.problem} (saved in {out.saved})"
 
 
+@pytest.mark.lava
+@pytest.mark.parametrize("index", range(STREAM_SUBSET))
+def test_conformance_subset_stream(index):
+    """The same random networks in stream timing (a plain netx run per sample, biases during the fill)."""
+    out = run_case(gen.make_case(seed(), index), stream=True)
+    assert out.ok, f"{out.name} (stream): {out.problem} (saved in {out.saved})"
+
+
 @pytest.mark.slow
 @pytest.mark.lava
 def test_conformance_full():
@@ -123,6 +137,9 @@ def test_conformance_full():
     with open(log_dir / f"progress-seed{s}.log", "w") as log:
         for i in range(count):
             out = run_case(gen.make_case(s, i))
+            if out.ok and i % STREAM_EVERY == STREAM_EVERY - 1:
+                out = run_case(gen.make_case(s, i), stream=True)
+                out.name += " (stream)"
             lava_s += out.lava_seconds
             reached.update({k: int(v > 0) for k, v in out.events.items()})
             line = f"{i} {'ok' if out.ok else 'FAIL'} {time.perf_counter() - t0:.0f}s {out.problem or ''}"

@@ -128,6 +128,21 @@ def test_emulator_equals_lava(files: dict[str, Path], case: str) -> None:
     assert rep.spikes_compared == sum(s.size for s in emu.layer_spikes)
 
 
+@pytest.mark.parametrize("case", ["tiny", "mnist_tutorial", "tiny_noinput", "slayer_conv"])
+def test_stream_timing_equals_a_plain_lava_run(files: dict[str, Path], case: str) -> None:
+    """Stream timing, as lava-dl's tests and tutorials run netx (a plain Network, no resets, the sink's record):
+    emulator == Lava on every layer, and it is not the aligned record (the pipeline's fill shows)."""
+    name, shape, make_x, p = CASES[case]
+    model = read_netx(files[name], input_shape=shape)
+    seed = 100 + list(CASES).index(case)
+    x = make_x((N, *model.input.shape, T), seed) if p is None else make_x((N, *model.input.shape, T), p, seed)
+    rep = verify(str(model.path), x, progress=False, model=model, stream=True)
+    assert rep.identical and rep.mismatches == 0, rep.first_mismatch
+    stream = Emulator(model, device="cpu", stream=True).run(x).output_spikes
+    aligned = Emulator(model, device="cpu").run(x).output_spikes
+    assert stream.any() and not np.array_equal(stream, aligned)
+
+
 def test_conv_first_reads_as_netx_runs_it(files: dict[str, Path]) -> None:
     """No 'input' layer: the model takes the given shape and hands netx (x, y, f) = (W, H, C); files with
     an 'input' layer read exactly as before, with or without a (matching) input shape."""
