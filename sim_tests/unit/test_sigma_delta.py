@@ -27,7 +27,7 @@ from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxNeuron, NxSigmaDelta, read_netx
 from loihic.deploy.emulator import sigma_delta as sd
 from loihic.deploy.emulator import synapse
-from sim_tests.golden.lava_dl.make_lava_dl import unpack
+from sim_tests.golden.lava_dl.make_lava_dl import copy_layers, unpack
 
 I32 = np.iinfo(np.int32)
 
@@ -353,9 +353,26 @@ def test_netx_dense_sdnn_file_equals_reference(tmp_path: Path, regime: str):
     model = read_netx(path, sigma_delta=True)
     steps = 16
     x = _regime_input(rng, 12, 6, regime) >> (8 if regime == "large" else 0)
-    got = _run_netx(path, x, steps, None)
+    got = _run_netx(path, x, steps)
     want = sdnn_reference(model, x, steps)[-1].T
     assert np.array_equal(got, want), _first_diff(got, want)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("input_message_bits", [0, 16])
+def test_netx_sdnn_file_without_input_layer_equals_reference(tmp_path: Path, input_message_bits: int):
+    """No 'input' layer: the source drives the first dense directly, binary (netx's default) or graded
+    (``Network(input_message_bits=16)``), into a SigmaDelta."""
+    rng = np.random.default_rng(13)
+    path = copy_layers(write_sdnn(tmp_path / "sd.net", rng), tmp_path / "noinput.net", 1)
+    model = read_netx(path, sigma_delta=True)
+    assert not model.has_input_neuron and model.is_sigma_delta
+    steps = 12
+    x = _regime_input(rng, 12, 5, "small") * (rng.random((12, 5)) < 0.6)
+    got = _run_netx(path, x, steps, input_message_bits)
+    want = sdnn_reference(model, x, steps, input_message_bits)[-1].T
+    assert np.array_equal(got, want), _first_diff(got, want)
+    assert np.count_nonzero(want) > 0
 
 
 @pytest.mark.lava
@@ -367,20 +384,24 @@ def test_netx_pilotnet_sdnn_head_equals_reference(tmp_path: Path):
     model = read_netx(path, sigma_delta=True)
     steps = 6
     x = rng.integers(0, 256, (3, 33, 33, 3)) << np.array([0, 0, 12])  # the last frame: huge messages
-    got = _run_netx(path, x, steps, model.output_shape)
+    got = _run_netx(path, x, steps)
     want = sdnn_reference(model, x, steps)[-1]  # (steps, C*H*W) in (C, H, W) order
     want = want.reshape(steps, *model.output_shape).transpose(3, 2, 1, 0)  # Lava's (W, H, C, steps)
     assert np.array_equal(got, want), _first_diff(got.reshape(-1, steps), want.reshape(-1, steps))
 
 
-def _run_netx(path: Path, x: np.ndarray, steps: int, out_shape: tuple[int, ...] | None) -> np.ndarray:
-    """A plain netx run (lava-dl's test_pilotnet_sdnn): source into the input Delta, a sink on the output."""
-    netx = __import__("loihic.deploy.lava.compat", fromlist=["import_netx"]).import_netx()
+def _run_netx(path: Path, x: np.ndarray, steps: int, input_message_bits: int = 0) -> np.ndarray:
+    """A plain netx run (lava-dl's test_pilotnet_sdnn): the source into the input Delta (or, without an
+    'input' layer, into the network's first synapse), a sink on the output."""
+    from loihic.deploy.lava import compat
+
+    netx = compat.import_netx()
     run_steps, cfg, io = _lava()
-    net = netx.hdf5.Network(net_config=str(path))
+    net = netx.hdf5.Network(net_config=str(path), input_message_bits=input_message_bits)
     data = x.transpose(2, 1, 0, 3) if x.ndim == 4 else x  # (C, H, W, T) -> Lava's (W, H, C, T)
     src = io.source.RingBuffer(data=data.astype(np.int32))
-    src.s_out.connect(net.in_layer.neuron.a_in)
+    has_input_neuron = isinstance(net.in_layer, netx.blocks.process.Input)
+    src.s_out.connect(net.in_layer.neuron.a_in if has_input_neuron else net.inp)
     sink = io.sink.RingBuffer(shape=net.out_layer.out.shape, buffer=steps)
     net.out_layer.out.connect(sink.a_in)
     try:
