@@ -25,6 +25,7 @@ import torch
 from loihic.compiler.errors import NetxFormatError
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxNeuron, NxSigmaDelta, read_netx
+from loihic.compiler.netx.write import write_sdnn_neuron
 from loihic.deploy.emulator import sigma_delta as sd
 from loihic.deploy.emulator import synapse
 from sim_tests.golden.lava_dl.make_lava_dl import copy_layers, unpack
@@ -134,24 +135,23 @@ def test_graded_dense_wraps_the_int32_sum_before_weight_exp():
 
 # --- the reader ----------------------------------------------------------------------------------------------
 def write_sdnn(path: Path, rng: np.random.Generator, sizes=(12, 10, 8, 3), vth=(0, 3, 1), edit=None) -> Path:
-    """input (Delta) -> dense SigmaDelta (bias) -> dense SigmaDelta -> dense Sigma, written as slayer does."""
+    """input (Delta) -> dense SigmaDelta (bias) -> dense SigmaDelta -> dense Sigma, the neuron groups written
+    by write.py's :func:`write_sdnn_neuron` (as slayer writes them)."""
     with h5py.File(path, "w") as f:
         lay = f.create_group("layer")
         g = lay.create_group("0")
         g.create_dataset("type", (1,), "S10", [b"input"])
         g["shape"] = np.array([sizes[0]])
-        g["neuron/type"], g["neuron/activation"], g["neuron/vThMant"] = "SDNN", "relu", vth[0]
+        write_sdnn_neuron(g, NxSigmaDelta("delta", vth[0], None))
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), 1):
             g = lay.create_group(str(i))
             g.create_dataset("type", (1,), "S10", [b"dense"])
             g["shape"] = np.array([n_out])
             g["weight"] = (rng.integers(-128, 128, (n_out, n_in)) * 2).astype(np.float32)
-            g["neuron/type"], g["neuron/activation"] = "SDNN", "relu"
             if i == len(sizes) - 1:
-                g["neuron/sigma_output"] = True
-                g["neuron/vThMant"] = 6
+                write_sdnn_neuron(g, NxSigmaDelta("sigma", 0, None))
             else:
-                g["neuron/vThMant"] = vth[min(i, len(vth) - 1)]
+                write_sdnn_neuron(g, NxSigmaDelta("sigma_delta", vth[min(i, len(vth) - 1)], None))
                 g["bias"] = rng.integers(-40, 40, n_out).astype(np.float32) * (i == 1)
         if edit is not None:
             edit(f)
