@@ -133,6 +133,68 @@ def test_graded_dense_wraps_the_int32_sum_before_weight_exp():
     assert np.array_equal(synapse.synaptic(acc, 0, True, True)[0], synapse.synaptic(acc, 0, True)[0])  # conv
 
 
+def _numpy_scan(acc: np.ndarray, wexp: int, bias12: np.ndarray, vth: int, relu: bool) -> np.ndarray:
+    """Graded dense sums (T, n) -> SigmaDelta messages, then a Delta and a Sigma over those: numpy arrays."""
+    n = acc.shape[1]
+    sigma, act, res = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    dact, dres, total, out = 0, 0, 0, []
+    for t in range(acc.shape[0]):
+        a = synapse.synaptic(acc[t], wexp, False, True)[0]
+        msg, sigma, act, res = sd.sigma_delta_step(a, sigma, act, res, bias12, vth, relu)
+        m2, dact, dres = sd.delta_step(msg, dact, dres, vth)
+        total = sd.sigma_step(m2, total)
+        out.append(np.stack([msg, m2, total]))
+    return np.stack(out)
+
+
+def test_steps_are_array_generic():
+    """The same functions on torch int64 tensors and compiled by numba (register_jitable, int64 scalars, as
+    numba_kernels compiles lif.py) give numpy's results, in regimes where every int32 wraps."""
+    rng = np.random.default_rng(5)
+    acc = rng.integers(-(1 << 40), 1 << 40, (30, 40)) * (rng.random((30, 40)) < 0.5)
+    bias12 = sd.bias_term(rng.integers(-300, 300, 40))
+    for relu in (True, False):
+        want = _numpy_scan(acc, -3, bias12, 4096, relu)
+        assert np.count_nonzero(want) > want.size // 4
+        tt = lambda x: torch.as_tensor(x)  # noqa: E731
+        sigma, act, res = (torch.zeros(40, dtype=torch.int64) for _ in range(3))
+        for t in range(acc.shape[0]):
+            a = synapse.synaptic(tt(acc[t]), -3, False, True)[0]
+            msg, sigma, act, res = sd.sigma_delta_step(a, sigma, act, res, tt(bias12), 4096, relu)
+            assert np.array_equal(msg.numpy(), want[t, 0])
+        numba = pytest.importorskip("numba")
+        got = np.zeros_like(want)
+        _numba_scan(numba)(acc, -3, bias12, 4096, relu, got)
+        assert np.array_equal(got, want)
+
+
+_NUMBA_SCAN = []
+
+
+def _numba_scan(numba):  # noqa: ANN001, ANN202
+    if not _NUMBA_SCAN:
+        from numba.extending import register_jitable
+
+        fns = (synapse.wrap, synapse.weight_exp, synapse.int32_cast, synapse.synaptic)
+        fns += (sd.encode_input, sd.activation, sd.delta_encode, sd.message, sd.delta_step)
+        for fn in (*fns, sd.sigma_delta_step, sd.sigma_step):
+            register_jitable(inline="always")(fn)
+
+        @numba.njit
+        def scan(acc, wexp, bias12, vth, relu, out):  # noqa: ANN001, ANN202, PLR0913
+            for j in range(acc.shape[1]):
+                sigma, act, res, dact, dres, total = 0, 0, 0, 0, 0, 0
+                for t in range(acc.shape[0]):
+                    a = synapse.synaptic(acc[t, j], wexp, False, True)[0]
+                    msg, sigma, act, res = sd.sigma_delta_step(a, sigma, act, res, bias12[j], vth, relu)
+                    m2, dact, dres = sd.delta_step(msg, dact, dres, vth)
+                    total = sd.sigma_step(m2, total)
+                    out[t, 0, j], out[t, 1, j], out[t, 2, j] = msg, m2, total
+
+        _NUMBA_SCAN.append(scan)
+    return _NUMBA_SCAN[0]
+
+
 # --- the reader ----------------------------------------------------------------------------------------------
 def write_sdnn(path: Path, rng: np.random.Generator, sizes=(12, 10, 8, 3), vth=(0, 3, 1), edit=None) -> Path:
     """input (Delta) -> dense SigmaDelta (bias) -> dense SigmaDelta -> dense Sigma, the neuron groups written
