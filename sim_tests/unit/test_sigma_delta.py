@@ -471,3 +471,19 @@ def _run_netx(path: Path, x: np.ndarray, steps: int, input_message_bits: int = 0
         return np.asarray(sink.data.get()).astype(np.int64)
     finally:
         net.stop()
+
+
+@pytest.mark.lava
+def test_netx_pilotnet_sdnn_on_a_moving_frame_equals_reference(tmp_path: Path):
+    """lava-dl's whole PilotNet SDNN (4 convs, flatten, 3 dense with weight_exp -4 / -3, a Sigma output) on
+    its input frame shifted and brightened step by step (a short video, one frame a step, cycled), the
+    output sink of a 14-step stream."""
+    path = unpack("pilotnet_sdnn.net", tmp_path)
+    frame = np.load(unpack("pilotnet_sdnn_input.npy", tmp_path)).transpose(2, 1, 0, 3)[..., 0].astype(np.int64)
+    video = np.stack([np.roll(frame, 2 * k, axis=2) + 3 * k for k in range(5)], -1)  # (C, H, W, 5)
+    model = read_netx(path, sigma_delta=True)
+    steps = 14
+    got = _run_netx(path, video, steps)
+    want = sdnn_reference(model, video, steps)[-1].T
+    assert np.array_equal(got, want), _first_diff(got, want)
+    assert np.count_nonzero(want) > steps // 2
