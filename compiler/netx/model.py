@@ -126,7 +126,8 @@ class NetxModel:
     @property
     def is_sigma_delta(self) -> bool:
         """Every neuron group is sigma-delta (netx 'SDNN'); the reader refuses files that mix kinds."""
-        return isinstance(self.neuron_layers[-1].neuron, NxSigmaDelta)
+        groups = [lay.neuron for lay in self.neuron_layers] + [self.input.neuron]
+        return any(isinstance(n, NxSigmaDelta) for n in groups)
 
     @property
     def netx_input_shape(self) -> tuple[int, ...] | None:
