@@ -1,10 +1,16 @@
-"""Read any netx HDF5 with input / dense / conv / flatten layers and CUBA neurons into exact integers.
+"""Read any netx HDF5 with input / dense / conv / flatten layers and CUBA (or SDNN) neurons into exact integers.
 
-The result, :class:`NetxModel`, holds what Lava will *actually* compute with: dense weights after
-netx's ``optimize_weight_bits`` and Lava's ``clip_weights`` / ``truncate_weights`` (spec 1.7), conv
-weights raw (spec 2.2), neuron constants as Lava's LIF receives them.  The emulator runs it; so can
-anyone auditing a file.  Types netx would silently skip are refused here (spec 1.2), and so is every
-layer type, neuron type and synapse key that Lava runs with a model loihic does not emulate, by name.
+The result, :class:`NetxModel` (its types in :mod:`loihic.compiler.netx.model`), holds what Lava will
+*actually* compute with: dense weights after netx's ``optimize_weight_bits`` and Lava's ``clip_weights`` /
+``truncate_weights`` (spec 1.7), conv weights raw (spec 2.2), neuron constants as Lava's neurons receive
+them.  The emulator runs it; so can anyone auditing a file.  Types netx would silently skip are refused
+here (spec 1.2), and so is every layer type, neuron type and synapse key that Lava runs with a model loihic
+does not emulate, by name.
+
+Sigma-delta files (neuron type 'SDNN') are read only when asked (``read_netx(path, sigma_delta=True)``):
+each neuron group becomes an :class:`NxSigmaDelta` of the kind netx builds (Delta for an 'input' layer,
+Sigma with 'sigma_output', else SigmaDelta; hdf5.py get_neuron_params lines 164-189).  A file mixing CUBA
+and SDNN neuron layers is refused.
 
 A conv-first file without an 'input' layer (lava-dl's netx runs one when given ``input_shape``) needs
 its input shape from the caller: ``read_netx(path, input_shape=(C, H, W))``, checked against the first conv.
@@ -15,7 +21,6 @@ from __future__ import annotations
 import json
 import operator
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,86 +30,33 @@ import numpy as np
 from loihic.compiler.errors import NetxFormatError, NetxInputShapeError
 from loihic.compiler.ir import conv_out_hw
 from loihic.compiler.netx import schema
+from loihic.compiler.netx.model import (  # the model's types, importable from here as before
+    SIGMA_DELTA_KINDS,
+    NetxModel,
+    NxConv,
+    NxDense,
+    NxFlatten,
+    NxInput,
+    NxLayer,
+    NxNeuron,
+    NxNeuronGroup,
+    NxSigmaDelta,
+)
 
-
-@dataclass(frozen=True)
-class NxNeuron:
-    v_th_mant: int  # spike iff v > v_th_mant << 6
-    i_decay: int  # u <- rs0(u * (4096 - i_decay), 12) + (a << 6)
-    v_decay: int  # v <- rs0(v * (4096 - v_decay), 12) + u + (bias << 6)
-    bias: np.ndarray | None  # int64 per neuron, in the layer's (C, H, W) / (n,) order
-
-
-@dataclass(frozen=True)
-class NxInput:
-    shape: tuple[int, ...]  # (C, H, W) or (n,)
-    neuron: NxNeuron | None  # an input layer with a neuron is a LIF driven directly by the source
-    declared: bool = True  # the file has an 'input' layer; False: shape from the first dense, or the caller's
-
-
-@dataclass(frozen=True)
-class NxDense:
-    weight: np.ndarray  # int64 (out, in): the matrix Lava's Dense multiplies with
-    weight_exp: int  # a = (W @ s) >> -weight_exp (or << weight_exp); 0 for loihic files
-    neuron: NxNeuron
-    shape: tuple[int, ...]  # (out,)
-
-
-@dataclass(frozen=True)
-class NxConv:
-    weight: np.ndarray  # int64 (out, in/groups, kH, kW), torch layout
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
-    groups: int
-    neuron: NxNeuron
-    shape: tuple[int, ...]  # (C, H, W) output
-
-
-@dataclass(frozen=True)
-class NxFlatten:
-    shape: tuple[int, ...]  # (n,)
-
-
-NxLayer = NxDense | NxConv | NxFlatten
-
-
-@dataclass(frozen=True)
-class NetxModel:
-    path: str
-    input: NxInput
-    layers: tuple[NxLayer, ...]
-    meta: dict[str, Any] = field(default_factory=dict)  # loihic metadata, {} for foreign files
-
-    @property
-    def neuron_layers(self) -> list[NxDense | NxConv]:
-        return [lay for lay in self.layers if not isinstance(lay, NxFlatten)]
-
-    @property
-    def neuron_layer_index(self) -> list[int]:
-        """The netx layer number (``layer/<i>`` in the file) of each neuron layer, the input neuron first if
-        there is one: the one layer numbering of every loihic output (compile table, notes, overflow monitor,
-        verify, report)."""
-        first = 1 if self.input.declared else 0  # layer/0 is the input layer when the file declares one
-        head = [0] if self.has_input_neuron else []
-        return head + [first + i for i, lay in enumerate(self.layers) if not isinstance(lay, NxFlatten)]
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return self.neuron_layers[-1].shape
-
-    @property
-    def has_input_neuron(self) -> bool:
-        return self.input.neuron is not None
-
-    @property
-    def netx_input_shape(self) -> tuple[int, ...] | None:
-        """``netx.hdf5.Network(input_shape=...)``, in Lava's (x, y, f) = (W, H, C) order: set for a conv-first
-        file without an 'input' layer, which netx cannot size by itself (hdf5.py _create: "Input shape could
-        not be inferred"); None for every other file, whose input shape netx reads from the file."""
-        if self.input.declared or not self.layers or not isinstance(self.layers[0], NxConv):
-            return None
-        return schema.lava_order(self.input.shape)
+__all__ = [
+    "SIGMA_DELTA_KINDS",
+    "NetxModel",
+    "NxConv",
+    "NxDense",
+    "NxFlatten",
+    "NxInput",
+    "NxLayer",
+    "NxNeuron",
+    "NxNeuronGroup",
+    "NxSigmaDelta",
+    "optimize_weight_bits",
+    "read_netx",
+]
 
 
 def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -207,7 +159,15 @@ def _shape(g: h5py.Group, where: str) -> tuple[int, ...]:
     return dims
 
 
-def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_bias: bool = True) -> NxNeuron:
+def _neuron(  # noqa: PLR0913
+    g: h5py.Group,
+    n_out: int,
+    shape: tuple[int, ...],
+    where: str,
+    with_bias: bool = True,
+    input_layer: bool = False,
+    sigma_delta: bool = False,
+) -> NxNeuronGroup:
     bias = None
     if with_bias and "bias" in g:
         b = _numbers(g["bias"], where, "bias")
@@ -240,6 +200,8 @@ def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_
         return NxNeuron(v_th_mant=schema.VTH_MANT_NEVER, i_decay=0, v_decay=4096, bias=bias)
     ng = g["neuron"]
     ntype = _text(ng["type"], where, "neuron/type") if "type" in ng else "?"
+    if sigma_delta and ntype == schema.SDNN_TYPE:
+        return _sigma_delta(ng, bias, where, input_layer)
     if ntype not in schema.CUBA_TYPES:
         raise NetxFormatError(f"{where}: neuron type '{ntype}' is not supported: {schema.refused_neuron(ntype)}")
     try:
@@ -251,14 +213,53 @@ def _neuron(g: h5py.Group, n_out: int, shape: tuple[int, ...], where: str, with_
     return NxNeuron(v_th_mant=vth, i_decay=idec, v_decay=vdec, bias=bias)
 
 
-def _refuse_unemulated(g: h5py.Group, ltype: str, where: str) -> None:
+def _sigma_delta(ng: h5py.Group, bias: np.ndarray | None, where: str, input_layer: bool) -> NxSigmaDelta:
+    """An 'SDNN' neuron group as netx builds it (hdf5.py get_neuron_params lines 164-189; spec 1.4, 2.5).
+    What netx reads differently from what the file says is refused by name: an activation other than
+    ReLU (netx ignores the key and runs ReLU), 'messageBits' (netx reads it as a NetDict and fails), a
+    false 'sigma_output' or one on an 'input' layer (netx tests the key's presence, and builds a Delta for
+    every input layer), a bias on a Sigma (Lava's Sigma takes none: netx fails)."""
+    keys = set(ng.keys())
+    if schema.MESSAGE_BITS_KEY in keys:
+        raise NetxFormatError(
+            f"{where}: neuron/{schema.MESSAGE_BITS_KEY} is not supported: netx (lava-dl 0.6.0) reads it as a NetDict "
+            f"and fails to build the layer; without it netx uses {schema.SDNN_MESSAGE_BITS}-bit messages"
+        )
+    if schema.ACTIVATION_KEY in keys:
+        act = _text(ng[schema.ACTIVATION_KEY], where, f"neuron/{schema.ACTIVATION_KEY}")
+        if act.lower() != schema.SDNN_ACTIVATION:
+            raise NetxFormatError(
+                f"{where}: neuron/activation '{act}' is not supported: netx ignores it and Lava's SigmaDelta "
+                f"runs '{schema.SDNN_ACTIVATION}' (proc/sdn/process.py act_mode), a different network"
+            )
+    sigma_output = schema.SIGMA_OUTPUT_KEY in keys
+    if sigma_output:
+        flag = _numbers(ng[schema.SIGMA_OUTPUT_KEY], where, f"neuron/{schema.SIGMA_OUTPUT_KEY}", MAX_SMALL)
+        if input_layer or not flag.all():
+            why = "netx builds a Delta for every 'input' layer" if input_layer else "netx tests only the key's presence"
+            raise NetxFormatError(
+                f"{where}: neuron/{schema.SIGMA_OUTPUT_KEY} = {flag.ravel().tolist()} is ambiguous: {why}"
+            )
+        if bias is not None:
+            raise NetxFormatError(
+                f"{where}: a bias on a Sigma neuron ('{schema.SIGMA_OUTPUT_KEY}'): Lava's Sigma takes none, so netx "
+                "fails to build the layer"
+            )
+        return NxSigmaDelta("sigma", 0, None)
+    if "vThMant" not in keys:
+        raise NetxFormatError(f"{where}: neuron lacks 'vThMant'")
+    vth = _ints(ng["vThMant"], where, "neuron/vThMant", 0, schema.SDNN_VTH_MANT_MAX)[0]
+    return NxSigmaDelta("delta" if input_layer else "sigma_delta", vth, None if input_layer else bias)
+
+
+def _refuse_unemulated(g: h5py.Group, ltype: str, where: str, sigma_delta: bool = False) -> None:
     """What netx would run with a Lava model loihic does not emulate, refused by name before anything
-    else is read: non-LIF neurons (hdf5.py get_neuron_params), complex weights and synaptic delays
-    (hdf5.py create_dense)."""
+    else is read: non-LIF neurons (hdf5.py get_neuron_params; sigma-delta ones are read when asked),
+    complex weights and synaptic delays (hdf5.py create_dense)."""
     ng = g.get("neuron")
     if isinstance(ng, h5py.Group) and isinstance(ng.get("type"), h5py.Dataset):
         ntype = _text(ng["type"], where, "neuron/type")
-        if ntype not in schema.CUBA_TYPES:
+        if ntype not in schema.CUBA_TYPES and not (sigma_delta and ntype == schema.SDNN_TYPE):
             raise NetxFormatError(f"{where}: neuron type '{ntype}' is not supported: {schema.refused_neuron(ntype)}")
     if ltype != "dense":
         return
@@ -304,7 +305,24 @@ def _check_first_conv(where: str, given: tuple[int, ...], w: np.ndarray, conv: d
         raise NetxFormatError(f"{where}: input shape {given} gives a conv output {out}; the file says {lshape}")
 
 
-def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tuple[NxInput, list[NxLayer]]:
+def _one_kind(inp: NxInput, layers: list[NxLayer], first: int, path: str) -> None:
+    """Refuse a file that mixes CUBA and SDNN neuron groups (a dense without a 'neuron' group is netx's CUBA
+    integrator): loihic emulates a network of one kind."""
+    groups = [(0, inp.neuron)] if inp.neuron is not None else []
+    groups += [(first + i, lay.neuron) for i, lay in enumerate(layers) if not isinstance(lay, NxFlatten)]
+    kinds = [isinstance(n, NxSigmaDelta) for _, n in groups]
+    if any(kinds) and not all(kinds):
+        odd = next(i for (i, _), k in zip(groups, kinds, strict=True) if k != kinds[0])
+        what = ("SDNN", "CUBA") if kinds[0] else ("CUBA", "SDNN")
+        raise NetxFormatError(
+            f"{path}: layer {odd}: {what[1]} neurons in a network whose first neuron layer is {what[0]} "
+            "(a dense without a 'neuron' group is netx's CUBA integrator); loihic emulates networks of one kind"
+        )
+
+
+def _read_layers(
+    f: h5py.File, path: str, given: tuple[int, ...] | None, sigma_delta: bool = False
+) -> tuple[NxInput, list[NxLayer]]:
     if schema.LAYER_GROUP not in f or not isinstance(f[schema.LAYER_GROUP], h5py.Group):
         raise NetxFormatError(f"{path}: no 'layer' group; not a netx file")
     lg = f[schema.LAYER_GROUP]
@@ -327,7 +345,7 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
                 f"{where}: layer type '{ltype}' is unknown; netx would skip it silently, so Lava would run a "
                 "different network"
             )
-        _refuse_unemulated(g, ltype, where)
+        _refuse_unemulated(g, ltype, where, sigma_delta)
         lshape = _shape(g, where) if "shape" in g else None
         if ltype == "input":
             if i != 0 or lshape is None:
@@ -337,7 +355,9 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
                     f"{where}: the 'input' layer has shape {lshape}, not the given input shape {given}"
                 )
             # An input layer's 'weight'/'bias' (tiny.net: scalars) are never applied by netx (spec 1.5).
-            neuron = _neuron(g, int(np.prod(lshape)), lshape, where, with_bias=False) if "neuron" in g else None
+            neuron = None
+            if "neuron" in g:
+                neuron = _neuron(g, int(np.prod(lshape)), lshape, where, False, True, sigma_delta)
             inp, shape = NxInput(lshape, neuron), lshape
             continue
         first = inp is None and not layers  # the first layer of a file without an 'input' layer
@@ -368,7 +388,7 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
             if not w.any():
                 raise NetxFormatError(f"{where}: all-zero weight matrix (netx crashes on it)")
             weff, _, wexp = optimize_weight_bits(w)
-            neuron = _neuron(g, n_out, (n_out,), where)
+            neuron = _neuron(g, n_out, (n_out,), where, sigma_delta=sigma_delta)
             shape = (n_out,)
             layers.append(NxDense(weff, wexp, neuron, shape))
         else:  # conv
@@ -395,7 +415,7 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
                 )
             if "neuron" not in g:
                 raise NetxFormatError(f"{where}: conv layer lacks a 'neuron' group")
-            neuron = _neuron(g, int(np.prod(lshape)), lshape, where)
+            neuron = _neuron(g, int(np.prod(lshape)), lshape, where, sigma_delta=sigma_delta)
             shape = lshape
             layers.append(NxConv(w, stride, padding, dilation, groups, neuron, lshape))
     if not any(not isinstance(lay, NxFlatten) for lay in layers):
@@ -403,16 +423,22 @@ def _read_layers(f: h5py.File, path: str, given: tuple[int, ...] | None) -> tupl
     if inp is None:  # the first layer is a dense (its in-features) or a conv (``given``, checked above)
         shape0 = given if given is not None else (int(layers[0].weight.shape[1]),)  # type: ignore[union-attr]
         inp = NxInput(shape0, None, declared=False)
+    _one_kind(inp, layers, 1 if inp.declared else 0, path)
     return inp, layers
 
 
-def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = None) -> NetxModel:
+def read_netx(
+    path: str | os.PathLike, input_shape: tuple[int, ...] | None = None, *, sigma_delta: bool = False
+) -> NetxModel:
     """Parse and validate ``path``; every problem is a one-line :class:`NetxFormatError`.
 
     ``input_shape`` ((C, H, W) or (n,)) is what a conv-first file without an 'input' layer needs (else
     :class:`NetxInputShapeError`); it must give the first conv's channels and stored output shape.  For any
     other file it is optional and must agree: with the 'input' layer's shape, or (in size) with the first
     dense layer's in-features.  Files with an 'input' layer read the same with or without it.
+
+    ``sigma_delta``: read 'SDNN' neuron groups as :class:`NxSigmaDelta`; without it they are refused by name,
+    as every neuron type the emulator does not run.
     """
     p = Path(path)
     if p.is_dir():
@@ -422,7 +448,7 @@ def read_netx(path: str | os.PathLike, input_shape: tuple[int, ...] | None = Non
     try:
         given = None if input_shape is None else _given_shape(input_shape, str(p))
         with h5py.File(p, "r") as f:
-            inp, layers = _read_layers(f, str(p), given)
+            inp, layers = _read_layers(f, str(p), given, sigma_delta)
             meta: dict[str, Any] = {}
             if schema.META_GROUP in f and schema.META_JSON in f[schema.META_GROUP]:
                 ds = f[schema.META_GROUP][schema.META_JSON]

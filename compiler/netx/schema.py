@@ -38,7 +38,7 @@ def refused_neuron(ntype: str) -> str:
     """Why loihic refuses neuron type ``ntype``, in words: what netx builds for it (hdf5.py
     get_neuron_params, lines 111-203; spec 1.4), and that loihic emulates only CUBA/LOIHI LIF."""
     only = "loihic emulates only CUBA/LOIHI LIF neurons"
-    if ntype == "SDNN":
+    if ntype == SDNN_TYPE:
         return f"sigma-delta neurons (Lava runs them as Delta / SigmaDelta / Sigma, with graded messages); {only}"
     if "RF" in ntype:  # netx's own test: RF if 'PHASE' is in the name, else RF_IZ
         proc = "RF" if "PHASE" in ntype else "RF_IZ"
@@ -46,6 +46,23 @@ def refused_neuron(ntype: str) -> str:
         return f"resonate-and-fire neurons (netx builds Lava's {proc} for them{adaptive}); {only}"
     return f"netx (lava-dl 0.6.0) builds no neuron for this type (Lava cannot run the file); {only}"
 
+
+# --- sigma-delta neurons (spec 1.4, 2.5; lava-dl 0.6.0 netx/hdf5.py get_neuron_params lines 164-189,
+# lava-nc 0.10.0 proc/sdn/process.py and proc/sdn/models.py) -----------------------------------------
+SDNN_TYPE = "SDNN"  # netx/hdf5.py:164: Delta for an 'input' layer, Sigma with 'sigma_output', else SigmaDelta
+SIGMA_OUTPUT_KEY = "sigma_output"  # netx/hdf5.py:178: the key's PRESENCE selects Sigma (its value is not read)
+ACTIVATION_KEY = "activation"  # slayer writes it (slayer/neuron/sigma_delta.py:152); netx never reads it:
+SDNN_ACTIVATION = "relu"  # SigmaDelta's default act_mode RELU (proc/sdn/process.py:126) is what netx runs
+MESSAGE_BITS_KEY = "messageBits"  # netx/hdf5.py:142-143 reads it as a NetDict (utils.py:71), which breaks the
+# block's ``output_message_bits > 0`` (netx/blocks/models.py:35): refused by name
+SDNN_MESSAGE_BITS = 16  # netx/hdf5.py:169: the default; the next Dense/Conv takes graded input (num_message_bits)
+SPIKE_EXP = 6  # netx/hdf5.py:72 Network(spike_exp=6), passed to Delta and SigmaDelta (hdf5.py:175, 186)
+STATE_EXP = 6  # netx/hdf5.py:176, 187: state_exp=6
+SDNN_SCALE_BITS = SPIKE_EXP + STATE_EXP  # proc/sdn/process.py:99, 179-180: vth and bias *= 1 << 12; and
+# PyDeltaModelFixed shifts its input a << 12 (proc/sdn/models.py:225-227)
+SDNN_STATE_BITS = 32  # sigma, act, residue, vth, bias and the messages are np.int32 (proc/sdn/models.py:265-273)
+# vThMant << 12 must fit the int32 vth Var (proc/sdn/process.py:179, 185): vThMant in [0, 2^19 - 1]
+SDNN_VTH_MANT_MAX = (1 << (SDNN_STATE_BITS - 1 - SDNN_SCALE_BITS)) - 1
 
 WEIGHT_SHIFT = 6  # LIF: u += a << 6            (lif/models.py act_shift)
 VTH_SHIFT = 6  # LIF: spike iff v > vth << 6  (lif/models.py vth_shift)

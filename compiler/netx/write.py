@@ -15,6 +15,7 @@ from loihic.compiler import ir
 from loihic.compiler.errors import LoihicError, OutputExistsError, QuantizationError
 from loihic.compiler.fileio import publish
 from loihic.compiler.netx import schema
+from loihic.compiler.netx.model import NxSigmaDelta
 
 
 def _exact_int(name: str, a: np.ndarray, lo: int | None = None, hi: int | None = None) -> np.ndarray:
@@ -41,6 +42,19 @@ def _write_neuron(group: h5py.Group, q: ir.Quant) -> None:
     neuron["iDecay"] = np.int64(q.i_decay)
     neuron["vDecay"] = np.int64(q.v_decay)
     neuron["refDelay"] = np.int64(1)  # ignored by netx (spec 1 item 10); written for slayer readers
+
+
+def write_sdnn_neuron(group: h5py.Group, neuron: NxSigmaDelta) -> None:
+    """``group/neuron`` for a sigma-delta neuron group, as slayer writes one (slayer/neuron/sigma_delta.py
+    device_params, slayer/block/sigma_delta.py:258) and netx reads it back into the same kind (hdf5.py
+    get_neuron_params lines 164-189): type 'SDNN', activation 'relu', vThMant, and 'sigma_output' for a
+    Sigma.  A Delta is an 'input' layer's neuron; the layer's bias (SigmaDelta only) is the layer's 'bias'."""
+    g = group.create_group("neuron")
+    _type(g, schema.SDNN_TYPE)
+    g.create_dataset(schema.ACTIVATION_KEY, (1,), "S10", [schema.SDNN_ACTIVATION.encode("ascii")])
+    g["vThMant"] = np.int64(neuron.v_th_mant)
+    if neuron.kind == "sigma":
+        g[schema.SIGMA_OUTPUT_KEY] = np.bool_(True)
 
 
 def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> None:

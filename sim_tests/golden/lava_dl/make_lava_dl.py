@@ -13,11 +13,16 @@ Files here (gzip) <- lava-dl path (size): content
 - ``mnist_tutorial.net.gz`` <- tutorials/lava/lib/dl/netx/mnist/trained_mnist_network.net (460 KB): dense
   784-128-64-10, CUBA
 - ``oxford.net.gz`` <- tutorials/lava/lib/dl/netx/oxford/Trained/network.net (428 KB): dense 200-256-200, CUBA
+- ``pilotnet_sdnn.net.gz`` <- tests/lava/lib/dl/netx/gts/pilotnet_sdnn/network.net (1.37 MB): lava-dl's
+  PilotNet SDNN, input (SDNN Delta, 3x33x100), 4 SDNN convs, flatten, 3 SDNN dense, a Sigma dense output;
+  with ``pilotnet_sdnn_input.npy.gz`` <- .../pilotnet_sdnn/input.npy ((W, H, C, T) = (100, 33, 3, 1) int32)
+  and ``pilotnet_sdnn_output.npy.gz`` <- .../pilotnet_sdnn/output.npy (the 9-step sink record of a plain
+  netx run, lava-dl's test_pilotnet_sdnn)
 - ``pilotnet_sdnn_head.net.gz`` <- derived from tests/lava/lib/dl/netx/gts/pilotnet_sdnn/square_network.net
   (1.36 MB, too large to keep): its layers 0-1 (SDNN input 3x33x33, SDNN conv 24), every group and dataset
   copied verbatim with h5py (:func:`copy_layers`)
 
-Not kept: pilotnet_lif / pilotnet_sdnn / bootstrap mnist (1.3-2.7 MB each), mnist.net, ntidigits.net and
+Not kept: pilotnet_lif / bootstrap mnist (1.3-2.7 MB each), mnist.net, ntidigits.net and
 tiny_yolo_sdnn (Git LFS pointers in the repository), slayer/nmnist and tiny_yolo_kp_events (blobs absent).
 
 Regenerate (needs a lava-dl clone or bare git directory holding that commit)::
@@ -54,6 +59,18 @@ ORIGINALS: dict[str, tuple[str, str | None]] = {
         "1d41dd816a23b3a226d7b66747b808bd05df5462bfacf51dd57f3d4dd45034c4",
     ),
     "pilotnet_sdnn_head.net": ("tests/lava/lib/dl/netx/gts/pilotnet_sdnn/square_network.net", None),
+    "pilotnet_sdnn.net": (
+        "tests/lava/lib/dl/netx/gts/pilotnet_sdnn/network.net",
+        "de8a367aa345ada204318da7db7f81dfc573e93b1d5bdbb597a749670af86693",
+    ),
+    "pilotnet_sdnn_input.npy": (
+        "tests/lava/lib/dl/netx/gts/pilotnet_sdnn/input.npy",
+        "dd38f905380630c3baa529325a20008b97aeb78693c247c72f6bfafb139a99ed",
+    ),
+    "pilotnet_sdnn_output.npy": (
+        "tests/lava/lib/dl/netx/gts/pilotnet_sdnn/output.npy",
+        "f5ee32bf03857b89f69e0ae14b34f33a0c7e82aea246788feb806ab5fcfca015",
+    ),
 }
 SDNN_SOURCE_SHA256 = "8d7308f51d6c6804bb1f3606ae9429b6e4d4176f11422203dca01dd6415075a9"
 
