@@ -48,20 +48,24 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def read_net(
-    path: str, input_shape: str | None, data_shape: Callable[[], tuple[tuple[int, ...], str] | None]
+    path: str,
+    input_shape: str | None,
+    data_shape: Callable[[], tuple[tuple[int, ...], str] | None],
+    sigma_delta: bool = False,
 ) -> NetxModel:
     """``read_netx`` with the input shape a conv-first file without an 'input' layer needs: ``input_shape``
     (``--input-shape``, checked against the file), else the data's (``data_shape()``: its per-sample shape and
-    what it is, or None when there is no data; called only for such a file)."""
+    what it is, or None when there is no data; called only for such a file).  ``sigma_delta``: read SDNN files
+    too (the verbs that run them: simulate, verify)."""
     given = parse_input_shape(input_shape)
     try:
-        return read_netx(path, input_shape=given)
+        return read_netx(path, input_shape=given, sigma_delta=sigma_delta)
     except NetxInputShapeError:
         found = data_shape()
         if found is None:
             raise
     shape, source = found
     try:
-        return read_netx(path, input_shape=shape)
+        return read_netx(path, input_shape=shape, sigma_delta=sigma_delta)
     except NetxFormatError as exc:
         raise NetxFormatError(f"{exc} (the input shape of {source})") from None

@@ -156,9 +156,12 @@ def compile(  # noqa: A001
     return result.path
 
 
-def _netx(path: PathLike, timesteps: int | None, x: Any = None, spikes: bool = False) -> tuple[Any, int, str]:
+def _netx(
+    path: PathLike, timesteps: int | None, x: Any = None, spikes: bool = False, sigma_delta: bool = False
+) -> tuple[Any, int, str]:
     """The netx model, T and encoding; a conv-first file without an 'input' layer takes its input shape from
-    ``x`` (inputs (N, C, H, W), or spikes (N, C, H, W, T) when ``spikes``), as the CLI does."""
+    ``x`` (inputs (N, C, H, W), or spikes (N, C, H, W, T) when ``spikes``), as the CLI does.  ``sigma_delta``:
+    SDNN files are read too (simulate, verify)."""
     from loihic.deploy.netx_run import netx_run_settings, read_net
 
     def data_shape() -> tuple[tuple[int, ...], str] | None:
@@ -167,7 +170,7 @@ def _netx(path: PathLike, timesteps: int | None, x: Any = None, spikes: bool = F
         shape = tuple(int(s) for s in np.shape(x)[1:])
         return (shape[:-1] if spikes else shape), "the data"
 
-    model = read_net(str(path), None, data_shape)
+    model = read_net(str(path), None, data_shape, sigma_delta)
     if spikes:  # T is the spikes' own
         return model, int(np.shape(x)[-1]), str(model.meta.get("encoding", "poisson"))
     _, steps, encoding = netx_run_settings(model, None, timesteps)
@@ -205,17 +208,18 @@ def verify(
     timesteps: int | None = None,
     seed: int = 0,
     workers: int = 1,
-    stream: bool = False,
+    stream: bool | None = None,
 ) -> Any:
     """Lava against the emulator, spike for spike on every layer: a
     :class:`~loihic.deploy.verification.parity.VerifyReport`
     (``.identical``, ``.first_mismatch``, accuracies when ``y`` is given).  ``stream``: stream timing (each
-    sample through a fresh plain netx network, pipeline fill included) instead of aligned."""
+    sample through a fresh plain netx network, pipeline fill included) instead of aligned; None: stream for a
+    sigma-delta network (its only timing), aligned otherwise."""
     from loihic.compiler.encoding import encode_all as encoded
     from loihic.deploy.netx_run import message_bits
     from loihic.deploy.verification.parity import verify as run_verify
 
-    model, steps, encoding = _netx(path, timesteps, x)
+    model, steps, encoding = _netx(path, timesteps, x, sigma_delta=True)
     xs = _inputs(x, model.input.shape, "inputs")
     spikes = encoded(xs, steps, encoding, seed)
     labels = None if y is None else np.asarray(y)
@@ -233,19 +237,19 @@ def simulate(
     timesteps: int | None = None,
     seed: int = 0,
     device: str | None = None,
-    stream: bool = False,
+    stream: bool | None = None,
 ) -> Any:
     """Run a netx file; ``x`` is real inputs ``(N, *input_shape)`` (encoded as the file says) or integer
     spikes ``(N, *input_shape, T)``.  Returns the emulator's or Lava's result (``.output_spikes``,
     ``.output_v``).  ``stream``: stream timing (``out[..., t]`` is a plain netx run's record at step t) instead
-    of aligned."""
+    of aligned; None: stream for a sigma-delta network (its only timing), aligned otherwise."""
     from loihic.compiler.encoding import encode_all as encoded
     from loihic.deploy.emulator.network import Emulator
     from loihic.deploy.netx_run import message_bits
 
     arr = np.asarray(x)
     is_spikes = arr.dtype.kind in "iub" and arr.ndim in (3, 5)  # (N, n, T) or (N, C, H, W, T) integers
-    model, steps, encoding = _netx(path, timesteps, arr, spikes=is_spikes)
+    model, steps, encoding = _netx(path, timesteps, arr, spikes=is_spikes, sigma_delta=True)
     if arr.ndim == len(model.input.shape) + 2 and arr.dtype.kind in "iub":
         spikes = arr
     else:

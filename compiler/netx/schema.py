@@ -36,10 +36,13 @@ CUBA_TYPES = ("CUBA", "LOIHI")  # both map to lava.proc.lif LIF / LIFReset
 
 def refused_neuron(ntype: str) -> str:
     """Why loihic refuses neuron type ``ntype``, in words: what netx builds for it (hdf5.py
-    get_neuron_params, lines 111-203; spec 1.4), and that loihic emulates only CUBA/LOIHI LIF."""
+    get_neuron_params, lines 111-203; spec 1.4), and what loihic emulates (CUBA/LOIHI LIF; SDNN where asked)."""
     only = "loihic emulates only CUBA/LOIHI LIF neurons"
     if ntype == SDNN_TYPE:
-        return f"sigma-delta neurons (Lava runs them as Delta / SigmaDelta / Sigma, with graded messages); {only}"
+        return (
+            "sigma-delta neurons (Lava runs them as Delta / SigmaDelta / Sigma, with graded messages); loihic runs "
+            "them with 'simulate' and 'verify' (stream timing), not with this command yet"
+        )
     if "RF" in ntype:  # netx's own test: RF if 'PHASE' is in the name, else RF_IZ
         proc = "RF" if "PHASE" in ntype else "RF_IZ"
         adaptive = ", dropping the adaptive threshold" if ntype.startswith("ADRF") else ""

@@ -141,6 +141,10 @@ def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
     want = model.input.shape
     if x.ndim != len(want) + 2 or tuple(x.shape[1:-1]) != want or x.shape[0] < 1 or x.shape[-1] < 1:
         raise InputError(f"{p}: shape {x.shape}; expected (N, {', '.join(map(str, want))}, T)")
+    if model.input.neuron is not None and model.input.neuron.graded:  # a sigma-delta input layer (Delta)
+        if x.min() < -(1 << 31) or x.max() >= (1 << 31):
+            raise InputError(f"{p}: values outside int32, what Lava's source sends to a Delta input layer")
+        return np.array(x)
     if bits == 0 and ((x != 0) & (x != 1)).any():
         raise InputError(f"{p}: values other than 0/1; binary spikes expected (or set --input-message-bits)")
     if bits > 0 and (x.min() < 0 or x.max() >= (1 << bits)):

@@ -40,13 +40,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     vout = check_output(args.voltage, args.force) if args.voltage else None
     if vout is not None and vout.resolve() == out.resolve():
         raise InputError(f"--voltage {vout}: same file as -o; the spikes would be overwritten")
-    model = read_net(args.net, args.input_shape, lambda: spike_input_shape(args.input))
+    model = read_net(args.net, args.input_shape, lambda: spike_input_shape(args.input), sigma_delta=True)
     bits = message_bits(model, args.input_message_bits)
     x = load_spike_input(args.input, model, bits)
     overflow = None
     if args.backend == "emulator":
         emu = Emulator(
-            model, device=args.device, input_message_bits=bits, memory_mb=args.emulator_memory, stream=args.stream
+            model,
+            device=args.device,
+            input_message_bits=bits,
+            memory_mb=args.emulator_memory,
+            stream=args.stream or None,
         )
         res = emu.run(x, check_overflow=args.check_overflow)
         y, v, overflow = res.output_spikes, res.output_v, res.overflow
@@ -61,7 +65,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             input_message_bits=bits,
             read_v=vout is not None,
             model=model,
-            stream=args.stream,
+            stream=args.stream or None,
         )
         y, v = res.output_spikes, res.output_v
     save_npy(out, y)
@@ -79,7 +83,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
 
     check_options(args)
-    model = read_net(args.net, args.input_shape, lambda: data_input_shape(args))
+    model = read_net(args.net, args.input_shape, lambda: data_input_shape(args), sigma_delta=True)
     dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
     x, y, dataset = run_data(args, args.net, model.input.shape, model.output_shape[0], dataset, need_labels=False)
     spikes = encode_all(x, steps, encoding, args.seed)
@@ -94,9 +98,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         model=model,
         ray_address=args.ray,
         memory_mb=args.emulator_memory,
-        stream=args.stream,
+        stream=args.stream or None,
     )
-    res = {**rep.to_json(), "stream": args.stream, "dataset": dataset, "seed": args.seed, "encoding": encoding}
+    res = {**rep.to_json(), "stream": rep.stream, "dataset": dataset, "seed": args.seed, "encoding": encoding}
     res["net"] = args.net
     verdict = "IDENTICAL" if rep.identical else "MISMATCH"
     text = (

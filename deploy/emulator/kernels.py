@@ -34,9 +34,11 @@ HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 COUNTS = ("u_wraps", "v_clips", "synapse_wraps")  # columns of the counts arrays
 
 
-def synaptic_a6(acc: torch.Tensor, wexp: int, conv: bool, counts: torch.Tensor | None = None) -> torch.Tensor:
+def synaptic_a6(
+    acc: torch.Tensor, wexp: int, conv: bool, counts: torch.Tensor | None = None, graded: bool = False
+) -> torch.Tensor:
     """``lif.current_input`` of the synaptic input of every element of a block (vectorised over all steps)."""
-    a, shifted = synapse.synaptic(acc.to(torch.int64), wexp, conv)  # exact integers in float, or integers
+    a, shifted = synapse.synaptic(acc.to(torch.int64), wexp, conv, graded)  # exact integers in float, or integers
     if counts is not None:
         counts[:, 2] += (a != shifted).reshape(a.shape[0], -1).sum(1)
     return lif.current_input(a)
@@ -55,10 +57,12 @@ def scan_torch(
     spikes: torch.Tensor,
     vtrace: torch.Tensor | None = None,
     counts: torch.Tensor | None = None,
+    graded: bool = False,
 ) -> None:
     """The recurrence on any torch device: ``acc`` (B, T, n) -> ``spikes`` (B, T, n), ``u``/``v`` (B, n)
-    int64 updated in place, ``vtrace`` (B, T, n) int64 and ``counts`` (B, 3) int64 when given."""
-    a6 = synaptic_a6(acc, wexp, conv, counts)
+    int64 updated in place, ``vtrace`` (B, T, n) int64 and ``counts`` (B, 3) int64 when given.  ``graded``:
+    the input is graded (synapse.synaptic's int32 dense sum before weight_exp)."""
+    a6 = synaptic_a6(acc, wexp, conv, counts, graded)
     for t in range(a6.shape[1]):
         uu, vv, s, u_wrapped, v_clipped = lif.step(u, v, a6[:, t], du, dv, bias6, vth)
         if counts is not None:
@@ -107,12 +111,14 @@ def scan_numba(
     spikes: torch.Tensor,
     vtrace: torch.Tensor | None = None,
     counts: torch.Tensor | None = None,
+    graded: bool = False,
 ) -> None:
     """:func:`scan_torch`'s contract on CPU tensors, in one numba kernel (tensors shared, not copied)."""
     args = (
         acc.numpy(),
         int(wexp),
         bool(conv),
+        bool(graded),
         int(du),
         int(dv),
         int(vth),

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from loihic.deploy.emulator import kernels as kern
+from loihic.deploy.emulator import synapse
 
 _MB = 1 << 20
 # Working set of one block on CPU.  Measured with one thread (bench/emulator_speed.py networks, T=100):
@@ -36,11 +37,12 @@ def _itemsize(dtype: torch.dtype) -> int:
 
 
 def _out_dtypes(emu) -> list[torch.dtype]:  # noqa: ANN001 - emulator.Emulator
-    """The dtype each neuron layer writes its spikes in: the next matmul's float dtype, uint8 at the end."""
+    """The dtype each neuron layer writes its output in: the next matmul's float dtype; at the end uint8
+    (spikes) or int32 (sigma-delta messages)."""
     following = [op[1][0].dtype for op in emu._synaptic]  # type: ignore[index]
     if emu.input_lif is None:
         following = following[1:]
-    return [*following, torch.uint8]
+    return [*following, torch.int32 if emu.lifs[-1].graded_out else torch.uint8]
 
 
 def step_bytes(emu) -> int:  # noqa: ANN001
@@ -101,9 +103,19 @@ class Workspace:
         return buf[:n].view(shape)
 
 
-def _scan(emu, acc, wexp, conv, lif, state, spikes, vtrace, counts) -> None:  # noqa: ANN001, PLR0913
-    fn = kern.scan_numba if emu.backend == "numba" else kern.scan_torch
-    fn(acc, wexp, conv, lif.du, lif.dv, lif.vth, lif.bias6, state[0], state[1], spikes, vtrace, counts)
+def _scan(emu, acc, wexp, conv, graded, pop, state, out, vtrace, counts) -> None:  # noqa: ANN001, PLR0913
+    """One population over a block: its synaptic input from the accumulator ``acc`` (``graded=None``: ``acc``
+    is what the source drives an input population with, no synapse), then its kind's recurrence."""
+    if pop.kind == "lif":
+        fn = kern.scan_numba if emu.backend == "numba" else kern.scan_torch
+        fn(acc, wexp, conv, pop.du, pop.dv, pop.vth, pop.bias6, state[0], state[1], out, vtrace, counts, bool(graded))
+        return
+    a = acc.to(torch.int64)
+    if graded is not None:
+        a, shifted = synapse.synaptic(a, wexp, conv, graded)
+        if counts is not None:
+            counts[:, 2] += (a != shifted).reshape(a.shape[0], -1).sum(1)
+    pop.scan(a, state, out, vtrace)
 
 
 def _synapse(kind: str, params: object, s: torch.Tensor, in_shape: tuple[int, ...], out: torch.Tensor) -> torch.Tensor:
@@ -156,21 +168,33 @@ def _block(emu, xb: torch.Tensor, state, counts, rec, vtrace, b0: int, t0: int, 
         kern.to_btn(xb, acc, binary=False)
         s = ws.get(("spikes", 0), (nb, nt, lif.size), outs[0])
         vt = trace(0, lif.size)
-        _scan(emu, acc, 0, False, lif, state[0], s, vt, None if counts is None else counts[0])
+        _scan(
+            emu,
+            acc,
+            0,
+            False,
+            None if lif.graded_out else False,
+            lif,
+            state[0],
+            s,
+            vt,
+            None if counts is None else counts[0],
+        )
         record(0, s, vt)
         k = 1
     else:
         first = emu._synaptic[0][1][0].dtype
         s = ws.get("input", (nb, nt, xb.shape[1]), first)
         kern.to_btn(xb, s, binary=not emu.graded)
-    for kind, params, lif in emu._synaptic:
+    for j, (kind, params, lif) in enumerate(emu._synaptic):
         if carry is not None:
             s = _delayed(s, carry, k)
         acc = _synapse(kind, params, s, in_shape, ws.get(("acc", k), (nb, nt, lif.size), params[0].dtype))  # type: ignore[index]
         wexp = params[1] if kind == "dense" else 0  # type: ignore[index]
         s = ws.get(("spikes", k), (nb, nt, lif.size), outs[k])
         vt = trace(k, lif.size)
-        _scan(emu, acc, int(wexp), kind == "conv", lif, state[k], s, vt, None if counts is None else counts[k])
+        graded = emu.graded_in[j]
+        _scan(emu, acc, int(wexp), kind == "conv", graded, lif, state[k], s, vt, None if counts is None else counts[k])
         del acc
         record(k, s, vt)
         in_shape, k = lif.shape, k + 1
@@ -182,7 +206,7 @@ def run_layer_major(emu, x, record_layers: bool, record_v: bool, monitor: bool) 
     lifs, dev = emu.lifs, emu.device
     last = len(lifs) - 1
     rec = [
-        np.empty((batch, lif.size, steps), np.uint8) if (record_layers or k == last) else None
+        np.empty((batch, lif.size, steps), lif.record_dtype) if (record_layers or k == last) else None
         for k, lif in enumerate(lifs)
     ]
     vtrace = np.empty((batch, lifs[-1].size, steps), np.int64) if record_v else None
@@ -195,14 +219,14 @@ def run_layer_major(emu, x, record_layers: bool, record_v: bool, monitor: bool) 
     bc, tc = plan_blocks(emu, batch, steps)
     for b0 in range(0, batch, bc):
         nb = min(bc, batch - b0)
-        state = [tuple(torch.zeros((nb, lif.size), dtype=torch.int64, device=dev) for _ in "uv") for lif in lifs]
+        state = [lif.new_state(nb, dev) for lif in lifs]
         counts = [torch.zeros((nb, 3), dtype=torch.int64, device=dev) for _ in lifs] if monitor else None
         carry: dict[int, torch.Tensor] | None = {} if emu.stream else None  # fresh network per sample block
         for t0 in range(0, steps, tc):
             xb = xs[b0 : b0 + nb, :, t0 : t0 + tc]
             xb = xb.to(dev) if dev.type != "cpu" else xb
             _block(emu, xb, state, counts, rec, vtrace, b0, t0, carry)
-        output_v[b0 : b0 + nb] = state[-1][1].cpu().numpy()
+        output_v[b0 : b0 + nb] = lifs[-1].readout(state[-1]).cpu().numpy()
         if counts is not None:
             for k, c in enumerate(counts):
                 totals[k] += c.sum(0).cpu().numpy()

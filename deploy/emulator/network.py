@@ -54,12 +54,12 @@ import numpy as np
 import torch
 
 from loihic.compiler.errors import InputError
-from loihic.compiler.netx import schema
-from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, NxNeuron
+from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten
 from loihic.deploy.emulator import kernels as kern
 from loihic.deploy.emulator.layer_major import Workspace, run_layer_major
-from loihic.deploy.emulator.lif import V_MAX, bias_term, threshold
-from loihic.deploy.emulator.step_major import lif_step, run_step_major
+from loihic.deploy.emulator.populations import Population, population
+from loihic.deploy.emulator.sigma_delta import MESSAGE_MAX
+from loihic.deploy.emulator.step_major import run_step_major
 
 MODES = ("layer", "step")
 BACKENDS = ("numba", "torch")
@@ -90,24 +90,6 @@ def _exact_float_math() -> Iterator[None]:
     finally:
         torch.set_float32_matmul_precision(precision)
         torch.backends.cudnn.allow_tf32 = cudnn_tf32
-
-
-class _Lif:
-    """The constants of one LIF population, prepared for a batch."""
-
-    def __init__(self, n: NxNeuron, shape: tuple[int, ...], device: torch.device) -> None:
-        self.du = schema.DECAY_UNITY - n.i_decay
-        self.dv = schema.DECAY_UNITY - n.v_decay
-        self.vth = threshold(n.v_th_mant)
-        bias = np.zeros(int(np.prod(shape)), np.int64) if n.bias is None else n.bias
-        self.bias = torch.as_tensor(bias_term(bias), device=device).reshape(shape)
-        self.bias6 = self.bias.reshape(-1).contiguous()  # (n,) for the layer-major kernels
-        self.shape = shape
-        self.size = int(np.prod(shape))
-        self.can_spike = self.vth < V_MAX
-
-    def step(self, st, a: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - emulator_step._LifState
-        return lif_step(self, st, a)
 
 
 @dataclass
@@ -181,7 +163,8 @@ class Emulator:
     (CPU; the default there when numba is installed) or ``"torch"`` (any device; the default elsewhere).
     ``memory_mb``: bound on the working memory of one block of samples in layer mode (results come on
     top); a sample that needs more is run in blocks of steps.  ``stream``: stream timing instead of aligned
-    (module doc): each sample from a fresh network, output ``[..., t]`` as Lava's sink records it at step t.
+    (module doc): each sample from a fresh network, output ``[..., t]`` as Lava's sink records it at step t;
+    None (the default): stream for a sigma-delta network (netx never resets one), aligned for LIF.
     """
 
     def __init__(
@@ -192,7 +175,7 @@ class Emulator:
         mode: str = "layer",
         backend: str | None = None,
         memory_mb: float = DEFAULT_MEMORY_MB,
-        stream: bool = False,
+        stream: bool | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -210,24 +193,39 @@ class Emulator:
         self.stream = bool(stream)
         self.graded = input_message_bits > 0
         self.input_shape = model.input.shape
+        self.sigma_delta = model.is_sigma_delta
+        if stream is None:
+            stream = self.sigma_delta
+        if self.sigma_delta and not stream:
+            raise InputError(
+                f"{model.path}: a sigma-delta network runs in stream timing only (netx never resets it); "
+                "run it with --stream (stream=True)"
+            )
+        self.stream = bool(stream)
         self.input_lif = (
-            _Lif(model.input.neuron, self.input_shape, self.device) if model.input.neuron is not None else None
+            population(model.input.neuron, self.input_shape, self.device) if model.input.neuron is not None else None
         )
-        self.ops: list[tuple[str, object, _Lif | None]] = []
+        self.ops: list[tuple[str, object, Population | None]] = []
+        self.graded_in: list[bool] = []  # per synaptic layer: its input is graded (not binarised)
+        graded = self.input_lif.graded_out if self.input_lif is not None else self.graded
         in_max = (1 << max(input_message_bits, 1)) - 1 if self.graded else 1
+        in_max = MESSAGE_MAX if (self.input_lif is not None and graded) else in_max
         for layer in model.layers:
             if isinstance(layer, NxFlatten):
                 self.ops.append(("flatten", None, None))
                 continue
             dtype = _exact_dtype(layer.weight, in_max)
-            in_max = 1  # spikes after the first layer
+            pop = population(layer.neuron, layer.shape, self.device)
             if isinstance(layer, NxDense):
                 w = torch.as_tensor(layer.weight.T, dtype=dtype, device=self.device)
-                self.ops.append(("dense", (w, layer.weight_exp), _Lif(layer.neuron, layer.shape, self.device)))
+                self.ops.append(("dense", (w, layer.weight_exp), pop))
             elif isinstance(layer, NxConv):
                 dtype = torch.float64 if self.device.type == "cuda" else dtype
                 w = torch.as_tensor(layer.weight, dtype=dtype, device=self.device)
-                self.ops.append(("conv", (w, layer), _Lif(layer.neuron, layer.shape, self.device)))
+                self.ops.append(("conv", (w, layer), pop))
+            self.graded_in.append(graded)
+            graded = pop.graded_out
+            in_max = MESSAGE_MAX if graded else 1  # spikes after a LIF layer, messages after a sigma-delta one
         self._synaptic = [op for op in self.ops if op[0] != "flatten"]
         self.workspace = Workspace(self.device)  # layer mode's buffers, kept between runs
 
@@ -236,7 +234,7 @@ class Emulator:
     _ops = property(lambda self: self.ops)
 
     @property
-    def lifs(self) -> list[_Lif]:
+    def lifs(self) -> list[Population]:
         """Every LIF population in order: the input neuron (if any), then one per dense/conv layer."""
         return ([self.input_lif] if self.input_lif else []) + [op[2] for op in self._synaptic]  # type: ignore[misc]
 

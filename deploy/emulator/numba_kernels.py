@@ -63,7 +63,7 @@ def _make_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants
     digest = _DIGEST
 
     @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def scan(acc, wexp, conv, du, dv, vth, bias6, u, v, spikes, vtrace, counts, lo, hi):  # noqa: ANN001, ANN202, PLR0913
+    def scan(acc, wexp, conv, graded, du, dv, vth, bias6, u, v, spikes, vtrace, counts, lo, hi):  # noqa: ANN001, ANN202, PLR0913
         digest  # noqa: B018 - in the closure, hence in the cache key (above)
         nt, nn = acc.shape[1], acc.shape[2]
         for b in range(lo, hi):
@@ -76,7 +76,7 @@ def _make_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants
                 at = acc[b, t]
                 st = spikes[b, t]
                 for j in range(nn):
-                    a, shifted = synapse.synaptic(np.int64(at[j]), wexp, conv)
+                    a, shifted = synapse.synaptic(np.int64(at[j]), wexp, conv, graded)
                     uu, vv, s, u_wrapped, v_clipped = lif.step(
                         ub[j], vb[j], lif.current_input(a), du, dv, bias6[j], vth
                     )
@@ -100,12 +100,12 @@ def _make_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants
 _SCANS: dict[tuple[bool, bool], object] = {}
 
 
-def scan_rows(acc, wexp, conv, du, dv, vth, bias6, u, v, spikes, vtrace, counts, record_v, monitor, lo, hi):  # noqa: ANN001, ANN201, PLR0913
+def scan_rows(acc, wexp, conv, graded, du, dv, vth, bias6, u, v, spikes, vtrace, counts, record_v, monitor, lo, hi):  # noqa: ANN001, ANN201, PLR0913
     """The LIF recurrence over samples [lo, hi) of a (B, T, n) block (emulator_kernels.scan_numba)."""
     key = (bool(record_v), bool(monitor))
     if key not in _SCANS:
         _SCANS[key] = _make_scan(*key)
-    _SCANS[key](acc, wexp, conv, du, dv, vth, bias6, u, v, spikes, vtrace, counts, lo, hi)
+    _SCANS[key](acc, wexp, conv, graded, du, dv, vth, bias6, u, v, spikes, vtrace, counts, lo, hi)
 
 
 @numba.njit(cache=True, nogil=True)

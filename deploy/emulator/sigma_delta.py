@@ -49,6 +49,7 @@ BITS = schema.SDNN_STATE_BITS  # 32: every state and message is np.int32
 INT32_MIN = -(1 << (BITS - 1))  # np.abs(INT32_MIN) == INT32_MIN in int32: never >= vth
 SCALE_BITS = schema.SDNN_SCALE_BITS  # E = spike_exp + state_exp = 12
 STATE_EXP = schema.STATE_EXP  # 6: the message is s >> 6
+MESSAGE_MAX = 1 << (BITS - 1 - STATE_EXP)  # |message| <= 2^25: an int32 floor-shifted by state_exp
 
 
 def threshold(v_th_mant: int) -> int:

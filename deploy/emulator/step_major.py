@@ -8,42 +8,20 @@ because it needs no memory proportional to T.  Same integer arithmetic, the func
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from loihic.deploy.emulator import lif as lif_kind
 from loihic.deploy.emulator import synapse as syn
+from loihic.deploy.emulator.populations import SigmaDeltaState, _LifState, lif_step  # noqa: F401 - lif_step: API
 
 
-@dataclass
-class _LifState:
-    u: torch.Tensor
-    v: torch.Tensor
-    counts: torch.Tensor | None  # (3,) int64: u wraps, v clips, synapse wraps (overflow monitor)
-
-
-def lif_step(lif, st: _LifState, a: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - emulator._Lif
-    """One step of a LIF population ``lif`` (emulator._Lif constants) on synaptic input ``a``
-    (:func:`loihic.deploy.emulator.lif.step`)."""
-    st.u, st.v, s, u_wrapped, v_clipped = lif_kind.step(
-        st.u, st.v, lif_kind.current_input(a), lif.du, lif.dv, lif.bias, lif.vth
-    )
-    if st.counts is not None:
-        st.counts[0] += u_wrapped.sum()
-        st.counts[1] += v_clipped.sum()
-    return s
-
-
-def synapse(
-    kind: str, params: object, s: torch.Tensor, graded_first: bool, counts: torch.Tensor | None
-) -> torch.Tensor:
+def synapse(kind: str, params: object, s: torch.Tensor, graded: bool, counts: torch.Tensor | None) -> torch.Tensor:
     """The synaptic input ``a`` of one step (:func:`loihic.deploy.emulator.synapse.synaptic`): dense
-    ``wrap32(shift(W @ s))``, conv ``wrap24(int32(conv(s)))``."""
+    ``wrap32(shift(W @ s))``, conv ``wrap24(int32(conv(s)))``; ``graded``: ``s`` holds values (a graded source,
+    sigma-delta messages), else any nonzero is one spike."""
     w = params[0]  # type: ignore[index]
-    x = s.to(w.dtype) if graded_first else (s != 0).to(w.dtype)
+    x = s.to(w.dtype) if graded else (s != 0).to(w.dtype)
     if kind == "dense":
         w, wexp = params  # type: ignore[misc]
         acc = torch.matmul(x.reshape(x.shape[0], -1), w)
@@ -51,7 +29,7 @@ def synapse(
         w, layer = params  # type: ignore[misc]
         wexp = 0  # Lava's conv ignores weight_exp
         acc = F.conv2d(x, w, stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
-    out, shifted = syn.synaptic(acc.round().to(torch.int64), wexp, kind == "conv")
+    out, shifted = syn.synaptic(acc.round().to(torch.int64), wexp, kind == "conv", graded)
     if counts is not None:
         counts[2] += (out != shifted).sum()
     return out
@@ -63,10 +41,18 @@ def run_step_major(emu, xt: torch.Tensor, record_layers: bool, record_v: bool, m
     batch, steps = xt.shape[0], xt.shape[-1]
     lifs = emu.lifs
     zero = torch.zeros(3, dtype=torch.int64, device=emu.device)
-    states = []
+    states: list = []
     for lif in lifs:
-        z = torch.zeros((batch, *lif.shape), dtype=torch.int64, device=emu.device)
-        states.append(_LifState(z, z.clone(), zero.clone() if monitor else None))
+        counts = zero.clone() if monitor else None
+        if lif.kind == "lif":
+            z = torch.zeros((batch, *lif.shape), dtype=torch.int64, device=emu.device)
+            states.append(_LifState(z, z.clone(), counts))
+        else:
+            states.append(SigmaDeltaState(lif.new_state(batch, emu.device), counts))
+
+    def readout(st) -> torch.Tensor:  # noqa: ANN001
+        return st.v if isinstance(st, _LifState) else lifs[-1].readout(st.values).reshape(batch, *lifs[-1].shape)
+
     rec: list[list[torch.Tensor]] = [[] for _ in lifs]
     vtrace: list[torch.Tensor] = []
     last = len(lifs) - 1
@@ -78,29 +64,31 @@ def run_step_major(emu, xt: torch.Tensor, record_layers: bool, record_v: bool, m
             s = emu.input_lif.step(states[0], s)
             rec[0].append(s) if (record_layers or last == 0) else None
             k = 1
-        first = not emu.input_lif
+        j = 0
         for kind, params, lif in emu.ops:
             if kind == "flatten":
                 s = s.reshape(batch, -1)
                 continue
             if emu.stream:  # the synapse's one-step latency (spec 2.7): it delivers last step's input
                 s, pending[k] = pending.get(k, torch.zeros_like(s)), s
-            a = synapse(kind, params, s, first and emu.graded, states[k].counts)
-            first = False
+            a = synapse(kind, params, s, emu.graded_in[j], states[k].counts)
+            j += 1
             s = lif.step(states[k], a)
             if record_layers or k == last:
                 rec[k].append(s)
             k += 1
         if record_v:
-            vtrace.append(states[-1].v.clone())
+            vtrace.append(readout(states[-1]).clone())
 
-    def stack(ts: list[torch.Tensor]) -> np.ndarray:
-        return torch.stack(ts, dim=-1).to(torch.uint8).cpu().numpy()
+    def stack(ts: list[torch.Tensor], dtype: np.dtype) -> np.ndarray:
+        return torch.stack(ts, dim=-1).cpu().numpy().astype(dtype)
 
     return {
-        "output_spikes": stack(rec[-1]),
-        "output_v": states[-1].v.cpu().numpy(),
-        "layer_spikes": [stack(r) for r in rec] if record_layers else None,
+        "output_spikes": stack(rec[-1], lifs[-1].record_dtype),
+        "output_v": readout(states[-1]).cpu().numpy(),
+        "layer_spikes": [stack(r, lif.record_dtype) for r, lif in zip(rec, lifs, strict=True)]
+        if record_layers
+        else None,
         "output_v_trace": torch.stack(vtrace, -1).cpu().numpy() if record_v else None,
         "counts": [st.counts.cpu().numpy() for st in states] if monitor else None,
     }

@@ -36,8 +36,8 @@ _NC_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"  # ships wi
 
 @dataclass
 class LavaResult:
-    output_spikes: np.ndarray  # (N, *out_shape, T) uint8, aligned time base
-    output_v: np.ndarray | None  # (N, *out_shape) int64: last layer's v at each sample's last step
+    output_spikes: np.ndarray  # (N, *out_shape, T) uint8 spikes (int32 sigma-delta messages), run's time base
+    output_v: np.ndarray | None  # (N, *out_shape) int64: last layer's v (sigma-delta: sigma) at a sample's end
     layer_spikes: list[np.ndarray] | None  # per neuron layer (N, *shape, T), when recorded
 
 
@@ -129,7 +129,8 @@ def _session(job: _Job, session: lava_guard.Session, sink_dir: str, progress_pat
         session.end_chunk(k)
         done += k
         if done in job.read_v_after:
-            v = np.asarray(net.layers[-1].neuron.v.get()).astype(np.int64)
+            neuron = net.layers[-1].neuron  # LIF: v; a sigma-delta layer: sigma (the emulator's readout)
+            v = np.asarray((neuron.sigma if model.is_sigma_delta else neuron.v).get()).astype(np.int64)
             job.out_v[job.read_v_after[done]] = _from_lava(v[..., None], model.output_shape)[..., 0]
     session.phase = "stopping"
     net.stop()
@@ -146,7 +147,7 @@ def run_lava(
     progress: bool = True,
     model: NetxModel | None = None,
     timeout: float | None = None,
-    stream: bool = False,
+    stream: bool | None = None,
 ) -> LavaResult:
     """Run samples ``x`` (N, *input_shape, T) of integers through the netx file ``path`` on Lava.
 
@@ -156,11 +157,16 @@ def run_lava(
     The run is watched (:mod:`loihic.deploy.lava.guard`): a Lava process that dies or hangs ends it
     with a one-line :class:`~loihic.deploy.lava.guard.LavaRunError`, and no Lava process outlives it
     or this process.  ``timeout`` (seconds; default ``$LOIHIC_LAVA_TIMEOUT``) replaces the automatic
-    deadline with a fixed one.  ``stream``: stream timing (module doc), one fresh network per sample.
+    deadline with a fixed one.  ``stream``: stream timing (module doc), one fresh network per sample; None (the
+    default): stream for a sigma-delta network (its only timing), aligned otherwise.
     """
     lava_compat.install()
     limit = lava_guard.resolve_timeout(timeout)
-    model = model or read_netx(path)
+    model = model or read_netx(path, sigma_delta=True)
+    if stream is None:
+        stream = model.is_sigma_delta
+    if model.is_sigma_delta and not stream:
+        raise LoihicError(f"{path}: a sigma-delta network runs in stream timing only (netx never resets it)")
     if stream and x.shape[0] > 1:  # each sample from a fresh network, as a plain netx run starts
         each = dict(backend=backend, input_message_bits=input_message_bits, record_layers=record_layers)
         each.update(read_v=read_v, progress=False, model=model, timeout=timeout, stream=True)
@@ -214,7 +220,8 @@ def run_lava(
     spikes = []
     for data_k, shape, d in zip(recorded, shapes, delays, strict=True):
         aligned = _from_lava(data_k, shape)[..., d : d + n * steps]
-        spikes.append(np.moveaxis(aligned.reshape(*shape, n, steps), -2, 0).astype(np.uint8))
+        dtype = np.int32 if model.is_sigma_delta else np.uint8  # graded messages, or spikes
+        spikes.append(np.moveaxis(aligned.reshape(*shape, n, steps), -2, 0).astype(dtype))
     return LavaResult(spikes[-1], job.out_v, spikes if record_layers else None)
 
 

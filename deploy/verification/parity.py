@@ -37,6 +37,7 @@ class VerifyReport:
     emulator_seconds: float
     lava_seconds: float
     overflow: list[LayerOverflow] | None = None  # the emulator's overflow monitor, per neuron layer
+    stream: bool = False  # the timing both ran in: stream, or aligned
 
     @property
     def identical(self) -> bool:
@@ -77,10 +78,11 @@ def verify(
     progress: bool = True,
     ray_address: str | None = None,
     memory_mb: float = DEFAULT_MEMORY_MB,
-    stream: bool = False,
+    stream: bool | None = None,
 ) -> VerifyReport:
     """Run ``x`` on Lava and on the emulator and compare every spike of every layer (and the read-out's final
-    v); ``stream``: both in stream timing (deploy/lava/timing.py) instead of aligned."""
+    v); ``stream``: both in stream timing (deploy/lava/timing.py) instead of aligned; None: stream for a
+    sigma-delta network, aligned otherwise."""
     model = model or read_netx(path)
     emulator = Emulator(model, device=device, input_message_bits=input_message_bits, memory_mb=memory_mb, stream=stream)
     t0 = time.perf_counter()
@@ -101,7 +103,7 @@ def verify(
         record_layers=True,
         read_v=readout,
         progress=progress,
-        stream=stream,
+        stream=emulator.stream,
         model=model,
     )
     t2 = time.perf_counter()
@@ -126,4 +128,5 @@ def verify(
         emulator_seconds=t1 - t0,
         lava_seconds=t2 - t1,
         overflow=emu.overflow,
+        stream=emulator.stream,
     )
