@@ -1,4 +1,5 @@
-"""The LIF recurrence of the layer-major emulator, over a whole (B, T, n) block of synaptic input.
+"""The neuron recurrences of the layer-major emulator (LIF, and sigma-delta: Delta, SigmaDelta, Sigma), over a
+whole (B, T, n) block of synaptic input.
 
 Layout: sample-major, then time, then neuron, ``(B, T, n)`` (C-contiguous): one sample's T rows are the
 rows of the layer's GEMM/convolution over all B*T inputs, and at every step the n neurons of a sample
@@ -16,6 +17,11 @@ The integer arithmetic is :mod:`loihic.deploy.emulator.synapse` (dense / conv sy
 (B, n) tensors, and the numba kernel compiles the same functions into its loop.  The overflow monitor
 counts, per layer, the elements (sample x neuron x step) where u wrapped, where v was clipped, and where
 the synaptic value wrapped (dense: outside int32; conv: the int32 cast or the 24-bit accumulator).
+
+The sigma-delta kinds have the same pair, :func:`sd_scan_numba` and :func:`sd_scan_torch`, over
+:mod:`loihic.deploy.emulator.sigma_delta`'s steps; their state is the population's list of (B, n) int64
+tensors (Delta: act, residue; SigmaDelta: sigma, act, residue; Sigma: sigma), their output the graded
+messages, their trace the readout (``state[0]``), and their monitor the synapse-wrap column only.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from loihic.deploy.emulator import lif, synapse
+from loihic.deploy.emulator import lif, sigma_delta, synapse
 
 # numba is a dependency (Makefile, pyproject); without it the torch recurrence runs everywhere.  Its
 # kernels (deploy/emulator/numba_kernels.py) are imported on first use only.
@@ -96,6 +102,7 @@ def _split(fn, batch: int, threads: int, *args) -> None:  # noqa: ANN001
 
 _DUMMY_V = np.zeros((1, 1, 1), np.int64)
 _DUMMY_C = np.zeros((1, 3), np.int64)
+_DUMMY_S = np.zeros((0, 0), np.int64)  # the state rows a sigma-delta kind does not have (never indexed)
 
 
 def scan_numba(
@@ -134,6 +141,93 @@ def scan_numba(
     from loihic.deploy.emulator import numba_kernels as nb
 
     _split(nb.scan_rows, acc.shape[0], torch.get_num_threads(), *args)
+
+
+def sd_step(
+    kind: str, relu: bool, vth: int, bias12: torch.Tensor, a: torch.Tensor, state: list[torch.Tensor]
+) -> torch.Tensor:
+    """One step of a sigma-delta population of ``kind`` ('delta', 'sigma_delta', 'sigma') on the (B, n) int64
+    input ``a`` (array-generic: torch or numpy): updates ``state`` in place, returns the message."""
+    if kind == "delta":
+        msg, act, residue = sigma_delta.delta_step(a, state[0], state[1], vth)
+        new = [act, residue]
+    elif kind == "sigma_delta":
+        msg, sigma, act, residue = sigma_delta.sigma_delta_step(a, state[0], state[1], state[2], bias12, vth, relu)
+        new = [sigma, act, residue]
+    else:
+        msg = sigma_delta.sigma_step(a, state[0])
+        new = [msg]
+    for old, value in zip(state, new, strict=True):
+        old[...] = value
+    return msg
+
+
+def sd_scan_torch(
+    kind: str,
+    relu: bool,
+    acc: torch.Tensor,
+    wexp: int,
+    conv: bool,
+    graded: bool | None,
+    vth: int,
+    bias12: torch.Tensor,
+    state: list[torch.Tensor],
+    out: torch.Tensor,
+    vtrace: torch.Tensor | None = None,
+    counts: torch.Tensor | None = None,
+) -> None:
+    """The sigma-delta recurrence on any torch device: ``acc`` (B, T, n) -> messages ``out`` (B, T, n), ``state``
+    updated in place, ``vtrace`` (B, T, n) int64 (the readout, ``state[0]``) and ``counts[:, 2]`` (synapse
+    wraps) when given.  ``graded``: as :func:`scan_torch`; None: no synapse, ``acc`` holds the source's raw
+    values driving an input Delta."""
+    a = acc.to(torch.int64)
+    if graded is not None:
+        a, shifted = synapse.synaptic(a, wexp, conv, graded)
+        if counts is not None:
+            counts[:, 2] += (a != shifted).reshape(a.shape[0], -1).sum(1)
+    for t in range(a.shape[1]):
+        out[:, t] = sd_step(kind, relu, vth, bias12, a[:, t], state)
+        if vtrace is not None:
+            vtrace[:, t] = state[0]
+
+
+def sd_scan_numba(
+    kind: str,
+    relu: bool,
+    acc: torch.Tensor,
+    wexp: int,
+    conv: bool,
+    graded: bool | None,
+    vth: int,
+    bias12: torch.Tensor,
+    state: list[torch.Tensor],
+    out: torch.Tensor,
+    vtrace: torch.Tensor | None = None,
+    counts: torch.Tensor | None = None,
+) -> None:
+    """:func:`sd_scan_torch`'s contract on CPU tensors, in one numba kernel (tensors shared, not copied)."""
+    rows = [x.numpy() for x in state]
+    rows += [_DUMMY_S] * (3 - len(rows))
+    args = (
+        kind,
+        graded is not None,
+        bool(relu),
+        acc.numpy(),
+        int(wexp),
+        bool(conv),
+        bool(graded),
+        int(vth),
+        bias12.numpy(),
+        *rows,
+        out.numpy(),
+        _DUMMY_V if vtrace is None else vtrace.numpy(),
+        _DUMMY_C if counts is None else counts.numpy(),
+        vtrace is not None,
+        counts is not None,
+    )
+    from loihic.deploy.emulator import numba_kernels as nb
+
+    _split(nb.sd_scan_rows, acc.shape[0], torch.get_num_threads(), *args)
 
 
 def to_btn(x: torch.Tensor, out: torch.Tensor, binary: bool) -> None:

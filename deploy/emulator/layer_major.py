@@ -2,7 +2,8 @@
 
 For a block of samples (and steps), layer by layer: the layer's whole synaptic input, one matmul (dense)
 or conv2d (conv) over all B*T rows in the exact float dtype, then the LIF recurrence over T
-(:func:`~loihic.deploy.emulator.kernels.scan_numba` on CPU, :func:`~...scan_torch` elsewhere), whose
+(:func:`~loihic.deploy.emulator.kernels.scan_numba` on CPU, :func:`~...scan_torch` elsewhere; for sigma-delta
+populations ``sd_scan_numba`` / ``sd_scan_torch``), whose
 spikes, written in the dtype the next layer's matmul reads, are that layer's input.  Tensors are
 (B, T, n) (sample, step, neuron), so a sample's steps are consecutive GEMM rows and each step's neurons
 are contiguous.  u and v are carried from one time block to the next, so blocks in time give the same
@@ -23,7 +24,6 @@ import torch
 import torch.nn.functional as F
 
 from loihic.deploy.emulator import kernels as kern
-from loihic.deploy.emulator import synapse
 
 _MB = 1 << 20
 # Working set of one block on CPU.  Measured with one thread (bench/emulator_speed.py networks, T=100):
@@ -110,12 +110,7 @@ def _scan(emu, acc, wexp, conv, graded, pop, state, out, vtrace, counts) -> None
         fn = kern.scan_numba if emu.backend == "numba" else kern.scan_torch
         fn(acc, wexp, conv, pop.du, pop.dv, pop.vth, pop.bias6, state[0], state[1], out, vtrace, counts, bool(graded))
         return
-    a = acc.to(torch.int64)
-    if graded is not None:
-        a, shifted = synapse.synaptic(a, wexp, conv, graded)
-        if counts is not None:
-            counts[:, 2] += (a != shifted).reshape(a.shape[0], -1).sum(1)
-    pop.scan(a, state, out, vtrace)
+    pop.scan(emu.backend, acc, wexp, conv, graded, state, out, vtrace, counts)
 
 
 def _synapse(kind: str, params: object, s: torch.Tensor, in_shape: tuple[int, ...], out: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,11 @@
 :mod:`loihic.deploy.emulator.kernels` (importing numba costs about half a second, which the commands
 that never emulate should not pay).  Compiled on first call and cached on disk (``cache=True``).
 
-The scan holds no arithmetic of its own: it compiles the array-generic functions of
-:mod:`loihic.deploy.emulator.synapse` and :mod:`loihic.deploy.emulator.lif` (registered below with
-``register_jitable``, inlined) on int64 scalars, so the schema's constants become compile-time constants.
+The scans hold no arithmetic of their own: they compile the array-generic functions of
+:mod:`loihic.deploy.emulator.synapse`, :mod:`loihic.deploy.emulator.lif` and
+:mod:`loihic.deploy.emulator.sigma_delta` (registered below with ``register_jitable``, inlined) on int64
+scalars, so the schema's constants become compile-time constants.  :func:`scan_rows` is the LIF
+recurrence, :func:`sd_scan_rows` the sigma-delta one (Delta, SigmaDelta, Sigma).
 
 Each kernel is a serial function over the samples [lo, hi) that releases the GIL; with more than one
 thread, ``emulator_kernels._split`` runs slices of the samples on a thread pool.  (Not numba's
@@ -22,7 +24,7 @@ from numba.core import types
 from numba.extending import overload_method, register_jitable
 
 from loihic.compiler.netx import schema
-from loihic.deploy.emulator import lif, synapse
+from loihic.deploy.emulator import lif, sigma_delta, synapse
 
 
 @overload_method(types.Integer, "clip", inline="always")
@@ -34,6 +36,8 @@ def _scalar_clip(x, lo, hi):  # noqa: ANN001, ANN202
 
 _GENERIC = (synapse.wrap, synapse.weight_exp, synapse.int32_cast, synapse.synaptic)
 _GENERIC += (lif.rs0, lif.current_input, lif.wrap_u, lif.clip_v, lif.step)
+_GENERIC += (sigma_delta.encode_input, sigma_delta.activation, sigma_delta.delta_encode, sigma_delta.message)
+_GENERIC += (sigma_delta.delta_step, sigma_delta.sigma_delta_step, sigma_delta.sigma_step)
 for _fn in _GENERIC:
     register_jitable(inline="always")(_fn)
 
@@ -42,11 +46,12 @@ def _digest() -> str:
     """What the compiled scan depends on beyond its own bytecode: the code of the functions compiled into it
     and the integer constants of their modules.  numba's disk cache keys a kernel on its own bytecode and
     closure values only (not on the functions it calls or the globals they read), so this goes into every
-    kernel's closure: a change in lif.py, synapse.py or the schema recompiles instead of loading stale code."""
+    kernel's closure: a change in lif.py, sigma_delta.py, synapse.py or the schema recompiles instead of loading
+    stale code."""
     h = hashlib.sha256()
     for fn in _GENERIC:
         h.update(fn.__code__.co_code + repr((fn.__code__.co_consts, fn.__code__.co_names)).encode())
-    for m in (schema, synapse, lif):
+    for m in (schema, synapse, lif, sigma_delta):
         h.update(repr(sorted((k, v) for k, v in vars(m).items() if isinstance(v, int))).encode())
     return h.hexdigest()
 
@@ -106,6 +111,88 @@ def scan_rows(acc, wexp, conv, graded, du, dv, vth, bias6, u, v, spikes, vtrace,
     if key not in _SCANS:
         _SCANS[key] = _make_scan(*key)
     _SCANS[key](acc, wexp, conv, graded, du, dv, vth, bias6, u, v, spikes, vtrace, counts, lo, hi)
+
+
+SD_KINDS = {"delta": 0, "sigma_delta": 1, "sigma": 2}  # the kernel's compile-time kind codes
+
+
+def _make_sd_scan(KIND: int, SYNAPSE: bool, RELU: bool, RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803, FBT001
+    """The sigma-delta recurrence of one kind (:data:`SD_KINDS`), compiled like :func:`_make_scan`: the kind,
+    whether a synapse feeds it (``SYNAPSE`` False: an input Delta driven by the source's raw values), the
+    activation (ReLU or identity), the readout trace and the synapse-wrap monitor are closure constants."""
+    digest = _DIGEST
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def scan(acc, wexp, conv, graded, vth, bias12, s0, s1, s2, out, vtrace, counts, lo, hi):  # noqa: ANN001, ANN202, PLR0913
+        digest  # noqa: B018 - in the closure, hence in the cache key (_digest)
+        nt, nn = acc.shape[1], acc.shape[2]
+        for b in range(lo, hi):
+            r0 = s0[b]
+            r1 = s1[b]
+            r2 = s2[b]
+            ca = 0
+            for t in range(nt):
+                at = acc[b, t]
+                ot = out[b, t]
+                for j in range(nn):
+                    if SYNAPSE:
+                        a, shifted = synapse.synaptic(np.int64(at[j]), wexp, conv, graded)
+                        if MONITOR:
+                            ca += a != shifted
+                    else:
+                        a = np.int64(at[j])
+                    if KIND == 0:
+                        msg, act, residue = sigma_delta.delta_step(a, r0[j], r1[j], vth)
+                        r0[j] = act
+                        r1[j] = residue
+                    elif KIND == 1:
+                        msg, sigma, act, residue = sigma_delta.sigma_delta_step(
+                            a, r0[j], r1[j], r2[j], bias12[j], vth, RELU
+                        )
+                        r0[j] = sigma
+                        r1[j] = act
+                        r2[j] = residue
+                    else:
+                        msg = sigma_delta.sigma_step(a, r0[j])
+                        r0[j] = msg
+                    ot[j] = msg
+                    if RECORD_V:
+                        vtrace[b, t, j] = r0[j]  # the population's readout: sigma, or Delta's activation
+            if MONITOR:
+                counts[b, 2] += ca
+
+    return scan
+
+
+_SD_SCANS: dict[tuple, object] = {}
+
+
+def sd_scan_rows(
+    kind,
+    synapse_on,
+    relu,
+    acc,
+    wexp,
+    conv,
+    graded,
+    vth,
+    bias12,
+    s0,
+    s1,
+    s2,
+    out,
+    vtrace,
+    counts,
+    record_v,
+    monitor,
+    lo,
+    hi,
+):  # noqa: ANN001, ANN201, PLR0913
+    """The sigma-delta recurrence over samples [lo, hi) of a (B, T, n) block (emulator_kernels.sd_scan_numba)."""
+    key = (SD_KINDS[kind], bool(synapse_on), bool(relu), bool(record_v), bool(monitor))
+    if key not in _SD_SCANS:
+        _SD_SCANS[key] = _make_sd_scan(*key)
+    _SD_SCANS[key](acc, wexp, conv, graded, vth, bias12, s0, s1, s2, out, vtrace, counts, lo, hi)
 
 
 @numba.njit(cache=True, nogil=True)

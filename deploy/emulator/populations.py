@@ -19,7 +19,7 @@ import torch
 
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NxNeuron, NxSigmaDelta
-from loihic.deploy.emulator import lif, sigma_delta
+from loihic.deploy.emulator import kernels, lif, sigma_delta
 
 
 @dataclass
@@ -105,28 +105,26 @@ class SigmaDeltaPopulation:
 
     def advance(self, a: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
         """One step on the (B, n) int64 input ``a``: updates ``state`` in place, returns the message."""
-        if self.kind == "delta":
-            msg, act, residue = sigma_delta.delta_step(a, state[0], state[1], self.vth)
-            new = [act, residue]
-        elif self.kind == "sigma_delta":
-            msg, sigma, act, residue = sigma_delta.sigma_delta_step(
-                a, state[0], state[1], state[2], self.bias12, self.vth, self.relu
-            )
-            new = [sigma, act, residue]
-        else:
-            msg = sigma_delta.sigma_step(a, state[0])
-            new = [msg]
-        for old, value in zip(state, new, strict=True):
-            old.copy_(value)
-        return msg
+        return kernels.sd_step(self.kind, self.relu, self.vth, self.bias12, a, state)
 
-    def scan(self, a: torch.Tensor, state: list[torch.Tensor], out: torch.Tensor, vtrace: torch.Tensor | None) -> None:
-        """The recurrence over a (B, T, n) block of input ``a``: messages into ``out`` (B, T, n); ``vtrace``
-        (B, T, n) receives :meth:`readout` after every step when given."""
-        for t in range(a.shape[1]):
-            out[:, t] = self.advance(a[:, t], state)
-            if vtrace is not None:
-                vtrace[:, t] = self.readout(state)
+    def scan(  # noqa: PLR0913
+        self,
+        backend: str,
+        acc: torch.Tensor,
+        wexp: int,
+        conv: bool,
+        graded: bool | None,
+        state: list[torch.Tensor],
+        out: torch.Tensor,
+        vtrace: torch.Tensor | None,
+        counts: torch.Tensor | None,
+    ) -> None:
+        """The recurrence over a (B, T, n) block of accumulator ``acc`` (``graded`` None: the source's raw values,
+        no synapse): messages into ``out`` (B, T, n); ``vtrace`` (B, T, n) receives :meth:`readout` after every
+        step when given.  ``backend`` 'numba': :func:`~loihic.deploy.emulator.kernels.sd_scan_numba` (CPU),
+        else :func:`~loihic.deploy.emulator.kernels.sd_scan_torch`."""
+        fn = kernels.sd_scan_numba if backend == "numba" else kernels.sd_scan_torch
+        fn(self.kind, self.relu, acc, wexp, conv, graded, self.vth, self.bias12, state, out, vtrace, counts)
 
     def step(self, st: SigmaDeltaState, a: torch.Tensor) -> torch.Tensor:
         """The step-major path's step on (B, *shape) input: the message, (B, *shape)."""

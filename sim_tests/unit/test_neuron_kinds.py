@@ -24,7 +24,7 @@ import torch
 
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NxNeuron
-from loihic.deploy.emulator import kernels, lif, step_major, synapse
+from loihic.deploy.emulator import kernels, lif, sigma_delta, step_major, synapse
 
 Outcome = dict[str, np.ndarray]  # spikes (B, T, n), u, v (B, n), vtrace (B, T, n), counts (B, 3)
 
@@ -198,3 +198,120 @@ def test_conv_int32_cast_and_wraps_by_hand():
     assert lif.clip_v(np.array([1 << 23, -(1 << 23), 5])).tolist() == [(1 << 23) - 1, -(1 << 23) + 1, 5]
     x = np.array([-4097, -4096, -4095, -1, 0, 1, 4095, 4096, 8191], np.int64)
     assert lif.rs0(x).tolist() == (np.sign(x) * (np.abs(x) >> 12)).tolist()
+
+
+# --- sigma-delta (Delta, SigmaDelta, Sigma) ------------------------------------------------------------------------
+# Their state and coverage differ from LIF's (int32 wraps of sigma and of the delta, messages, residues held back),
+# so they are a table of their own: every kind against sigma_delta.py's numpy reference, on the torch scan (CUDA's
+# path), the numba scan (CPU) and one step at a time (the step-major path's kernels.sd_step on torch tensors).
+SD_KINDS = (("delta", True), ("sigma_delta", True), ("sigma_delta", False), ("sigma", True))
+SD_STATE = {"delta": 2, "sigma_delta": 3, "sigma": 1}
+SD_VTH_MANT = (0, 1, 5, 300, 1 << 15, (1 << 19) - 1, 1 << 19)  # vth = mant << 12: 0 up to 2^31 (never sends)
+
+
+def sd_scan_reference(kind: str, relu: bool, acc: np.ndarray, wexp: int, conv: bool, graded, p: dict) -> Outcome:  # noqa: ANN001, PLR0913
+    """sigma_delta.py and synapse.py on numpy int64 arrays, one step at a time; ``seen`` counts the int32 wraps."""
+    nb, nt, n = acc.shape
+    state = [np.zeros((nb, n), np.int64) for _ in range(SD_STATE[kind])]
+    out, vtrace = np.zeros((nb, nt, n), np.int64), np.zeros((nb, nt, n), np.int64)
+    counts, wraps = np.zeros((nb, 3), np.int64), 0
+    for t in range(nt):
+        a = acc[:, t].astype(np.int64)
+        if graded is not None:
+            a, shifted = synapse.synaptic(a, wexp, conv, graded)
+            counts[:, 2] += (a != shifted).sum(1)
+        before = state[0] + a if kind != "delta" else a << sigma_delta.SCALE_BITS
+        wraps += int((before != synapse.wrap(before, 32)).sum())
+        out[:, t] = kernels.sd_step(kind, relu, p["vth"], p["bias12"], a, state)
+        vtrace[:, t] = state[0]
+    residue = state[-1] if kind != "sigma" else np.zeros_like(state[0])
+    return {
+        "spikes": out,
+        "vtrace": vtrace,
+        "counts": counts,
+        "state": np.stack(state),
+        "wraps": wraps,
+        "residue": residue,
+    }
+
+
+def _sd_layer_major(scan: Callable) -> Callable:
+    def run(kind: str, relu: bool, acc: np.ndarray, wexp: int, conv: bool, graded, p: dict) -> Outcome:  # noqa: ANN001, PLR0913
+        nb, nt, n = acc.shape
+        state = [torch.zeros((nb, n), dtype=torch.int64) for _ in range(SD_STATE[kind])]
+        out, vtrace = torch.zeros((nb, nt, n), dtype=torch.int64), torch.zeros((nb, nt, n), dtype=torch.int64)
+        counts = torch.zeros((nb, 3), dtype=torch.int64)
+        bias12 = torch.as_tensor(p["bias12"])
+        scan(kind, relu, torch.as_tensor(acc), wexp, conv, graded, p["vth"], bias12, state, out, vtrace, counts)
+        got = {"spikes": out, "vtrace": vtrace, "counts": counts, "state": torch.stack(state)}
+        return {k: x.numpy() for k, x in got.items()}
+
+    return run
+
+
+def _sd_step_by_step(kind: str, relu: bool, acc: np.ndarray, wexp: int, conv: bool, graded, p: dict) -> Outcome:  # noqa: ANN001, PLR0913
+    """kernels.sd_step on torch tensors, one step at a time (what the step-major path calls)."""
+    nb, nt, n = acc.shape
+    state = [torch.zeros((nb, n), dtype=torch.int64) for _ in range(SD_STATE[kind])]
+    out, vtrace = np.zeros((nb, nt, n), np.int64), np.zeros((nb, nt, n), np.int64)
+    counts = np.zeros((nb, 3), np.int64)
+    for t in range(nt):
+        a = torch.as_tensor(acc[:, t]).to(torch.int64)
+        if graded is not None:
+            a, shifted = synapse.synaptic(a, wexp, conv, graded)
+            counts[:, 2] += (a != shifted).sum(1).numpy()
+        out[:, t] = kernels.sd_step(kind, relu, p["vth"], torch.as_tensor(p["bias12"]), a, state).numpy()
+        vtrace[:, t] = state[0].numpy()
+    return {"spikes": out, "vtrace": vtrace, "counts": counts, "state": torch.stack(state).numpy()}
+
+
+SD_BACKENDS = {
+    "torch": _sd_layer_major(kernels.sd_scan_torch),
+    **({"numba": _sd_layer_major(kernels.sd_scan_numba)} if kernels.HAVE_NUMBA else {}),
+}
+
+
+def _sd_input(rng: np.random.Generator, shape: tuple[int, ...], regime: str) -> tuple[np.ndarray, int, bool, object]:
+    """(acc, wexp, conv, graded): a synapse regime of :func:`random_acc`, or 'source' (no synapse: the raw int32
+    values a source drives an input Delta with, small or anywhere in int32 so that ``a << 12`` wraps)."""
+    if regime == "source":
+        bound = int(rng.choice([300, 1 << 20, 1 << 31]))
+        return rng.integers(-bound, bound, shape, dtype=np.int64), 0, False, None
+    acc, wexp, conv = random_acc(rng, shape, regime)
+    return acc, wexp, conv, regime != "binary"
+
+
+@pytest.mark.parametrize(("kind", "relu"), SD_KINDS, ids=lambda k: str(k))
+def test_sigma_delta_backends_equal_the_reference(kind: str, relu: bool):
+    rng = np.random.default_rng(19)
+    seen = {"messages": 0, "int32_wraps": 0, "held_residue": 0, "silent": 0, "synapse_wraps": 0}
+    regimes = ("source", *SYNAPSES)
+    for case in range(30):
+        regime = regimes[case % len(regimes)]
+        nb, nt, n = int(rng.integers(1, 4)), int(rng.integers(1, 30)), int(rng.integers(1, 70))
+        acc, wexp, conv, graded = _sd_input(rng, (nb, nt, n), regime)
+        if rng.random() < 0.5:  # sparse input: held values, where only the residue can still send
+            acc = acc * (rng.random(acc.shape) < 0.3)
+        mant = SD_VTH_MANT[case % len(SD_VTH_MANT)]
+        bias = rng.integers(-(1 << 22), 1 << 22, n) * (rng.random() < 0.6)
+        p = {"vth": sigma_delta.threshold(mant), "bias12": sigma_delta.bias_term(bias.astype(np.int64))}
+        ref = sd_scan_reference(kind, relu, acc, wexp, conv, graded, p)
+        backends = {**SD_BACKENDS, "step_by_step": _sd_step_by_step}
+        for name, run in backends.items():
+            got = run(kind, relu, acc.copy(), wexp, conv, graded, p)
+            for key in ("spikes", "vtrace", "counts", "state"):
+                if not np.array_equal(got[key], ref[key]):
+                    first = np.argwhere(np.asarray(got[key]) != ref[key])[0]
+                    raise AssertionError(
+                        f"{kind} relu={relu} case {case} ({regime}, vThMant {mant}), backend {name}: {key} differs "
+                        f"first at {first}: {got[key][tuple(first)]} vs reference {ref[key][tuple(first)]}"
+                    )
+        seen["messages"] += int(ref["spikes"].any())
+        seen["int32_wraps"] += int(ref["wraps"] > 0)
+        seen["held_residue"] += int(ref["residue"].any())
+        seen["silent"] += int(not ref["spikes"].any())
+        seen["synapse_wraps"] += int(ref["counts"][:, 2].sum() > 0)
+    want = {"messages": 10, "int32_wraps": 4, "synapse_wraps": 4}
+    if kind != "sigma":  # Sigma sends its sum every step: no threshold, no residue
+        want |= {"held_residue": 4, "silent": 2}
+    assert all(seen[k] >= v for k, v in want.items()), seen
