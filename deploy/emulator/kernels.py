@@ -102,7 +102,6 @@ def _split(fn, batch: int, threads: int, *args) -> None:  # noqa: ANN001
 
 _DUMMY_V = np.zeros((1, 1, 1), np.int64)
 _DUMMY_C = np.zeros((1, 3), np.int64)
-_DUMMY_S = np.zeros((0, 0), np.int64)  # the state rows a sigma-delta kind does not have (never indexed)
 
 
 def scan_numba(
@@ -207,7 +206,7 @@ def sd_scan_numba(
 ) -> None:
     """:func:`sd_scan_torch`'s contract on CPU tensors, in one numba kernel (tensors shared, not copied)."""
     rows = [x.numpy() for x in state]
-    rows += [_DUMMY_S] * (3 - len(rows))
+    rows += rows[:1] * (3 - len(rows))  # the rows a kind does not have: never read or written by its kernel
     args = (
         kind,
         graded is not None,
