@@ -315,3 +315,14 @@ def test_sigma_delta_backends_equal_the_reference(kind: str, relu: bool):
     if kind != "sigma":  # Sigma sends its sum every step: no threshold, no residue
         want |= {"held_residue": 4, "silent": 2}
     assert all(seen[k] >= v for k, v in want.items()), seen
+
+
+@pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
+def test_numba_cache_key_covers_every_compiled_step():
+    """numba's disk cache keys a kernel on its own bytecode only: the digest in every kernel's closure must cover
+    the functions compiled into it (sigma_delta.py's as well as lif.py's and synapse.py's)."""
+    from loihic.deploy.emulator import numba_kernels as nb
+
+    steps = (sigma_delta.delta_step, sigma_delta.sigma_delta_step, sigma_delta.sigma_step, sigma_delta.delta_encode)
+    assert all(fn in nb._GENERIC for fn in (*steps, lif.step, synapse.synaptic))
+    assert nb._digest() == nb._DIGEST
