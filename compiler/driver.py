@@ -57,6 +57,7 @@ class CompileResult:
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
     meta: dict[str, Any]
+    network: ir.Network | None = None  # the compiled IR the file was written from (scales, integers)
 
 
 def _input_width_notes(compiled: ir.Network, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -100,7 +101,7 @@ def compile_source(
         **src.provenance,
     }
     write_netx(compiled, out, meta, force=force)
-    return CompileResult(out, rows, (*src.notes, *notes), (*src.warnings, *warns), meta)
+    return CompileResult(out, rows, (*src.notes, *notes), (*src.warnings, *warns), meta, compiled)
 
 
 def nir_source(path: str | os.PathLike, timesteps: int | None, dt: float | None) -> Source:
