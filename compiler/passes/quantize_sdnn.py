@@ -20,15 +20,20 @@ the next layer ``sigma_l = W_q @ (64 S_{l-1} a_{l-1})``, which equals ``4096 S_l
 
 and the Sigma read-out's ``sigma / (4096 S_L)`` is the ANN's output.
 
-**Choice of S_l** (largest that keeps every limit; the weight resolution ``2 / (64 S_l / S_{l-1})`` and the
-message floor both improve with S_l):
+**Choice of S_l.**  The weight step ``2 / (64 S_l / S_{l-1})`` and the message floor ``1 / (64 S_l)`` improve
+with S_l; the limits are:
 
-- weights: ``64 S_l / S_{l-1} * max|W| <= 254``;
+- weights: ``64 S_l / S_{l-1} * max|W| <= 254`` (``omega_l = 254 / max|W|``, the largest weight scale);
 - int32 state (no saturation in Lava: a wrap would be silent): ``4096 S_l (A_l + max|b|) * HEADROOM < 2^31``,
   with ``A_l`` the layer's largest |pre-activation|: ``act_max`` from calibration when the IR has it, else
   the interval bound from the weights and the input range [0, 1]; a conv layer's per-step synaptic sum
   wraps at 24 bits (proc/conv/models.py signed_wrap), so there ``2^23`` instead of ``2^31``;
 - bias: ``S_l max|b| <= 32767`` (int16, the bias netx's blocks take); threshold: ``vThMant < 2^19``.
+
+A layer capped by its state range takes weight resolution from the next layer (``64 S_{l+1} / S_l``), so the
+scales are chosen together (:func:`choose_scales`): the smallest ``(64 S_l / S_{l-1}) / omega_l`` over the layers
+is maximised (recorded as ``sdnn_weight_rho`` in the IR meta, 1 when no layer is capped), and every layer
+takes the most its weights allow without lowering it.
 
 **What the threshold and the floor cost** (activation units, per neuron, what the next layer has seen vs
 the neuron's own value): the residue ``< vThMant_l / S_l`` (about the threshold) and the message floor,
@@ -62,65 +67,106 @@ def interval_bound(layer: ir.Dense | ir.Conv, in_max: float) -> float:
     return quant.worst_input(layer.weight, in_max) + bmax
 
 
-def _scale(layer: ir.Dense | ir.Conv, s_in: float, bound: float) -> tuple[float, str]:
+def _limits(layer: ir.Dense | ir.Conv, bound: float) -> tuple[float, dict[str, float]]:
+    """``(weight_scale_max, caps)``: the largest ``64 S_l / S_{l-1}`` the weights allow, and the caps on ``S_l``
+    itself (state range, bias, threshold)."""
     wmax = float(np.abs(layer.weight).max())
     if wmax == 0:
         raise QuantizationError(f"layer '{layer.name}': all weights are zero (netx cannot load that)")
     bmax = 0.0 if layer.bias is None else float(np.abs(layer.bias).max())
     state_bits = schema.CONV_ACC_BITS if isinstance(layer, ir.Conv) else schema.SDNN_STATE_BITS
-    limits = {
-        "weights": s_in * schema.WEIGHT_MAX / (MESSAGE_SHIFT * wmax),
-        "int32 state" if state_bits == schema.SDNN_STATE_BITS else "24-bit conv sum": (
-            ((1 << (state_bits - 1)) - 1) / (SCALE_UNIT * HEADROOM * max(bound + bmax, 1e-12))
-        ),
-    }
+    state = "int32 state" if state_bits == schema.SDNN_STATE_BITS else "24-bit conv sum"
+    caps = {state: ((1 << (state_bits - 1)) - 1) / (SCALE_UNIT * HEADROOM * max(bound + bmax, 1e-12))}
     if bmax > 0:
-        limits["bias"] = BIAS_MAX / bmax
+        caps["bias"] = BIAS_MAX / bmax
     if layer.neuron.output != "sigma" and layer.neuron.threshold > 0:
-        limits["threshold"] = schema.SDNN_VTH_MANT_MAX / layer.neuron.threshold
-    why = min(limits, key=limits.__getitem__)
-    return limits[why] * (1 - 1e-9), why  # rounding must not lift the largest weight past 254
+        caps["threshold"] = schema.SDNN_VTH_MANT_MAX / layer.neuron.threshold
+    # rounding must not lift the largest weight past 254: shave a hair off
+    return schema.WEIGHT_MAX / wmax * (1 - 1e-9), {k: v * (1 - 1e-9) for k, v in caps.items()}
+
+
+def _chain(s0: float, omega: list[float], caps: list[float], rho: float) -> tuple[list[float], list[str]] | None:
+    """Scales with every layer's weight scale at least ``rho`` times its largest, or None if none exist."""
+    n = len(omega)
+    upper = list(caps)  # backward: S_{l-1} <= 64 S_l / (rho omega_l) keeps layer l at rho
+    for k in range(n - 2, -1, -1):
+        upper[k] = min(caps[k], MESSAGE_SHIFT * upper[k + 1] / (rho * omega[k + 1])) if rho > 0 else caps[k]
+    scales, why, prev = [], [], s0
+    for k in range(n):
+        by_weights = prev * omega[k] / MESSAGE_SHIFT
+        s = min(by_weights, upper[k])
+        if s < prev * rho * omega[k] / MESSAGE_SHIFT * (1 - 1e-12):
+            return None
+        scales.append(s)
+        why.append("weights" if s == by_weights else "cap" if upper[k] == caps[k] else "next layer's weights")
+        prev = s
+    return scales, why
+
+
+def choose_scales(s0: float, omega: list[float], caps: list[float]) -> tuple[list[float], list[str], float]:
+    """Activation scales ``S_l`` that maximise the smallest ``rho_l = (64 S_l / S_{l-1}) / omega_l`` (each layer's
+    weight scale as a fraction of the largest its weights allow) under the caps ``S_l <= caps_l``: a layer
+    capped by its state range then does not starve the next layer's weight resolution (S_{l-1} large and S_l
+    capped makes ``64 S_l / S_{l-1}`` small).  Bisection on rho (feasibility is monotone), then every layer
+    takes the most its weights and the later layers' needs allow.  Returns (scales, what limited each, rho)."""
+    lo, hi = 0.0, 1.0
+    if _chain(s0, omega, caps, hi) is not None:
+        lo = hi
+    else:
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if _chain(s0, omega, caps, mid) is not None else (lo, mid)
+    scales, why = _chain(s0, omega, caps, lo)  # type: ignore[misc]  # rho = 0 is always feasible
+    return scales, why, lo
 
 
 def quantize_sdnn(net: ir.Network, cfg: CompileConfig) -> ir.Network:
     """The pass: every layer of a sigma-delta network to Lava integers (module docstring); others unchanged."""
     if not net.sigma_delta:
         return net
-    s_in = s0 = float(input_scale(net.encoding))
-    vth0 = int(round(net.input.delta * s_in))
+    s0 = float(input_scale(net.encoding))
+    vth0 = int(round(net.input.delta * s0))
     if vth0 > schema.SDNN_VTH_MANT_MAX:
         raise QuantizationError(f"input delta threshold {net.input.delta} gives vThMant {vth0} > 2^19 - 1")
     in_max = 1.0  # inputs x in [0, 1]
-    out: list[ir.Layer] = []
-    limited = dict(net.meta.get("scale_limited_by", {}))
-    for layer in net.layers:
-        if not isinstance(layer, ir.SYNAPTIC):
-            out.append(layer)
-            continue
+    syn = net.synaptic()
+    bounds, omega, caps, cap_names = [], [], [], []
+    for layer in syn:
         n = layer.neuron
         bound = n.act_max if n.act_max is not None else interval_bound(layer, in_max)
-        s, why = _scale(layer, s_in, bound)
+        om, cap = _limits(layer, bound)
+        bounds.append(float(bound))
+        omega.append(om)
+        caps.append(min(cap.values()))
+        cap_names.append(min(cap, key=cap.__getitem__))
+        in_max = max(bound, 0.0)
+    scales, why, rho = choose_scales(s0, omega, caps)
+    quants = {}
+    s_in = s0
+    limited = dict(net.meta.get("scale_limited_by", {}))
+    for layer, s, w, name, bound in zip(syn, scales, why, cap_names, bounds, strict=True):
         w_scale = MESSAGE_SHIFT * s / s_in
         w_int = quant.quantize_weights(layer.weight, w_scale)
         if not w_int.any():
             raise QuantizationError(f"layer '{layer.name}': all weights round to zero at scale {w_scale:.3g}")
-        bias = None if layer.bias is None else np.rint(s * layer.bias).astype(np.int64)
-        vth = 0 if n.output == "sigma" else int(round(s * n.threshold))
-        q = ir.SigmaDeltaQuant(
+        n = layer.neuron
+        quants[layer.name] = ir.SigmaDeltaQuant(
             weight=w_int,
-            bias=bias,
-            v_th_mant=vth,
+            bias=None if layer.bias is None else np.rint(s * layer.bias).astype(np.int64),
+            v_th_mant=0 if n.output == "sigma" else int(round(s * n.threshold)),
             act_scale=s,
             in_act_scale=s_in,
             weight_scale=w_scale,
             sqnr_db=quant.sqnr_db(layer.weight, w_int, w_scale),
-            act_bound=float(bound),
+            act_bound=bound,
         )
-        out.append(dataclasses.replace(layer, quant=q))
-        limited[layer.name] = why
-        s_in, in_max = s, max(bound, 0.0)
+        limited[layer.name] = name if w == "cap" else w
+        s_in = s
+    out = tuple(
+        dataclasses.replace(lay, quant=quants[lay.name]) if isinstance(lay, ir.SYNAPTIC) else lay for lay in net.layers
+    )
     meta = {**net.meta, "scale_limited_by": limited, DELTA_META: {"v_th_mant": vth0, "act_scale": s0}}
-    return net.replace(layers=tuple(out), meta=meta)
+    return net.replace(layers=out, meta={**meta, "sdnn_weight_rho": rho})
 
 
 def check_sdnn(layer: ir.Dense | ir.Conv) -> None:

@@ -19,7 +19,7 @@ from loihic.compiler.errors import LoihicError
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.model import NxSigmaDelta
 from loihic.compiler.netx.read import read_netx
-from loihic.compiler.passes.quantize_sdnn import HEADROOM
+from loihic.compiler.passes.quantize_sdnn import HEADROOM, choose_scales
 from loihic.compiler.report import format_report
 from loihic.deploy import sdnn_thresholds as st
 
@@ -183,3 +183,17 @@ def test_thresholds_can_be_set_explicitly(rng: np.random.Generator) -> None:
     assert [lay.neuron.threshold for lay in net.synaptic()[:2]] == [0.2, 0.1] and net.input.delta == 0.02
     with pytest.raises(LoihicError, match="unknown"):
         st.with_thresholds(net, {"nope": 1.0})
+
+
+def test_scales_balance_weight_resolution_around_a_capped_layer() -> None:
+    """Layer 2 capped at S = 100.  Greedy scales (S_1 = 255 * 500 / 64 = 1992) would leave layer 2 a weight scale
+    of 64 * 100 / 1992 = 3.2, 0.8% of its 400; balanced, layers 1 and 2 both keep rho = sqrt(100 * 64^2 /
+    (255 * 500 * 400)) = 9.0% and layer 3 all of its own; no larger rho fits."""
+    s0, omega, caps = 255.0, [500.0, 400.0, 300.0], [1e9, 100.0, 1e9]
+    scales, why, rho = choose_scales(s0, omega, caps)
+    ratios = [64 * s / p / o for s, p, o in zip(scales, [s0, *scales[:-1]], omega, strict=True)]
+    assert min(ratios) == pytest.approx(rho, rel=1e-9) and rho == pytest.approx((100 * 64**2 / (255 * 500 * 400)) ** 0.5)
+    assert ratios[2] == pytest.approx(1.0) and scales[1] <= caps[1]
+    assert ratios[0] == pytest.approx(ratios[1], rel=1e-6)  # the capped layer and the one before share the cost
+    assert why == ["next layer's weights", "cap", "weights"]
+    assert choose_scales(s0, omega, [1e9] * 3)[2] == 1.0  # nothing capped: every layer at its largest
