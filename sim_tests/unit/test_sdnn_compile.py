@@ -192,7 +192,8 @@ def test_scales_balance_weight_resolution_around_a_capped_layer() -> None:
     s0, omega, caps = 255.0, [500.0, 400.0, 300.0], [1e9, 100.0, 1e9]
     scales, why, rho = choose_scales(s0, omega, caps)
     ratios = [64 * s / p / o for s, p, o in zip(scales, [s0, *scales[:-1]], omega, strict=True)]
-    assert min(ratios) == pytest.approx(rho, rel=1e-9) and rho == pytest.approx((100 * 64**2 / (255 * 500 * 400)) ** 0.5)
+    assert min(ratios) == pytest.approx(rho, rel=1e-9)
+    assert rho == pytest.approx((100 * 64**2 / (255 * 500 * 400)) ** 0.5)
     assert ratios[2] == pytest.approx(1.0) and scales[1] <= caps[1]
     assert ratios[0] == pytest.approx(ratios[1], rel=1e-6)  # the capped layer and the one before share the cost
     assert why == ["next layer's weights", "cap", "weights"]
