@@ -195,6 +195,7 @@ class SdnnRun:
     raw: np.ndarray  # (N, *out_shape, T) int32 as Lava's sink records it
     messages: np.ndarray  # (N,) nonzero messages sent by the Delta and every SigmaDelta over the T steps
     messages_per_layer: list[float]  # mean per sample, Delta first
+    synapse_wraps: int  # synaptic sums that wrapped (dense int32, conv 24 bits): 0 when the scales hold
 
 
 def hold(net: ir.Network, x: np.ndarray, steps: int) -> np.ndarray:
@@ -206,11 +207,12 @@ def hold(net: ir.Network, x: np.ndarray, steps: int) -> np.ndarray:
 def run_sdnn(path: str | Path, compiled: ir.Network, x: np.ndarray, steps: int, device: str = "cpu") -> SdnnRun:
     """The compiled file ``path`` (of ``compiled``) on the emulator, ``x`` held for ``steps`` steps."""
     model = read_netx(path, sigma_delta=True)
-    res = Emulator(model, device).run(hold(compiled, x, steps), record_layers=True)
+    res = Emulator(model, device).run(hold(compiled, x, steps), record_layers=True, check_overflow=True)
     per_layer = [(r != 0).reshape(len(r), -1).sum(1) for r in res.layer_spikes[:-1]]
     last = compiled.synaptic()[-1].quant
     out = res.output_spikes.astype(np.float64) / (4096.0 * last.act_scale)
-    return SdnnRun(out, res.output_spikes, np.sum(per_layer, axis=0), [float(m.mean()) for m in per_layer])
+    wraps = sum(o.synapse_wraps for o in res.overflow)
+    return SdnnRun(out, res.output_spikes, np.sum(per_layer, axis=0), [float(m.mean()) for m in per_layer], wraps)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ ANN (what the thresholds and the message floor cost) and of the float ANN (plus 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +151,7 @@ def test_settled_readout_is_the_ann_within_the_derived_bound(
     k = st.settle_index(net)
     run = st.run_sdnn(res.path, res.network, x, k + 3)
     out = run.output[..., k]
+    assert run.synapse_wraps == 0
     assert np.array_equal(np.broadcast_to(run.raw[..., k : k + 1], run.raw[..., k:].shape), run.raw[..., k:])
     assert not np.array_equal(run.raw[..., k - 1], run.raw[..., k])  # settled at K, not before
     for ref, want in (("quantized", st.quantized_ann(res.network, x)), ("float", st.ann_forward(net, x)[-1])):
@@ -198,3 +200,19 @@ def test_scales_balance_weight_resolution_around_a_capped_layer() -> None:
     assert ratios[0] == pytest.approx(ratios[1], rel=1e-6)  # the capped layer and the one before share the cost
     assert why == ["next layer's weights", "cap", "weights"]
     assert choose_scales(s0, omega, [1e9] * 3)[2] == 1.0  # nothing capped: every layer at its largest
+
+
+def test_an_underestimated_act_max_wraps_the_conv_sum(rng: np.random.Generator, tmp_path: Path) -> None:
+    """The 24-bit conv cap is real: sized for |z| = 0.01 the scales overflow Lava's conv accumulator, which the
+    emulator's monitor counts (with the calibrated act_max, the end-to-end test above sees none)."""
+    net = convnet(rng)
+    net = net.replace(
+        layers=tuple(
+            dataclasses.replace(lay, neuron=dataclasses.replace(lay.neuron, act_max=0.01))
+            if isinstance(lay, ir.SYNAPTIC)
+            else lay
+            for lay in net.layers
+        )
+    )
+    res = compile_source(net, tmp_path / "m.net")
+    assert st.run_sdnn(res.path, res.network, rng.random((4, *net.input.shape)), 6).synapse_wraps > 0
