@@ -216,3 +216,14 @@ def test_an_underestimated_act_max_wraps_the_conv_sum(rng: np.random.Generator, 
     )
     res = compile_source(net, tmp_path / "m.net")
     assert st.run_sdnn(res.path, res.network, rng.random((4, *net.input.shape)), 6).synapse_wraps > 0
+
+
+def test_readme_sdnn_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- readme-sdnn-example -->\s*```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {"__name__": "readme_sdnn"}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert (tmp_path / "sdnn.net").is_file() and scope["choice"].chosen.error <= 0.05
