@@ -123,6 +123,8 @@ def test_the_file_reads_back_as_delta_sigma_delta_sigma(rng: np.random.Generator
         if layer.neuron.output == "sigma_delta":
             per_neuron = np.asarray(nx.neuron.bias).reshape(len(layer.quant.bias), -1)  # (C, H*W) or (n, 1)
             assert np.all(per_neuron == layer.quant.bias[:, None])
+    recorded = model.meta["sdnn"]
+    assert recorded["readout_divisor"] == 4096 * syn[-1].quant.act_scale and recorded["settle_index"] == len(syn)
     rows = res.layers
     assert [r["neuron"] for r in rows] == ["sigma_delta"] * (len(syn) - 1) + ["sigma"]
     for r, layer in zip(rows, syn, strict=True):
