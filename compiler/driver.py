@@ -30,6 +30,7 @@ from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import direct_bits
 from loihic.compiler.errors import InputError
 from loihic.compiler.fileio import check_output, file_sha256
+from loihic.compiler.netx import schema
 from loihic.compiler.netx.write import write_netx
 from loihic.compiler.pipeline import compile_network
 from loihic.compiler.report import layer_report
@@ -57,6 +58,7 @@ class CompileResult:
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
     meta: dict[str, Any]
+    network: ir.Network | None = None  # the compiled IR the file was written from (scales, integers)
 
 
 def _input_width_notes(compiled: ir.Network, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -73,6 +75,25 @@ def _input_width_notes(compiled: ir.Network, rows: list[dict[str, Any]]) -> tupl
             f"free weight bits (try --input-bits {min(4, bits - 1)} and compare with 'loihic evaluate')"
         ]
     return [], []
+
+
+def _sdnn_meta(compiled: ir.Network) -> dict[str, Any]:
+    """What a reader of a sigma-delta file needs to read its output: the read-out in activation units is the Sigma
+    value / ``readout_divisor`` (4096 S_L), settled from sink index ``settle_index`` (K synaptic layers) with the
+    input held; and every layer's activation scale (compiler/passes/quantize_sdnn.py)."""
+    if not compiled.sigma_delta:
+        return {}
+    syn = compiled.synaptic()
+    return {
+        "sdnn": {
+            "input_v_th_mant": compiled.meta["sdnn_delta"]["v_th_mant"],
+            "input_scale": compiled.meta["sdnn_delta"]["act_scale"],
+            "act_scales": {lay.name: lay.quant.act_scale for lay in syn},
+            "readout_divisor": float(1 << schema.SDNN_SCALE_BITS) * syn[-1].quant.act_scale,
+            "settle_index": len(syn),
+            "weight_rho": compiled.meta.get("sdnn_weight_rho"),
+        }
+    }
 
 
 def compile_source(
@@ -97,10 +118,11 @@ def compile_source(
         "l4": compiled.meta.get("l4"),
         "layer_scales": {r["layer"]: r["scale"] for r in rows},
         "report": rows,
+        **_sdnn_meta(compiled),
         **src.provenance,
     }
     write_netx(compiled, out, meta, force=force)
-    return CompileResult(out, rows, (*src.notes, *notes), (*src.warnings, *warns), meta)
+    return CompileResult(out, rows, (*src.notes, *notes), (*src.warnings, *warns), meta, compiled)
 
 
 def nir_source(path: str | os.PathLike, timesteps: int | None, dt: float | None) -> Source:

@@ -19,6 +19,10 @@ input, i.e. a real input of 1.0 or one spike contributes ``w``)::
 ``current_decay = 1`` (no current memory) makes ``v`` integrate ``sum w s`` directly, the neuron of
 Datta et al. eq. 2 and Jiang & Zhang eqs. 1-3 with ``voltage_decay = 1 - lambda``.  A non-spiking
 layer (``spiking=False``) is the integrator readout of Datta et al. eqs. 4-5, read from ``v``.
+
+A sigma-delta network (:class:`SigmaDelta` neurons on every synaptic layer, an :class:`Input` with a
+``delta`` threshold) means its ReLU ANN: the values it computes once its message stream has settled
+(:class:`SigmaDelta` has the equations).  One network holds one kind of neuron.
 """
 
 from __future__ import annotations
@@ -75,6 +79,62 @@ class Neuron:
             raise LoihicError(f"neuron reset '{self.reset}' is not one of {RESETS}")
 
 
+SIGMA_DELTA_OUTPUTS = ("sigma_delta", "sigma")
+
+
+@dataclass(frozen=True)
+class SigmaDelta:
+    """A sigma-delta neuron (Lava's SigmaDelta, or Sigma for a read-out), in float activation units.
+
+    Float semantics, the ReLU ANN it computes once its input stream has settled (per neuron, ``a_in`` the
+    previous layer's activations, ``x`` for the first layer)::
+
+        z = sum_i w_i a_in_i + bias                   # pre-activation, activation units
+        a = max(z, 0)          (output "sigma_delta": ReLU, what netx's SigmaDelta runs)
+        a = z                  (output "sigma": the read-out, the running sum of its input; no bias on Lava)
+
+    Its messages: it sends ``d = a - a_sent + residue`` whenever ``|d| >= threshold`` (else the residue
+    keeps it), so the value the next layer has seen differs from ``a`` by less than ``threshold`` (plus
+    Lava's message floor: compiler/passes/quantize_sdnn.py).  Larger thresholds send fewer messages.
+    """
+
+    threshold: float  # delta threshold, in this layer's activation units (>= 0); not used by a "sigma" read-out
+    output: str = "sigma_delta"  # "sigma_delta": ReLU, sends deltas; "sigma": the read-out, sends its sum
+    act_max: float | None = None  # largest |z| seen on calibration data (activation units); None: derived
+
+    def __post_init__(self) -> None:
+        if self.output not in SIGMA_DELTA_OUTPUTS:
+            raise LoihicError(f"sigma-delta output '{self.output}' is not one of {SIGMA_DELTA_OUTPUTS}")
+        if not (np.isfinite(self.threshold) and self.threshold >= 0):
+            raise LoihicError(f"sigma-delta threshold {self.threshold} must be finite and >= 0")
+        if self.act_max is not None and not (np.isfinite(self.act_max) and self.act_max >= 0):
+            raise LoihicError(f"sigma-delta act_max {self.act_max} must be finite and >= 0")
+
+
+@dataclass(frozen=True)
+class SigmaDeltaQuant:
+    """A sigma-delta layer in Lava's integers (compiler/passes/quantize_sdnn.py derives every relation).
+
+    With ``S`` = ``act_scale`` and ``S_in`` = ``in_act_scale`` (integers per activation unit of this layer
+    and of its input): ``weight = even_round(w * 64 * S / S_in)``, ``bias = round(S * bias)``,
+    ``v_th_mant = round(S * threshold)``; Lava's sigma + (bias << 12) is ``4096 * S * z``.
+    """
+
+    weight: np.ndarray  # int64, even, in [-256, 254]; torch layout
+    bias: np.ndarray | None  # int64 per output neuron (int16 range); Lava adds bias << 12 to sigma
+    v_th_mant: int  # delta threshold mantissa, [0, 2^19): Lava sends iff |d| >= v_th_mant << 12; 0 for a Sigma
+    act_scale: float  # S: integers per activation unit of this layer (Lava's y = 4096 * S * z)
+    in_act_scale: float  # S_in: the same for this layer's input (255 for 8-bit images through the Delta)
+    weight_scale: float  # 64 * S / S_in: integers per real weight unit
+    sqnr_db: float  # weight quantization signal-to-noise ratio
+    act_bound: float  # |z| the scale was sized for (activation units): act_max or the interval bound
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", _frozen_array(self.weight, "quant.weight", (2, 4)))
+        if self.bias is not None:
+            object.__setattr__(self, "bias", _frozen_array(self.bias, "quant.bias", 1))
+
+
 @dataclass(frozen=True)
 class Quant:
     """A synaptic layer in Loihi integers (what the netx writer emits).
@@ -103,12 +163,17 @@ class Quant:
 @dataclass(frozen=True)
 class Input:
     shape: tuple[int, ...]  # (n,) for features, (C, H, W) for images
+    # Sigma-delta networks only: the input enters through a Delta layer (graded values, e.g. 8-bit pixels)
+    # that sends a change once it reaches this threshold, in input units (x in [0, 1]); None: no Delta
+    delta: float | None = None
 
     def __post_init__(self) -> None:
         shape = tuple(int(s) for s in self.shape)
         if len(shape) not in (1, 3) or min(shape) < 1:
             raise LoihicError(f"input shape {self.shape}: expected (n,) or (C, H, W) of positive ints")
         object.__setattr__(self, "shape", shape)
+        if self.delta is not None and not (np.isfinite(self.delta) and self.delta >= 0):
+            raise LoihicError(f"input delta threshold {self.delta} must be finite and >= 0")
 
 
 @dataclass(frozen=True)
@@ -116,8 +181,8 @@ class Dense:
     name: str
     weight: np.ndarray  # (out, in), float, torch.nn.Linear layout
     bias: np.ndarray | None  # (out,) added to v every step, or None
-    neuron: Neuron
-    quant: Quant | None = None
+    neuron: Neuron | SigmaDelta
+    quant: Quant | SigmaDeltaQuant | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight", _frozen_array(self.weight, f"layer '{self.name}': weight", 2))
@@ -139,12 +204,12 @@ class Conv:
     name: str
     weight: np.ndarray  # (out, in / groups, kH, kW), torch.nn.Conv2d layout (cross-correlation)
     bias: np.ndarray | None  # (out,) per channel, or None
-    neuron: Neuron
+    neuron: Neuron | SigmaDelta
     stride: tuple[int, int] = (1, 1)  # (H, W)
     padding: tuple[int, int] = (0, 0)  # (H, W), zeros
     dilation: tuple[int, int] = (1, 1)  # (H, W)
     groups: int = 1
-    quant: Quant | None = None
+    quant: Quant | SigmaDeltaQuant | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight", _frozen_array(self.weight, f"layer '{self.name}': weight", 4))
@@ -224,6 +289,36 @@ class Network:
             raise LoihicError(f"duplicate layer names: {sorted(dup)}")
         if not any(isinstance(layer, SYNAPTIC) for layer in self.layers):
             raise LoihicError("network has no dense or conv layer")
+        self._check_sigma_delta()
+
+    def _check_sigma_delta(self) -> None:
+        """One kind of neuron per network; a sigma-delta one has a Delta input, graded (direct) input, ReLU
+        hidden layers and at most its last layer a Sigma read-out, which has no bias (Lava's Sigma takes none)."""
+        syn = self.synaptic()
+        sd = [isinstance(layer.neuron, SigmaDelta) for layer in syn]
+        if not any(sd) and self.input.delta is None:
+            return
+        if not all(sd):
+            kinds = ", ".join(f"'{lay.name}': {type(lay.neuron).__name__}" for lay in syn)
+            raise LoihicError(f"a network holds one kind of neuron, sigma-delta or LIF; this one mixes them ({kinds})")
+        if self.input.delta is None:
+            raise LoihicError("a sigma-delta network's input enters through a Delta layer: set Input(delta=...)")
+        if not self.encoding.startswith("direct"):
+            raise LoihicError(f"a sigma-delta network takes graded input (encoding 'direct'), not '{self.encoding}'")
+        for layer in syn[:-1]:
+            if layer.neuron.output == "sigma":
+                raise LoihicError(f"layer '{layer.name}': only the last layer can be a Sigma read-out")
+        last = syn[-1]
+        if last.neuron.output == "sigma" and last.bias is not None and np.any(last.bias != 0):
+            raise LoihicError(
+                f"layer '{last.name}': a Sigma read-out has no bias on Lava (proc/sdn/process.py Sigma); "
+                "drop it or make the last layer a ReLU SigmaDelta (output='sigma_delta')"
+            )
+
+    @property
+    def sigma_delta(self) -> bool:
+        """Every synaptic layer is sigma-delta (validated: a network holds one kind)."""
+        return self.input.delta is not None
 
     def replace(self, **changes: Any) -> Network:
         return dataclasses.replace(self, **changes)

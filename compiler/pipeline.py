@@ -12,6 +12,7 @@ from loihic.compiler.passes.input_bits import input_bits
 from loihic.compiler.passes.l4_adjust import l4_adjust
 from loihic.compiler.passes.lower_avgpool import lower_avgpool
 from loihic.compiler.passes.quantize import quantize
+from loihic.compiler.passes.quantize_sdnn import quantize_sdnn
 
 Pass = Callable[[ir.Network, CompileConfig], ir.Network]
 
@@ -20,7 +21,8 @@ PASSES: tuple[Pass, ...] = (
     lower_avgpool,  # average pooling -> composite kernel of the next synaptic layer
     l4_adjust,  # Allred & Roy first-layer L4-norm adjustment (no-op unless cfg.l4)
     input_bits,  # graded input width of a direct-encoded network: auto (on the folded first layer) or forced
-    quantize,  # float -> Loihi integers, one scale per layer
+    quantize,  # float -> Loihi integers, one scale per layer (LIF networks)
+    quantize_sdnn,  # sigma-delta networks: one activation scale per layer, from calibration or the weights
     check_ranges,  # refuse any reachable 24-bit overflow
 )
 

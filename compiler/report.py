@@ -22,6 +22,9 @@ def layer_report(net: ir.Network) -> list[dict[str, Any]]:
         q = layer.quant
         if q is None:
             continue
+        if isinstance(q, ir.SigmaDeltaQuant):
+            rows.append(_sdnn_row(index, layer, q, limited.get(layer.name, "?")))
+            continue
         u_max, v_max = layer_bounds(layer, net.timesteps)
         fan_in = int(np.prod(q.weight.shape[1:]))
         rows.append(
@@ -49,11 +52,42 @@ def layer_report(net: ir.Network) -> list[dict[str, Any]]:
     return rows
 
 
+def _sdnn_row(index: int, layer: ir.Dense | ir.Conv, q: ir.SigmaDeltaQuant, why: str) -> dict[str, Any]:
+    """A sigma-delta layer (compiler/passes/quantize_sdnn.py): its scales and what its threshold costs, in
+    activation units: the residue a neuron may hold back (< vThMant / S) and the floor of each message
+    (< 1 / (64 S) per message sent, never carried over)."""
+    s = q.act_scale
+    bmax = 0.0 if layer.bias is None else float(np.abs(layer.bias).max())
+    sigma = layer.neuron.output == "sigma"
+    return {
+        "index": index,
+        "layer": layer.name,
+        "type": "dense" if isinstance(layer, ir.Dense) else "conv",
+        "neuron": layer.neuron.output,
+        "fan_in": int(np.prod(q.weight.shape[1:])),
+        "scale": q.weight_scale,  # integers per real weight unit, as for LIF rows
+        "act_scale": s,
+        "scale_limited_by": why,
+        "weight_min": int(q.weight.min()),
+        "weight_max": int(q.weight.max()),
+        "sqnr_db": q.sqnr_db,
+        "threshold": None if sigma else layer.neuron.threshold,
+        "vThMant": q.v_th_mant,
+        "bias": None if q.bias is None else [int(q.bias.min()), int(q.bias.max())],
+        "act_bound": q.act_bound,
+        "threshold_error": None if sigma else q.v_th_mant / s,
+        "floor_error_per_message": None if sigma else 1.0 / (64.0 * s),
+        "worst_abs_sigma": 4096.0 * s * (q.act_bound + bmax),
+    }
+
+
 def format_report(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'#':>3} {'layer':<12}{'type':<6}{'fan-in':>7}{'scale':>10}{'limited by':>22}{'SQNR dB':>9}{'vThMant':>9}"
         f"{'iDecay':>7}{'vDecay':>7}{'max|u|':>10}"
     )
+    if rows and "act_scale" in rows[0]:
+        return _format_sdnn(rows)
     lines = [head, "-" * len(head)]
     for r in rows:
         vth = "never" if r["threshold"] is None else str(r["vThMant"])
@@ -61,5 +95,22 @@ def format_report(rows: list[dict[str, Any]]) -> str:
             f"{r['index']:>3} {r['layer']:<12}{r['type']:<6}{r['fan_in']:>7}{r['scale']:>10.4g}"
             f"{r['scale_limited_by']:>22}"
             f"{r['sqnr_db']:>9.1f}{vth:>9}{r['iDecay']:>7}{r['vDecay']:>7}{r['worst_abs_u']:>10.3g}"
+        )
+    return "\n".join(lines)
+
+
+def _format_sdnn(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'#':>3} {'layer':<12}{'neuron':<12}{'fan-in':>7}{'S (1/act)':>11}{'limited by':>17}{'SQNR dB':>9}"
+        f"{'vThMant':>9}{'th. err':>9}{'floor/msg':>11}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        sigma = r["threshold"] is None
+        th = "-" if sigma else f"{r['threshold_error']:.3g}"
+        fl = "-" if sigma else f"{r['floor_error_per_message']:.2g}"
+        lines.append(
+            f"{r['index']:>3} {r['layer']:<12}{r['neuron']:<12}{r['fan_in']:>7}{r['act_scale']:>11.4g}"
+            f"{r['scale_limited_by']:>17}{r['sqnr_db']:>9.1f}{r['vThMant']:>9}{th:>9}{fl:>11}"
         )
     return "\n".join(lines)

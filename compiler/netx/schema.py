@@ -66,6 +66,9 @@ SDNN_SCALE_BITS = SPIKE_EXP + STATE_EXP  # proc/sdn/process.py:99, 179-180: vth 
 SDNN_STATE_BITS = 32  # sigma, act, residue, vth, bias and the messages are np.int32 (proc/sdn/models.py:265-273)
 # vThMant << 12 must fit the int32 vth Var (proc/sdn/process.py:179, 185): vThMant in [0, 2^19 - 1]
 SDNN_VTH_MANT_MAX = (1 << (SDNN_STATE_BITS - 1 - SDNN_SCALE_BITS)) - 1
+# A SigmaDelta's bias: netx's blocks hand it over as int32 and Lava shifts it << 12 (process.py:180); loihic's
+# reader takes Lava's int16 bias_mant range for every layer (read.py), so the compiler writes int16
+SDNN_BIAS_MAX = (1 << 15) - 1
 
 WEIGHT_SHIFT = 6  # LIF: u += a << 6            (lif/models.py act_shift)
 VTH_SHIFT = 6  # LIF: spike iff v > vth << 6  (lif/models.py vth_shift)

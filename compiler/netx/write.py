@@ -16,6 +16,7 @@ from loihic.compiler.errors import LoihicError, OutputExistsError, QuantizationE
 from loihic.compiler.fileio import publish
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.model import NxSigmaDelta
+from loihic.compiler.passes.quantize_sdnn import DELTA_META
 
 
 def _exact_int(name: str, a: np.ndarray, lo: int | None = None, hi: int | None = None) -> np.ndarray:
@@ -68,6 +69,9 @@ def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> 
     q = layer.quant
     if q is None:
         raise LoihicError(f"{where}: not quantized; run the compiler pipeline before writing")
+    sigma_delta = isinstance(layer.neuron, ir.SigmaDelta)
+    if sigma_delta != isinstance(q, ir.SigmaDeltaQuant):
+        raise LoihicError(f"{where}: {type(q).__name__} does not quantize a {type(layer.neuron).__name__} neuron")
     weight = _exact_int(f"{where}: weight", q.weight, schema.WEIGHT_MIN, schema.WEIGHT_MAX)
     if not weight.any():
         raise QuantizationError(f"{where}: all weights quantize to zero (netx cannot load that)")
@@ -75,14 +79,21 @@ def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> 
     group["shape"] = np.asarray(shape if len(shape) == 3 else shape, dtype=np.int64)
     group["weight"] = weight.astype(np.float32)  # slayer stores float32; exact for |w| < 2^24
     if q.bias is not None:
-        bias = _exact_int(f"{where}: bias", q.bias, schema.BIAS_MANT_MIN, schema.BIAS_MANT_MAX)
+        lo, hi = (schema.BIAS_MANT_MIN, schema.BIAS_MANT_MAX)
+        if sigma_delta:
+            lo, hi = -schema.SDNN_BIAS_MAX - 1, schema.SDNN_BIAS_MAX
+        bias = _exact_int(f"{where}: bias", q.bias, lo, hi)
         group["bias"] = bias.astype(np.float32)
     if isinstance(layer, ir.Conv):
         group["stride"] = np.asarray(layer.stride, dtype=np.int64)
         group["padding"] = np.asarray(layer.padding, dtype=np.int64)
         group["dilation"] = np.asarray(layer.dilation, dtype=np.int64)
         group["groups"] = np.int64(layer.groups)
-    _write_neuron(group, q)
+    if sigma_delta:
+        kind = "sigma" if layer.neuron.output == "sigma" else "sigma_delta"
+        write_sdnn_neuron(group, NxSigmaDelta(kind, q.v_th_mant if kind != "sigma" else 0, None))
+    else:
+        _write_neuron(group, q)
 
 
 def write_netx(net: ir.Network, path: str | os.PathLike, meta: dict[str, Any], force: bool = False) -> Path:
@@ -100,6 +111,11 @@ def write_netx(net: ir.Network, path: str | os.PathLike, meta: dict[str, Any], f
             inp = layers.create_group("0")
             _type(inp, "input")
             inp["shape"] = np.asarray(net.input.shape, dtype=np.int64)
+            if net.sigma_delta:  # the Delta input layer (compiler/passes/quantize_sdnn.py)
+                delta = net.meta.get(DELTA_META)
+                if delta is None:
+                    raise LoihicError("the Delta input is not quantized; run the compiler pipeline before writing")
+                write_sdnn_neuron(inp, NxSigmaDelta("delta", int(delta["v_th_mant"]), None))
             for i, (layer, shape) in enumerate(zip(net.layers, shapes, strict=True), start=1):
                 _write_layer(layers.create_group(str(i)), layer, shape)
             meta_text = json.dumps(meta, sort_keys=True).encode("utf-8")

@@ -13,6 +13,7 @@ from loihic.compiler import ir, quant
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import QuantizationError
 from loihic.compiler.netx import schema
+from loihic.compiler.passes.quantize_sdnn import check_sdnn
 
 _MAX = schema.UV_LIMIT - 1
 
@@ -26,6 +27,9 @@ def layer_bounds(layer: ir.Dense | ir.Conv, steps: int) -> tuple[float, float]:
 
 def check_ranges(net: ir.Network, cfg: CompileConfig) -> ir.Network:
     for layer in net.synaptic():
+        if isinstance(layer.neuron, ir.SigmaDelta):
+            check_sdnn(layer)
+            continue
         q = layer.quant
         if q is None:
             raise QuantizationError(f"layer '{layer.name}': range check needs a quantized layer")

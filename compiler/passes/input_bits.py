@@ -46,6 +46,8 @@ def first_layer_error(layer: ir.Dense | ir.Conv, bits: int, steps: int) -> float
 
 def input_bits(net: ir.Network, cfg: CompileConfig) -> ir.Network:
     choice = cfg.input_bits
+    if net.sigma_delta and choice == "auto":  # a Delta input takes 8-bit graded values (quantize_sdnn.py)
+        return net
     if choice is None or (choice == "auto" and direct_bits(net.encoding) == 0):
         return net
     if direct_bits(net.encoding) == 0:

@@ -79,6 +79,8 @@ def l4_adjust(net: ir.Network, cfg: CompileConfig) -> ir.Network:
         raise LoihicError(f"--rs {cfg.l4_rs}: the smoothing ratio r_s must be >= 0 (inf = no adjustment)")
     idx = next(i for i, layer in enumerate(net.layers) if isinstance(layer, ir.SYNAPTIC))
     first = net.layers[idx]
+    if net.sigma_delta:
+        raise LoihicError(f"layer '{first.name}': L4 adjusts a spiking first layer; this is a sigma-delta network")
     if not first.neuron.spiking:
         raise LoihicError(
             f"layer '{first.name}': L4 adjusts a spiking first layer; this network's first synaptic "

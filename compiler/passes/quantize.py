@@ -71,6 +71,8 @@ def _fit(layer: ir.Dense | ir.Conv, scale: float, in_scale: int, steps: int) -> 
 
 
 def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
+    if net.sigma_delta:  # quantize_sdnn.py
+        return net
     out: list[ir.Layer] = []
     first = True
     for layer in net.layers:

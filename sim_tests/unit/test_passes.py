@@ -31,7 +31,8 @@ def test_pipeline_is_one_ordered_tuple_of_functions():
         "lower_avgpool",
         "l4_adjust",
         "input_bits",  # after the folds: the automatic width is chosen on the first layer Loihi runs
-        "quantize",
+        "quantize",  # LIF networks
+        "quantize_sdnn",  # sigma-delta networks (each pass leaves the other kind alone)
         "check_ranges",
     ]
 
