@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ann_ceiling.py        # Fashion-MNIST, ap2-512fc, 30 epochs
 
-The architecture of ``training/noise/options.py``'s ``noise_arch`` (no bias) with ReLU units, trained with Adam
+The architecture of ``training/noise/options.py``'s ``noise_network`` (no bias) with ReLU units, trained with Adam
 (lr 1e-3, batch 64) and cross-entropy, test accuracy after every epoch.  Writes JSON.
 """
 
@@ -18,9 +18,10 @@ import torch
 from _results import write_results
 from torch import nn
 
+from loihic.compiler.load.checkpoint import network_data
 from loihic.training.data import dataset_info, load_dataset
 from loihic.training.models import build_model
-from loihic.training.noise import noise_arch
+from loihic.training.noise import noise_network
 from loihic.version import __version__
 
 
@@ -36,11 +37,11 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     info = dataset_info(args.dataset)
-    arch = noise_arch(args.model, info.input_shape, info.num_classes)
+    network = noise_network(args.model, info.input_shape, info.num_classes)
     x, y = load_dataset(args.dataset, "train")
     xt, yt = load_dataset(args.dataset, "test")
     torch.manual_seed(args.seed)
-    net = build_model(arch)
+    net = build_model(network)
     opt = torch.optim.Adam(net.parameters(), args.lr)
     xs, ys, xts = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(xt)
     gen = torch.Generator().manual_seed(args.seed)
@@ -64,7 +65,7 @@ def main() -> int:
         "torch": torch.__version__,
         "dataset": args.dataset,
         "model": args.model,
-        "arch": arch,
+        "layers": network_data(network.layers),
         "seed": args.seed,
         "lr": args.lr,
         "epochs": args.epochs,

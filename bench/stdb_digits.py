@@ -28,8 +28,10 @@ import torch
 from _results import write_results
 from torch import nn
 
+from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import encode_all as encoded
+from loihic.compiler.load.checkpoint import ann_network
 from loihic.compiler.netx.read import read_netx
 from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.deploy.verification.parity import verify
@@ -58,11 +60,11 @@ def log(msg: str) -> None:
 
 
 def ann_epoch_seconds(
-    arch: list, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int, device: str
+    network: ir.Network, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: int, device: str
 ) -> float:
     """Seconds per epoch of the ANN's own training loop (ann.py: Adam, cross-entropy) on the same data."""
     torch.manual_seed(seed)
-    net = build_model(arch).to(device).train()
+    net = build_model(network).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
@@ -213,7 +215,7 @@ def main() -> int:
     res["ann_accuracy"] = ann["metrics"]["test_accuracy"]
     res["ann_train_seconds"] = time.perf_counter() - t
     res["ann_seconds_per_epoch"] = ann_epoch_seconds(
-        ann["arch"], x_stdb, y_stdb, args.batch_size, args.seed, 2, args.device
+        ann_network(ann, weights=False), x_stdb, y_stdb, args.batch_size, args.seed, 2, args.device
     )
     log(f"ANN {100 * res['ann_accuracy']:.2f}%, {res['ann_seconds_per_epoch']:.3f} s/epoch")
 

@@ -2,8 +2,8 @@
 
 A :class:`Network` is an :class:`Input` plus an ordered tuple of layers.  Synaptic layers
 (:class:`Dense`, :class:`Conv`) carry their neuron (:class:`Neuron`): Loihi puts one compartment
-behind every synapse block, exactly as netx does.  :class:`AvgPool` and :class:`BatchNorm` exist
-only before lowering; the writer accepts Input, Dense, Conv and Flatten, each synaptic layer
+behind every synapse block, exactly as netx does.  :class:`AvgPool`, :class:`BatchNorm` and
+:class:`Dropout` exist only before lowering; the writer accepts Input, Dense, Conv and Flatten, each synaptic layer
 quantized (:class:`Quant`).
 
 Every dataclass is frozen and validates itself; passes build new objects with
@@ -261,14 +261,39 @@ class BatchNorm:
 
 
 @dataclass(frozen=True)
+class Dropout:
+    """Training-time dropout between a neuron and the next synapse: the identity at inference, removed by
+    the first pass (``compiler/passes/drop_dropout.py``).  Kept in the IR so that training builds its
+    ``nn.Dropout`` from the same description the compiler reads."""
+
+    name: str
+    p: float  # probability of zeroing an element while training, [0, 1)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.p, bool) or not (isinstance(self.p, (int, float)) and 0.0 <= self.p < 1.0):
+            raise LoihicError(f"layer '{self.name}': dropout p {self.p!r} is outside [0, 1)")
+        object.__setattr__(self, "p", float(self.p))
+
+
+@dataclass(frozen=True)
 class Flatten:
     """(C, H, W) -> (C*H*W,) in C order; netx's flatten gives the same order (spec sec. 1.2)."""
 
     name: str
 
 
-Layer = Dense | Conv | AvgPool | BatchNorm | Flatten
+Layer = Dense | Conv | AvgPool | BatchNorm | Dropout | Flatten
 SYNAPTIC = (Dense, Conv)
+
+# The ANN in this vocabulary (training/models.py builds its torch modules from it): a ReLU is a spiking
+# neuron of unit threshold (``relu(x)`` is the rate of an IF neuron of threshold 1 driven by x, Diehl et
+# al. 2015), the last synaptic layer a non-spiking readout.  An ANN's Network is one step of direct
+# (real-valued) input: ANN_TIMESTEPS, ANN_ENCODING.  Conversion (training/convert.py) sets the thresholds,
+# the steps and the encoding of the spiking network.
+RELU = Neuron(threshold=1.0)
+READOUT = Neuron(threshold=1.0, spiking=False)
+ANN_TIMESTEPS = 1
+ANN_ENCODING = "direct"
 
 
 @dataclass(frozen=True)
@@ -345,8 +370,8 @@ def infer_shapes(net: Network) -> list[tuple[int, ...]]:
 
 
 def layer_shapes(inp: Input, layers: Sequence[Layer]) -> list[tuple[int, ...]]:
-    """Output shape of each of ``layers`` fed ``inp``: the one shape inference of the project (the
-    training side asks it too, ``training/models.py output_shapes``); raises on inconsistencies."""
+    """Output shape of each of ``layers`` fed ``inp``: the one shape inference of the project (training
+    and checkpoint validation ask it too); raises on inconsistencies."""
     shape = inp.shape
     shapes = []
     for layer in layers:
@@ -376,5 +401,5 @@ def layer_shapes(inp: Input, layers: Sequence[Layer]) -> list[tuple[int, ...]]:
                 raise UnsupportedLayerError(f"{where}: {layer.mean.shape[0]} features, input has {shape[0]}")
         elif isinstance(layer, Flatten):
             shape = (int(np.prod(shape)),)
-        shapes.append(shape)
+        shapes.append(shape)  # Dropout: the identity
     return shapes

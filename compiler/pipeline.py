@@ -7,6 +7,7 @@ from collections.abc import Callable
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.passes.check_ranges import check_ranges
+from loihic.compiler.passes.drop_dropout import drop_dropout
 from loihic.compiler.passes.fold_batchnorm import fold_batchnorm
 from loihic.compiler.passes.input_bits import input_bits
 from loihic.compiler.passes.l4_adjust import l4_adjust
@@ -17,6 +18,7 @@ from loihic.compiler.passes.quantize_sdnn import quantize_sdnn
 Pass = Callable[[ir.Network, CompileConfig], ir.Network]
 
 PASSES: tuple[Pass, ...] = (
+    drop_dropout,  # dropout -> nothing (the identity at inference)
     fold_batchnorm,  # BatchNorm -> weights and bias of the layer before it
     lower_avgpool,  # average pooling -> composite kernel of the next synaptic layer
     l4_adjust,  # Allred & Roy first-layer L4-norm adjustment (no-op unless cfg.l4)

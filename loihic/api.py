@@ -70,8 +70,7 @@ def convert(
 
     sha = None
     if isinstance(model, dict):
-        validate_checkpoint(model, "model", "ann")
-        ann = model
+        ann = validate_checkpoint(model, "model", "ann")
     elif isinstance(model, (str, os.PathLike)):
         ann, sha = load_ann(model, input_mean, input_std), file_sha256(model)
     else:

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from loihic.compiler.errors import InputError, LoihicError
+from loihic.compiler.load.checkpoint import SYNAPTIC_TYPES, module_indices
 from loihic.compiler.passes.l4_adjust import l4_factors
-from loihic.training.models import SYNAPTIC_TYPES
+from loihic.training.checkpoint import validate_checkpoint
 
 
 def with_threshold_scale(ckpt: dict[str, Any], factor: float) -> dict[str, Any]:
@@ -31,10 +32,12 @@ def with_threshold_scale(ckpt: dict[str, Any], factor: float) -> dict[str, Any]:
 
 def with_l4(ckpt: dict[str, Any], rs: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Apply the L4-norm first-layer adjustment (eqs. 6-9) to the checkpoint's weights."""
+    ckpt = validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
     snn = ckpt["snn"]
     if snn.get("l4") is not None:
         raise LoihicError("checkpoint already carries an L4 adjustment; apply it once")
-    first = next(i for i, spec in enumerate(ckpt["arch"]) if spec["type"] in SYNAPTIC_TYPES)
+    layers = ckpt["layers"]
+    first = next(i for i, spec in zip(module_indices(layers), layers, strict=True) if spec["type"] in SYNAPTIC_TYPES)
     w = ckpt["state_dict"][f"{first}.weight"].double().numpy()
     f = l4_factors(w, np.asarray(snn["first_layer_mean_potential"]), float(snn["thresholds"][0]), rs)
     scale = torch.as_tensor(np.asarray(f["s_hat"]) * f["rescale"])

@@ -13,10 +13,11 @@ from torch import nn
 from tqdm import tqdm
 
 from loihic.compiler.errors import InputError
+from loihic.compiler.load.checkpoint import network_data
 from loihic.training.checkpoint import CREATED_BY, FORMAT, FORMAT_VERSION, validate_checkpoint
 from loihic.training.data import dataset_info, load_dataset, subset
 from loihic.training.distributed import world
-from loihic.training.models import build_model, make_arch
+from loihic.training.models import build_model, make_network
 
 
 @torch.no_grad()
@@ -49,7 +50,7 @@ def train_ann(
     limit_train: int | None = None,
     data_dir: Path | str | None = None,
 ) -> dict[str, Any]:
-    """Train ``model`` (models.make_arch name) on ``dataset`` and return an ANN checkpoint dict.
+    """Train ``model`` (models.make_network name) on ``dataset`` and return an ANN checkpoint dict.
 
     Adam (``lr`` None: :data:`DATASET_LR` or :data:`DEFAULT_LR`) with a cosine learning-rate schedule
     (stepped per batch, down to 0 at the end), cross-entropy loss.
@@ -65,14 +66,14 @@ def train_ann(
     x_tr, y_tr = load_dataset(dataset, "train", data_dir)
     x_te, y_te = load_dataset(dataset, "test", data_dir)
     x_tr, y_tr = subset(x_tr, y_tr, limit_train, seed)
-    arch = make_arch(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
+    network = make_network(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
     xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
     steps = math.ceil(len(xt) / batch_size)
 
     w = world()  # torchrun: one slice of every batch per rank, gradients averaged (training/distributed.py)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_model(arch)
+        net = build_model(network)
         train_net = w.wrap(net)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
@@ -106,7 +107,7 @@ def train_ann(
         "dataset": dataset,
         "input_shape": list(info.input_shape),
         "num_classes": info.num_classes,
-        "arch": arch,
+        "layers": network_data(network.layers),
         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
         "seed": int(seed),
         "hyperparams": {
@@ -125,5 +126,4 @@ def train_ann(
         "metrics": {"test_accuracy": float(test_acc), "train_loss": float(epoch_loss), "test_samples": len(x_te)},
         "created_by": CREATED_BY,
     }
-    validate_checkpoint(ckpt, f"trained {model} on {dataset}", "ann")
-    return ckpt
+    return validate_checkpoint(ckpt, f"trained {model} on {dataset}", "ann")

@@ -1,16 +1,19 @@
 """Checkpoint files: a ``torch.save``d dict of plain data and tensors, loaded only with ``weights_only=True``.
 
-Layout (format_version 1)::
+Layout (format_version 2)::
 
-    {"format": "loihic-checkpoint", "format_version": 1, "kind": "ann" | "snn",
+    {"format": "loihic-checkpoint", "format_version": 2, "kind": "ann" | "snn",
      "model": str, "dataset": str, "input_shape": [int, ...], "num_classes": int,
-     "arch": [layer dict, ...],               # see models.py
-     "state_dict": {str: tensor},              # keys of models.build_model(arch)
+     "layers": [layer dict, ...],             # the IR's layers, compiler/load/checkpoint.py network_data
+     "state_dict": {str: tensor},              # keys of models.build_model(ann_network(ckpt))
      "seed": int, "hyperparams": {...}, "metrics": {str: float, ...}, "created_by": "loihic 0.1.0",
      "snn": {...}}                             # kind "snn" only, see convert.py
 
 Loading never runs code from the file: ``torch.load(..., weights_only=True)`` unpickles only tensors and
-plain containers and refuses anything else.  Every failure is a :class:`CheckpointError` whose one-line
+plain containers and refuses anything else.  A format-1 checkpoint (an ``arch`` list) is migrated on
+loading and on validation (``compiler/load/checkpoint_v1.py upgrade_v1``): :func:`validate_checkpoint` returns
+the format-2 dict.  The spiking parameters (thresholds, leak, reset, output, steps, encoding) are kept in one
+place, the ``snn`` block.  Every failure is a :class:`CheckpointError` whose one-line
 message starts with the file path.
 """
 
@@ -28,14 +31,18 @@ from typing import Any
 
 import torch
 
+from loihic.compiler import ir
 from loihic.compiler.encoding import ENCODINGS, check_encoding, direct_bits, direct_encoding
 from loihic.compiler.errors import CheckpointError, InputError, LoihicError, OutputExistsError
 from loihic.compiler.ir import RESETS
-from loihic.training.models import SYNAPTIC_TYPES, expected_state_shapes, output_shapes
+from loihic.compiler.load.checkpoint import SYNAPTIC_TYPES, ann_network
+from loihic.compiler.load.checkpoint_v1 import upgrade_v1
+from loihic.training.models import build_model
 from loihic.version import __version__
 
 FORMAT = "loihic-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)  # 1: migrated on loading
 KINDS = ("ann", "snn")
 CREATED_BY = f"loihic {__version__}"
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
@@ -46,7 +53,7 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "dataset": str,
     "input_shape": list,
     "num_classes": int,
-    "arch": list,
+    "layers": list,
     "state_dict": dict,
     "seed": int,
     "hyperparams": dict,
@@ -148,17 +155,28 @@ def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
         raise CheckpointError(f"{where}: snn.first_layer_mean_potential must be a list of finite floats")
 
 
-def validate_checkpoint(ckpt: Any, where: str, kind: str | None = None) -> None:
-    """Raise CheckpointError (message starting with ``where``) unless ``ckpt`` is a valid checkpoint."""
+def _state_shapes(net: ir.Network) -> dict[str, tuple[int, ...]]:
+    """state_dict key -> shape that ``build_model(net)`` has (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = build_model(net)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def validate_checkpoint(ckpt: Any, where: str, kind: str | None = None) -> dict[str, Any]:
+    """The format-2 form of ``ckpt`` (a format-1 one migrated; the caller's dict is never changed); raises
+    CheckpointError (message starting with ``where``) unless it is a valid checkpoint."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         got = type(ckpt).__name__
         if isinstance(ckpt, dict):
             got = f"a dict with keys {sorted(map(str, ckpt))[:6]}"
         raise CheckpointError(f"{where}: not a loihic checkpoint (expected a dict with format '{FORMAT}', got {got})")
-    if ckpt.get("format_version") != FORMAT_VERSION:
+    if ckpt.get("format_version") not in FORMAT_VERSIONS:
         raise CheckpointError(
-            f"{where}: format_version {ckpt.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+            f"{where}: format_version {ckpt.get('format_version')!r} is not supported (expected one of "
+            f"{', '.join(map(str, FORMAT_VERSIONS))})"
         )
+    if ckpt["format_version"] == 1:
+        ckpt = upgrade_v1(ckpt, where)
     _check_fields(ckpt, _REQUIRED, where)
     if ckpt["kind"] not in KINDS:
         raise CheckpointError(f"{where}: kind {ckpt['kind']!r} is not one of {KINDS}")
@@ -168,24 +186,27 @@ def validate_checkpoint(ckpt: Any, where: str, kind: str | None = None) -> None:
     if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
         raise CheckpointError(f"{where}: input_shape {shape!r} is not a list of positive ints")
     try:
-        shapes = output_shapes(ckpt["arch"], shape)
-        expected = expected_state_shapes(ckpt["arch"])
+        net = ann_network(ckpt, weights=False, source=where)
+        shapes = ir.infer_shapes(net)
+        expected = _state_shapes(net)
+    except CheckpointError:
+        raise
     except LoihicError as exc:
-        raise CheckpointError(f"{where}: invalid arch: {exc}") from None
+        raise CheckpointError(f"{where}: invalid layers: {exc}") from None
     if shapes[-1] != (ckpt["num_classes"],):
-        raise CheckpointError(f"{where}: arch outputs shape {shapes[-1]}, expected ({ckpt['num_classes']},)")
+        raise CheckpointError(f"{where}: layers output shape {shapes[-1]}, expected ({ckpt['num_classes']},)")
     state = ckpt["state_dict"]
     if set(state) != set(expected):
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         raise CheckpointError(
-            f"{where}: state_dict does not match arch (missing {missing[:5]}, unexpected {extra[:5]})"
+            f"{where}: state_dict does not match the layers (missing {missing[:5]}, unexpected {extra[:5]})"
         )
     for name, tensor in state.items():
         if not isinstance(tensor, torch.Tensor):
             raise CheckpointError(f"{where}: state_dict['{name}'] is {type(tensor).__name__}, not a tensor")
         if tuple(tensor.shape) != expected[name]:
             raise CheckpointError(
-                f"{where}: tensor '{name}' has shape {tuple(tensor.shape)}, arch expects {expected[name]}"
+                f"{where}: tensor '{name}' has shape {tuple(tensor.shape)}, the layers expect {expected[name]}"
             )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{where}: tensor '{name}' contains NaN or Inf")
@@ -194,8 +215,9 @@ def validate_checkpoint(ckpt: Any, where: str, kind: str | None = None) -> None:
     if ckpt["kind"] == "snn":
         if not isinstance(ckpt.get("snn"), dict):
             raise CheckpointError(f"{where}: SNN checkpoint has no 'snn' dict")
-        n_syn = sum(layer["type"] in SYNAPTIC_TYPES for layer in ckpt["arch"])
+        n_syn = sum(layer["type"] in SYNAPTIC_TYPES for layer in ckpt["layers"])
         _check_snn(ckpt["snn"], n_syn, where)
+    return ckpt
 
 
 def load_checkpoint(path: Path | str, kind: str | None = None) -> dict[str, Any]:
@@ -232,8 +254,7 @@ def load_checkpoint(path: Path | str, kind: str | None = None) -> dict[str, Any]
         raise CheckpointError(
             f"{path}: cannot read checkpoint (corrupt, truncated or not a torch file; {_one_line(exc)})"
         ) from None
-    validate_checkpoint(ckpt, str(path), kind)
-    return ckpt
+    return validate_checkpoint(ckpt, str(path), kind)
 
 
 def with_input_bits(ckpt: Mapping[str, Any], bits: int) -> dict[str, Any]:
@@ -251,7 +272,7 @@ def save_checkpoint(path: Path | str, ckpt: dict[str, Any], force: bool = False)
     Refuses an existing ``path`` unless ``force`` (OutputExistsError).  Creates missing parent folders.
     """
     path = Path(path)
-    validate_checkpoint(ckpt, str(path))
+    ckpt = validate_checkpoint(ckpt, str(path))
     _check_plain(ckpt, str(path))
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, expected a checkpoint file path")

@@ -43,13 +43,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from loihic.compiler import ir
 from loihic.compiler.encoding import check_encoding
 from loihic.compiler.errors import CheckpointError, InputError, LoihicError
 from loihic.compiler.fileio import file_sha256
 from loihic.compiler.ir import RESETS
+from loihic.compiler.load.checkpoint import ann_network
 from loihic.training.checkpoint import CREATED_BY, load_checkpoint, validate_checkpoint
 from loihic.training.data import subset
-from loihic.training.models import SYNAPTIC_TYPES, check_convertible, output_shapes
+from loihic.training.models import check_convertible
 from loihic.training.snn import SNNModel, encode_chunks, fire, integrate
 
 MAX_PERCENTILE_KEEP = 50_000_000  # values kept (top-k) to compute a percentile exactly: 200 MB of float32
@@ -177,9 +179,8 @@ def convert(
         ann = load_checkpoint(ann_ckpt)
         where = str(ann_ckpt)
     else:
-        ann = dict(ann_ckpt)
-        where = f"checkpoint ({ann.get('model')} on {ann.get('dataset')})"
-        validate_checkpoint(ann, where)
+        where = f"checkpoint ({ann_ckpt.get('model')} on {ann_ckpt.get('dataset')})"
+        ann = validate_checkpoint(dict(ann_ckpt), where)
     if ann["kind"] != "ann":
         raise CheckpointError(f"{where}: is already an SNN checkpoint; convert expects an ANN checkpoint")
     if timesteps < 1:
@@ -192,7 +193,8 @@ def convert(
         raise InputError(f"leak {leak} is outside [0, 1]")
     check_encoding(encoding)
     method, param = parse_norm(norm)
-    check_convertible(ann["arch"])
+    net = ann_network(ann, weights=False, source=where)
+    check_convertible(net)
     x_train = np.asarray(x_train, dtype=np.float32)
     if tuple(x_train.shape[1:]) != tuple(ann["input_shape"]) or len(x_train) == 0:
         raise InputError(
@@ -200,11 +202,10 @@ def convert(
         )
     x_cal, _ = subset(x_train, None, calib_samples, seed)
 
-    arch = ann["arch"]
-    shapes = output_shapes(arch, ann["input_shape"])
-    synaptic = [i for i, layer in enumerate(arch) if layer["type"] in SYNAPTIC_TYPES]
+    shapes = ir.infer_shapes(net)
+    synaptic = [k for k, layer in enumerate(net.layers) if isinstance(layer, ir.SYNAPTIC)]
     thresholds: list[float | None] = [None] * len(synaptic)
-    model = SNNModel(arch, ann["state_dict"], ann["input_shape"], thresholds, leak, reset, encoding)
+    model = SNNModel(net, ann["state_dict"], thresholds, leak, reset, encoding)
     maxima, mean_potential = [], []
     cumulative, bias_scale = 1.0, [1.0]
     bar = tqdm(
@@ -216,7 +217,7 @@ def convert(
         th = a_pct if method == "percentile" else param * a_max
         if not (math.isfinite(th) and th > 0):
             raise LoihicError(
-                f"arch layer {synaptic[layer]} ({arch[synaptic[layer]]['type']}): threshold "
+                f"layer '{net.layers[synaptic[layer]].name}': threshold "
                 f"{th} from norm '{norm}' is not > 0 (max pre-activation {a_max}); the layer "
                 f"would never fire on the calibration data"
             )

@@ -51,8 +51,7 @@ def checkpoint_source(
     notes: list[str] = []
     warnings: list[str] = []
     if isinstance(checkpoint, dict):
-        ckpt, sha = checkpoint, None
-        validate_checkpoint(ckpt, "checkpoint", "snn")
+        ckpt, sha = validate_checkpoint(checkpoint, "checkpoint", "snn"), None
         where = f"<{ckpt['model']} SNN checkpoint>"
     else:
         where = str(checkpoint)

@@ -1,8 +1,9 @@
 """A model that came in through another front end, as a loihic ANN checkpoint ready for conversion.
 
-The front end (``compiler/load/torch_export.py``) builds the float IR; :func:`~loihic.training.models.
-arch_from_network` stores that IR in the checkpoint's arch format, so threshold balancing, the L4
-statistics, STDB, the float SNN and the compiler all run on it unchanged.  Which reader takes a file is
+The front end (``compiler/load/torch_export.py``) builds the float IR; the checkpoint stores that IR as it is
+(its layers, ``compiler.load.checkpoint.network_data``, and their arrays as the state_dict of
+``training.models.build_model``), so threshold balancing, the L4 statistics, STDB, the float SNN and the
+compiler all run on it unchanged.  Which reader takes a file is
 decided here, once, from the file's content (:func:`load_ann`).
 """
 
@@ -18,6 +19,7 @@ import torch
 from loihic.compiler import ir
 from loihic.compiler.errors import CheckpointError
 from loihic.compiler.fileio import file_sha256
+from loihic.compiler.load.checkpoint import network_data
 from loihic.compiler.load.pt2 import is_pt2, program_from_module, read_pt2
 from loihic.compiler.load.torch_export import network_from_program
 from loihic.training.checkpoint import (
@@ -27,7 +29,7 @@ from loihic.training.checkpoint import (
     load_checkpoint,
     validate_checkpoint,
 )
-from loihic.training.models import arch_from_network, check_convertible
+from loihic.training.models import check_convertible, state_dict_from_network, with_module_names
 
 TORCH_EXPORT_HOWTO = (
     "save the model as a torch.export program: "
@@ -37,9 +39,10 @@ TORCH_EXPORT_HOWTO = (
 
 
 def ann_checkpoint(net: ir.Network, model: str, source: dict[str, Any]) -> dict[str, Any]:
-    """The ANN checkpoint of a float IR network (no training metrics; ``dataset`` empty)."""
-    arch, state = arch_from_network(net)
-    check_convertible(arch)
+    """The ANN checkpoint of a float IR network (no training metrics; ``dataset`` empty).  Its layers are
+    stored under loihic's names (``models.with_module_names``); ``source["layers"]`` keeps the front end's."""
+    net = with_module_names(net)
+    check_convertible(net)
     out = ir.infer_shapes(net)[-1]
     ckpt = {
         "format": FORMAT,
@@ -49,16 +52,15 @@ def ann_checkpoint(net: ir.Network, model: str, source: dict[str, Any]) -> dict[
         "dataset": "",
         "input_shape": list(net.input.shape),
         "num_classes": int(out[0]),
-        "arch": arch,
-        "state_dict": state,
+        "layers": network_data(net.layers),
+        "state_dict": state_dict_from_network(net),
         "seed": 0,
         "hyperparams": {},
         "metrics": {},
         "created_by": CREATED_BY,
         "imported": source,
     }
-    validate_checkpoint(ckpt, f"imported {model}", "ann")
-    return ckpt
+    return validate_checkpoint(ckpt, f"imported {model}", "ann")
 
 
 def _jsonable(v: Any) -> Any:

@@ -33,11 +33,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from loihic.compiler import ir
 from loihic.compiler.encoding import encode_chunks, input_scale
 from loihic.compiler.errors import InputError, LoihicError
 from loihic.compiler.ir import RESETS
+from loihic.compiler.load.checkpoint import ann_network, module_indices, network_data
 from loihic.training.checkpoint import validate_checkpoint
-from loihic.training.models import SYNAPTIC_TYPES, build_model
+from loihic.training.models import build_model
 
 
 def integrate(v: torch.Tensor, current: torch.Tensor, leak: float) -> torch.Tensor:
@@ -57,7 +59,7 @@ def fire(v: torch.Tensor, threshold: float, reset: str) -> tuple[torch.Tensor, t
 class Stage:
     """One synaptic layer, its optional batchnorm, and the modules between its neuron and the next synapse."""
 
-    index: int  # arch index of the linear/conv layer
+    index: int  # torch module index of the dense/conv layer
     synapse: nn.Module
     norm: nn.Module | None
     post: tuple[nn.Module, ...]  # avgpool / dropout / flatten applied to the spikes
@@ -79,28 +81,30 @@ class SNNRun:
     # empty unless recorded
 
 
-def split_stages(net: nn.Sequential, arch: Sequence[Mapping[str, Any]]) -> tuple[tuple[nn.Module, ...], list[Stage]]:
-    """``(prefix modules acting on the input, stages)``; relu modules are dropped (they become neurons)."""
-    types = [layer["type"] for layer in arch]
-    syn = [i for i, t in enumerate(types) if t in SYNAPTIC_TYPES]
-    prefix = tuple(net[i] for i in range(syn[0]))
+def split_stages(modules: nn.Sequential, net: ir.Network) -> tuple[tuple[nn.Module, ...], list[Stage]]:
+    """``(prefix modules acting on the input, stages)`` of ``modules = build_model(net)``; the ReLU modules
+    are dropped (they become neurons)."""
+    layers = net.layers
+    index = module_indices(network_data(layers))
+    syn = [k for k, layer in enumerate(layers) if isinstance(layer, ir.SYNAPTIC)]
+    prefix = tuple(modules[index[k]] for k in range(syn[0]))
     stages = []
-    for n, i in enumerate(syn):
-        end = syn[n + 1] if n + 1 < len(syn) else len(types)
-        norm = net[i + 1] if i + 1 < end and types[i + 1] == "batchnorm" else None
-        post = tuple(net[j] for j in range(i + 1, end) if types[j] in ("avgpool", "dropout", "flatten"))
-        stages.append(Stage(i, net[i], norm, post))
+    for n, k in enumerate(syn):
+        end = syn[n + 1] if n + 1 < len(syn) else len(layers)
+        norm = modules[index[k + 1]] if k + 1 < end and isinstance(layers[k + 1], ir.BatchNorm) else None
+        post = tuple(modules[index[j]] for j in range(k + 1, end) if not isinstance(layers[j], ir.BatchNorm))
+        stages.append(Stage(index[k], modules[index[k]], norm, post))
     return prefix, stages
 
 
 class SNNModel(nn.Module):
-    """The float SNN of a checkpoint's arch and weights with per-layer thresholds (module docstring)."""
+    """The float SNN of an ANN IR network's structure (``net``, e.g. ``ann_network(ckpt)``) and a state_dict
+    with per-layer thresholds (module docstring)."""
 
     def __init__(
         self,
-        arch: Sequence[Mapping[str, Any]],
+        net: ir.Network,
         state_dict: Mapping[str, torch.Tensor],
-        input_shape: Sequence[int],
         thresholds: Sequence[float | None],
         leak: float = 1.0,
         reset: str = "hard",
@@ -111,24 +115,23 @@ class SNNModel(nn.Module):
             raise InputError(f"reset '{reset}' is not one of {RESETS}")
         if not 0.0 <= leak <= 1.0:
             raise InputError(f"leak {leak} is outside [0, 1]")
-        self.net = build_model(arch)
+        self.net = build_model(net)
         self.net.load_state_dict(state_dict)
         self.net.eval()
-        self.prefix, self.stages = split_stages(self.net, arch)
+        self.prefix, self.stages = split_stages(self.net, net)
         if len(thresholds) != len(self.stages):
             raise InputError(f"{len(thresholds)} thresholds for {len(self.stages)} synaptic layers")
         self.thresholds = [None if t is None else float(t) for t in thresholds]
-        self.input_shape = tuple(int(s) for s in input_shape)
+        self.input_shape = tuple(net.input.shape)
         self.leak, self.reset, self.scale = float(leak), reset, float(input_scale(encoding))
 
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> SNNModel:
-        validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
+        ckpt = validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
         snn = ckpt["snn"]
         return cls(
-            ckpt["arch"],
+            ann_network(ckpt, weights=False),
             ckpt["state_dict"],
-            ckpt["input_shape"],
             snn["thresholds"],
             snn["leak"],
             snn["reset"],

@@ -1,4 +1,24 @@
-"""Converted-SNN checkpoint (``loihic convert`` output) -> IR :class:`~loihic.compiler.ir.Network`."""
+"""loihic checkpoints <-> IR: the network structure a checkpoint stores, and the IR of a converted SNN.
+
+A checkpoint (format 2, ``training/checkpoint.py``) stores its network as ``"layers"``: one plain dict per IR
+layer (:func:`layer_data`), without arrays; the arrays are the ``state_dict`` tensors of the torch modules
+training builds from the same layers (``training/models.py build_model``), keyed by module index
+(:func:`module_indices`).  Exact keys of each layer type (sizes are ``[H, W]`` pairs)::
+
+    {"type": "dense", "name": str, "in": int, "out": int, "bias": bool, "spiking": bool}
+    {"type": "conv", "name": str, "in": int, "out": int, "kernel": [int, int], "stride": [int, int],
+     "padding": [int, int], "dilation": [int, int], "groups": int, "bias": bool, "spiking": bool}
+    {"type": "batchnorm", "name": str, "features": int, "eps": float}     # right after dense or conv
+    {"type": "avgpool", "name": str, "kernel": [int, int], "stride": [int, int]}
+    {"type": "dropout", "name": str, "p": float}
+    {"type": "flatten", "name": str}
+
+``spiking`` is the synaptic layer's neuron in the ANN's vocabulary (``compiler.ir.RELU`` or ``READOUT``): a
+ReLU module follows the synapse (after its batchnorm) in torch.  The spiking parameters of a converted SNN
+(thresholds, leak, reset, output, steps, encoding) are not repeated here: they live in the checkpoint's ``snn``
+block, and :func:`network_from_checkpoint` puts them on the IR's neurons.  Format-1 checkpoints (an ``arch``
+list) are migrated by ``checkpoint_v1.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +30,28 @@ import numpy as np
 from loihic.compiler import ir
 from loihic.compiler.errors import CheckpointError, UnsupportedLayerError
 
-_HINTS = {
+_SIZE = "size"  # an [H, W] pair of ints
+LAYER_KEYS: dict[str, dict[str, Any]] = {
+    "dense": {"name": str, "in": int, "out": int, "bias": bool, "spiking": bool},
+    "conv": {
+        "name": str,
+        "in": int,
+        "out": int,
+        "kernel": _SIZE,
+        "stride": _SIZE,
+        "padding": _SIZE,
+        "dilation": _SIZE,
+        "groups": int,
+        "bias": bool,
+        "spiking": bool,
+    },
+    "batchnorm": {"name": str, "features": int, "eps": float},
+    "avgpool": {"name": str, "kernel": _SIZE, "stride": _SIZE},
+    "dropout": {"name": str, "p": (float, int)},
+    "flatten": {"name": str},
+}
+SYNAPTIC_TYPES = ("dense", "conv")
+HINTS = {  # why a layer type that is not in LAYER_KEYS has no place on Loihi
     "maxpool": "max pooling has no exact spiking equivalent on Loihi; train with average pooling",
     "lstm": "recurrent cells are not supported by the netx CUBA path",
     "gru": "recurrent cells are not supported by the netx CUBA path",
@@ -19,93 +60,184 @@ _HINTS = {
 }
 
 
-def _arr(sd: Mapping[str, Any], key: str, where: str, required: bool = True) -> np.ndarray | None:
-    if key not in sd:
-        if required:
-            raise CheckpointError(f"{where}: state_dict lacks '{key}'")
-        return None
-    return np.asarray(sd[key].detach().cpu().numpy() if hasattr(sd[key], "detach") else sd[key], np.float64)
+def _pair(v: tuple[int, int]) -> list[int]:
+    return [int(v[0]), int(v[1])]
 
 
-SYNAPTIC_KINDS = ("linear", "conv")
+def layer_data(layer: ir.Layer) -> dict[str, Any]:
+    """The plain (JSON-able) dict of one IR layer, without its arrays (module docstring)."""
+    if isinstance(layer, ir.Dense):
+        return {
+            "type": "dense",
+            "name": layer.name,
+            "in": int(layer.weight.shape[1]),
+            "out": int(layer.weight.shape[0]),
+            "bias": layer.bias is not None,
+            "spiking": bool(layer.neuron.spiking),
+        }
+    if isinstance(layer, ir.Conv):
+        return {
+            "type": "conv",
+            "name": layer.name,
+            "in": int(layer.weight.shape[1] * layer.groups),
+            "out": int(layer.weight.shape[0]),
+            "kernel": _pair(layer.weight.shape[2:]),
+            "stride": _pair(layer.stride),
+            "padding": _pair(layer.padding),
+            "dilation": _pair(layer.dilation),
+            "groups": int(layer.groups),
+            "bias": layer.bias is not None,
+            "spiking": bool(layer.neuron.spiking),
+        }
+    if isinstance(layer, ir.BatchNorm):
+        return {"type": "batchnorm", "name": layer.name, "features": int(layer.mean.shape[0]), "eps": float(layer.eps)}
+    if isinstance(layer, ir.AvgPool):
+        return {"type": "avgpool", "name": layer.name, "kernel": _pair(layer.kernel), "stride": _pair(layer.stride)}
+    if isinstance(layer, ir.Dropout):
+        return {"type": "dropout", "name": layer.name, "p": float(layer.p)}
+    if isinstance(layer, ir.Flatten):
+        return {"type": "flatten", "name": layer.name}
+    raise UnsupportedLayerError(f"layer '{getattr(layer, 'name', '?')}': {type(layer).__name__} cannot be stored")
 
 
-def layers_from_arch(
-    arch: Sequence[Mapping[str, Any]], sd: Mapping[str, Any], neurons: Sequence[ir.Neuron], source: str
-) -> list[tuple[int, ir.Layer]]:
-    """``(arch index, IR layer)`` for each entry of a checkpoint's arch (``training/models.py``) that has an IR
-    form, with weights from ``sd`` and ``neurons[k]`` on the k-th linear/conv layer.  relu has none (it is
-    the synaptic layer's neuron), nor has dropout (the identity at inference).  The one reading of an arch:
-    the compiler's (:func:`network_from_checkpoint`) and training's shape inference
-    (``training.models.output_shapes``) both go through it.  ``source`` names the file in error messages.
-    """
-    layers: list[tuple[int, ir.Layer]] = []
-    k = 0
-    for i, spec in enumerate(arch):
-        kind = str(spec.get("type"))
-        name = f"{i}.{kind}"
-        if kind in SYNAPTIC_KINDS:
-            w, b = _arr(sd, f"{i}.weight", source), _arr(sd, f"{i}.bias", source, required=False)
-            if kind == "linear":
-                layers.append((i, ir.Dense(name, w, b, neurons[k])))
+def network_data(layers: Sequence[ir.Layer]) -> list[dict[str, Any]]:
+    """The checkpoint's ``"layers"`` of IR layers."""
+    return [layer_data(layer) for layer in layers]
+
+
+def check_layer_data(data: Any, where: str) -> None:
+    """Raise CheckpointError unless ``data`` is a non-empty list of layer dicts with exactly their keys."""
+    if not isinstance(data, list) or not data:
+        raise CheckpointError(f"{where}: layers must be a non-empty list of layer dicts")
+    for k, d in enumerate(data):
+        if not isinstance(d, Mapping) or d.get("type") not in LAYER_KEYS:
+            kind = d.get("type") if isinstance(d, Mapping) else type(d).__name__
+            hint = f" ({HINTS[kind.lower()]})" if isinstance(kind, str) and kind.lower() in HINTS else ""
+            raise CheckpointError(f"{where}: layer {k}: type {kind!r} is not one of {', '.join(LAYER_KEYS)}{hint}")
+        spec = LAYER_KEYS[d["type"]]
+        if set(d) != {"type", *spec}:
+            raise CheckpointError(f"{where}: layer {k} ({d['type']}): keys {sorted(d)}, expected {sorted(spec)}")
+        for key, typ in spec.items():
+            value = d[key]
+            if typ == _SIZE:
+                ok = isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)
+            elif typ is int:
+                ok = _is_int(value)
             else:
-                conv = ir.Conv(
-                    name,
-                    w,
-                    b,
-                    neurons[k],
-                    stride=spec.get("stride", 1),
-                    padding=spec.get("padding", 0),
-                    dilation=spec.get("dilation", 1),
-                    groups=spec.get("groups", 1),
-                )
-                layers.append((i, conv))
+                ok = isinstance(value, typ) and (typ is bool or not isinstance(value, bool))
+            if not ok:
+                raise CheckpointError(f"{where}: layer {k} ({d['type']}): '{key}' = {value!r} has the wrong type")
+        if d["type"] == "batchnorm" and (k == 0 or data[k - 1]["type"] not in SYNAPTIC_TYPES):
+            raise CheckpointError(f"{where}: layer {k} (batchnorm) must directly follow a dense or conv layer")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def module_indices(data: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Torch module index of each layer in ``build_model``'s order: synapse, [batchnorm], ReLU if spiking,
+    then pooling / dropout / flatten (format 1's order, so state_dict keys read ``"3.weight"`` as they did)."""
+    indices, i = [], 0
+    for k, d in enumerate(data):
+        indices.append(i)
+        i += 1
+        nxt = data[k + 1]["type"] if k + 1 < len(data) else None
+        if d["type"] in SYNAPTIC_TYPES and d["spiking"] and nxt != "batchnorm":
+            i += 1  # its ReLU
+        elif d["type"] == "batchnorm" and k and data[k - 1].get("spiking"):
+            i += 1  # the ReLU of the synapse before it
+    return indices
+
+
+def _arr(sd: Mapping[str, Any] | None, key: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+    if sd is None:
+        return np.zeros(shape, np.float32)
+    if key not in sd:
+        raise CheckpointError(f"{where}: state_dict lacks '{key}'")
+    v = sd[key]
+    return np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v, np.float64)
+
+
+def layers_from_data(
+    data: Sequence[Mapping[str, Any]],
+    sd: Mapping[str, Any] | None,
+    neurons: Sequence[ir.Neuron] | None = None,
+    source: str = "<checkpoint>",
+) -> list[ir.Layer]:
+    """IR layers of a checkpoint's ``"layers"``, arrays from ``sd`` (None: zeros of the right shapes, for
+    structure only).  ``neurons[k]`` goes on the k-th dense/conv layer; None: the ANN's (``ir.RELU`` where
+    ``spiking``, else ``ir.READOUT``)."""
+    check_layer_data(list(data), source)
+    layers: list[ir.Layer] = []
+    k = 0
+    for i, d in zip(module_indices(data), data, strict=True):
+        kind, name = d["type"], d["name"]
+        if kind in SYNAPTIC_TYPES:
+            neuron = neurons[k] if neurons is not None else (ir.RELU if d["spiking"] else ir.READOUT)
             k += 1
-        elif kind == "avgpool":
-            layers.append((i, ir.AvgPool(name, spec["kernel"], spec.get("stride", spec["kernel"]))))
-        elif kind == "flatten":
-            layers.append((i, ir.Flatten(name)))
+            b = _arr(sd, f"{i}.bias", (d["out"],), source) if d["bias"] else None
+            if kind == "dense":
+                layers.append(ir.Dense(name, _arr(sd, f"{i}.weight", (d["out"], d["in"]), source), b, neuron))
+            else:
+                if d["in"] % d["groups"]:
+                    raise CheckpointError(f"{source}: layer '{name}': groups {d['groups']} do not divide in {d['in']}")
+                shape = (d["out"], d["in"] // d["groups"], *d["kernel"])
+                w = _arr(sd, f"{i}.weight", shape, source)
+                layers.append(ir.Conv(name, w, b, neuron, d["stride"], d["padding"], d["dilation"], groups=d["groups"]))
         elif kind == "batchnorm":
-            bn = ir.BatchNorm(
-                name,
-                _arr(sd, f"{i}.running_mean", source),
-                _arr(sd, f"{i}.running_var", source),
-                _arr(sd, f"{i}.weight", source),
-                _arr(sd, f"{i}.bias", source),
-                float(spec.get("eps", 1e-5)),
+            n = (d["features"],)
+            layers.append(
+                ir.BatchNorm(
+                    name,
+                    _arr(sd, f"{i}.running_mean", n, source),
+                    np.ones(n) if sd is None else _arr(sd, f"{i}.running_var", n, source),
+                    _arr(sd, f"{i}.weight", n, source),
+                    _arr(sd, f"{i}.bias", n, source),
+                    float(d["eps"]),
+                )
             )
-            layers.append((i, bn))
-        elif kind in ("relu", "dropout"):
-            continue  # ReLU becomes the spiking non-linearity; dropout is the identity at inference
+        elif kind == "avgpool":
+            layers.append(ir.AvgPool(name, d["kernel"], d["stride"]))
+        elif kind == "dropout":
+            layers.append(ir.Dropout(name, d["p"]))
         else:
-            hint = _HINTS.get(kind.lower(), "supported: linear, conv, relu, avgpool, flatten, dropout, batchnorm")
-            raise UnsupportedLayerError(f"{source}: layer {i} ({kind}) cannot be compiled for Loihi: {hint}")
+            layers.append(ir.Flatten(name))
     return layers
 
 
-def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") -> ir.Network:
-    """Build the IR of a converted SNN.  ``source`` names the file in error messages."""
+def ann_network(ckpt: Mapping[str, Any], weights: bool = True, source: str = "<checkpoint>") -> ir.Network:
+    """A checkpoint's network in the ANN's vocabulary (``ir.RELU`` / ``ir.READOUT`` neurons, one step of direct
+    input): what training builds its torch modules from.  ``weights=False``: zero arrays (structure only)."""
+    layers = layers_from_data(ckpt["layers"], ckpt["state_dict"] if weights else None, None, source)
+    return ir.Network(
+        ir.Input(tuple(ckpt["input_shape"])), layers, timesteps=ir.ANN_TIMESTEPS, encoding=ir.ANN_ENCODING
+    )
+
+
+def network_from_checkpoint(ckpt: Mapping[str, Any], source: str = "<checkpoint>") -> ir.Network:
+    """Build the IR of a converted SNN from a format-2 checkpoint (``training.checkpoint.load_checkpoint`` and
+    ``validate_checkpoint`` migrate format 1).  ``source`` names the file in error messages."""
+    if "layers" not in ckpt:
+        raise CheckpointError(f"{source}: has no 'layers' (a format-1 dict: validate_checkpoint migrates it)")
     if ckpt.get("kind") != "snn" or "snn" not in ckpt:
         raise CheckpointError(
             f"{source}: is a '{ckpt.get('kind')}' checkpoint; compile needs a converted SNN "
             "(run 'loihic convert' first)"
         )
-    snn, arch, sd = ckpt["snn"], ckpt["arch"], ckpt["state_dict"]
-    if snn.get("l4") is not None:
-        meta_l4 = snn["l4"]  # already applied to the weights (training.adjust.with_l4)
-    else:
-        meta_l4 = None
+    snn, data, sd = ckpt["snn"], ckpt["layers"], ckpt["state_dict"]
+    meta_l4 = snn.get("l4")  # already applied to the weights (training.adjust.with_l4), or None
     thresholds = list(snn["thresholds"])
     leak = float(snn.get("leak", 1.0))
     output = str(snn.get("output", "integrator"))
     if output not in ("integrator", "spiking"):
         raise CheckpointError(f"{source}: snn output '{output}' is not 'integrator' or 'spiking'")
-    synaptic_idx = [i for i, spec in enumerate(arch) if spec.get("type") in SYNAPTIC_KINDS]
-    if len(thresholds) != len(synaptic_idx):
-        raise CheckpointError(f"{source}: {len(thresholds)} thresholds for {len(synaptic_idx)} synaptic layers")
+    n_syn = sum(d.get("type") in SYNAPTIC_TYPES for d in data)
+    if len(thresholds) != n_syn:
+        raise CheckpointError(f"{source}: {len(thresholds)} thresholds for {n_syn} synaptic layers")
     neurons = [
         ir.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.0, spiking=False)
-        if k == len(synaptic_idx) - 1 and output == "integrator"
+        if k == n_syn - 1 and output == "integrator"
         else ir.Neuron(
             threshold=float(th),
             current_decay=1.0,
@@ -115,7 +247,7 @@ def network_from_checkpoint(ckpt: dict[str, Any], source: str = "<checkpoint>") 
         )
         for k, th in enumerate(thresholds)
     ]
-    layers = tuple(layer for _, layer in layers_from_arch(arch, sd, neurons, source))
+    layers = tuple(layers_from_data(data, sd, neurons, source))
     meta = {
         "source_sha256": ckpt.get("sha256") or snn.get("source_sha256"),
         "model": ckpt.get("model"),

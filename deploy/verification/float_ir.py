@@ -23,6 +23,7 @@ from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import input_scale
 from loihic.compiler.errors import InputError
+from loihic.compiler.passes.drop_dropout import drop_dropout
 from loihic.compiler.passes.fold_batchnorm import fold_batchnorm
 from loihic.compiler.passes.lower_avgpool import lower_avgpool
 from loihic.training.snn import SNNRun
@@ -33,7 +34,7 @@ class IRModel:
 
     def __init__(self, net: ir.Network) -> None:
         cfg = CompileConfig()
-        self.net = lower_avgpool(fold_batchnorm(net, cfg), cfg)
+        self.net = lower_avgpool(fold_batchnorm(drop_dropout(net, cfg), cfg), cfg)
         self.input_shape = tuple(self.net.input.shape)
         self.scale = float(input_scale(self.net.encoding))
         self._t = {}  # layer index -> (weight, bias) as float64 tensors

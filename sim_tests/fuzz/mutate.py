@@ -315,13 +315,12 @@ def mutate_checkpoint(src: Path, out: Path, rng: np.random.Generator) -> str:
             ckpt["input_shape"] = [int(rng.choice((10**9, 2**31))), 8, 8] if rng.random() < 0.5 else [1, 10**5, 10**5]
             whats.append(f"input_shape = {ckpt['input_shape']}")
             continue
-        if special < 0.25 and ckpt.get("arch"):
-            spec = ckpt["arch"][int(rng.integers(0, len(ckpt["arch"])))]
-            key = str(
-                rng.choice(("out_features", "in_features", "out_channels", "kernel", "stride", "padding", "type"))
-            )
+        layers_key = "layers" if ckpt.get("layers") else "arch"
+        if special < 0.25 and ckpt.get(layers_key):
+            spec = ckpt[layers_key][int(rng.integers(0, len(ckpt[layers_key])))]
+            key = str(rng.choice(("in", "out", "kernel", "stride", "padding", "type", "spiking", "name")))
             spec[key] = pick(rng, (10**9, -1, 0, "maxpool", 2**31, [3, 3, 3]))
-            whats.append(f"arch entry {key} = {spec[key]!r}")
+            whats.append(f"{layers_key} entry {key} = {spec[key]!r}")
             continue
         paths = _paths(ckpt)
         path = paths[int(rng.integers(0, len(paths)))]

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import torch
 
+from loihic.compiler.load.checkpoint import ann_network
+from loihic.compiler.load.checkpoint_v1 import layers_from_arch
 from loihic.training.checkpoint import load_checkpoint
 from loihic.training.convert import convert
+from loihic.training.models import build_model
 from sim_tests.golden.checkpoint_v1 import make_v1
 
 GOLDEN = Path(make_v1.__file__).parent
@@ -20,8 +23,34 @@ EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
 def test_goldens_are_small_format_1_checkpoints() -> None:
     for name, kind in (("ann_v1.pt", "ann"), ("snn_v1.pt", "snn")):
         assert (GOLDEN / name).stat().st_size < 100_000
-        ckpt = load_checkpoint(GOLDEN / name, kind)
-        assert ckpt["format_version"] == 1 and ckpt["arch"] == make_v1.ARCH
+        raw = torch.load(GOLDEN / name, weights_only=True)
+        assert raw["format_version"] == 1 and raw["arch"] == make_v1.ARCH
+        ckpt = load_checkpoint(GOLDEN / name, kind)  # migrated to format 2
+        assert ckpt["format_version"] == 2 and "arch" not in ckpt
+        assert ckpt["layers"] == layers_from_arch(make_v1.ARCH)
+        assert ckpt["state_dict"].keys() == raw["state_dict"].keys()
+
+
+def test_v1_ann_builds_the_same_modules_as_format_1() -> None:
+    """The torch modules of the migrated layers, in order, are those format 1 built from ``ARCH``."""
+    ann = load_checkpoint(GOLDEN / "ann_v1.pt", "ann")
+    torch.manual_seed(7)
+    want = make_v1.ann_checkpoint()["state_dict"]
+    torch.manual_seed(7)
+    got = build_model(ann_network(ann, weights=False)).state_dict()
+    assert [type(m).__name__ for m in build_model(ann_network(ann, weights=False))] == [
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "AvgPool2d",
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in ("0.weight", "5.weight", "8.weight", "8.bias"))
 
 
 def test_v1_ann_converts_and_v1_snn_compiles_as_before(tmp_path: Path) -> None:

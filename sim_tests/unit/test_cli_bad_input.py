@@ -333,7 +333,7 @@ def test_netx_weight_no_integer_can_hold(ws: Path) -> None:
 @pytest.mark.parametrize(("index", "ltype"), [(2, "maxpool"), (1, "lstm")])
 def test_compile_unsupported_layer(ws: Path, index: int, ltype: str) -> None:
     def change(ckpt: dict) -> None:
-        ckpt["arch"][index]["type"] = ltype
+        ckpt["layers"][index]["type"] = ltype
 
     name = snn_variant(ws, f"{ltype}.pt", change)
     assert_refused(run_cli(ws, "compile", name, "-o", "m.net"), name, f"layer {index}", ltype)

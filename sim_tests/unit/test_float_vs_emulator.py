@@ -48,11 +48,10 @@ def test_float_snn_equals_emulator_spike_for_spike(tmp_path, model):
         readout = torch.randn(10, 6 * 8 * 8, generator=gen) * (torch.rand(10, 6 * 8 * 8, generator=gen) < 0.05)
         ann = {
             **ann,
-            "arch": [
-                ann["arch"][0],
-                ann["arch"][1],
-                {"type": "flatten"},
-                {"type": "linear", "in": 6 * 8 * 8, "out": 10, "bias": False},
+            "layers": [  # modules: conv 0, its ReLU 1, flatten 2, dense 3
+                ann["layers"][0],
+                {"type": "flatten", "name": "2.flatten"},
+                {"type": "dense", "name": "3.linear", "in": 6 * 8 * 8, "out": 10, "bias": False, "spiking": False},
             ],
             "state_dict": {"0.weight": ann["state_dict"]["0.weight"], "3.weight": readout},
         }

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
-from loihic.compiler.errors import QuantizationError, UnsupportedLayerError
+from loihic.compiler.errors import LoihicError, QuantizationError, UnsupportedLayerError
 from loihic.compiler.passes.check_ranges import check_ranges
 from loihic.compiler.passes.fold_batchnorm import fold_batchnorm
 from loihic.compiler.passes.lower_avgpool import lower_avgpool
@@ -27,6 +27,7 @@ def _net(layers, shape=(1, 12, 12), steps=16, encoding="poisson"):
 
 def test_pipeline_is_one_ordered_tuple_of_functions():
     assert [p.__name__ for p in PASSES] == [
+        "drop_dropout",
         "fold_batchnorm",
         "lower_avgpool",
         "l4_adjust",
@@ -35,6 +36,15 @@ def test_pipeline_is_one_ordered_tuple_of_functions():
         "quantize_sdnn",  # sigma-delta networks (each pass leaves the other kind alone)
         "check_ranges",
     ]
+
+
+def test_dropout_is_dropped_and_has_the_input_shape():
+    w = np.ones((2, 3))
+    net = _net([ir.Dropout("d", 0.5), ir.Dense("fc", w, None, N)], shape=(3,))
+    assert ir.infer_shapes(net) == [(3,), (2,)]
+    assert [layer.name for layer in compile_network(net, CFG).layers] == ["fc"]
+    with pytest.raises(LoihicError, match="outside"):
+        ir.Dropout("d", 1.0)
 
 
 def test_fold_batchnorm_matches_torch(rng):

@@ -20,7 +20,7 @@ from torch import nn
 
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.errors import CheckpointError, UnsupportedLayerError
-from loihic.compiler.load.checkpoint import network_from_checkpoint
+from loihic.compiler.load.checkpoint import network_data, network_from_checkpoint
 from loihic.compiler.load.pt2 import read_pt2
 from loihic.compiler.load.torch_export import network_from_program
 from loihic.compiler.netx.read import read_netx
@@ -30,7 +30,7 @@ from loihic.training.checkpoint import CREATED_BY, FORMAT, FORMAT_VERSION
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
 from loihic.training.imported import import_torch
-from loihic.training.models import build_model, make_arch, model_from_checkpoint
+from loihic.training.models import build_model, make_network, model_from_checkpoint
 from sim_tests.unit.test_cli_bad_input import assert_no_processes_in, assert_refused, run_cli
 
 
@@ -105,15 +105,15 @@ def test_every_spelling_reproduces_the_model_from_module_and_file(tmp_path: Path
     x = torch.rand(6, 2, 10, 10)
     from_module = import_torch(model, x.numpy())
     from_file = import_torch(_export(model, x, tmp_path / "m.pt2"))
-    assert from_module["arch"] == from_file["arch"]
+    assert from_module["layers"] == from_file["layers"]
     for key, value in from_module["state_dict"].items():
         assert torch.equal(value, from_file["state_dict"][key]), key
     ann = model_from_checkpoint(from_file)
     with torch.no_grad():
         ref, out = model(x), torch.log_softmax(ann(x), 1)
     assert torch.allclose(ref, out, atol=1e-5), float((ref - out).abs().max())
-    types = [layer["type"] for layer in from_file["arch"]]
-    assert types.count("batchnorm") == 2 and types.count("relu") == 3
+    types = [layer["type"] for layer in from_file["layers"]]
+    assert types.count("batchnorm") == 2 and sum(layer.get("spiking", False) for layer in from_file["layers"]) == 3
     assert from_file["imported"]["dropped_final_ops"] == ["log_softmax.int"]
     assert from_file["imported"]["input_affine_folded"]
 
@@ -152,14 +152,14 @@ def test_normalisation_given_as_options_equals_one_inside_the_model(tmp_path: Pa
     assert torch.allclose(ref, out, atol=1e-5)
 
 
-def test_user_cnn_equals_loihic_arch_layer_for_layer() -> None:
-    """loihic's own LeNet-5 (an nn.Sequential from its arch) through the torch front end gives the same IR
-    as the checkpoint loader: one description, two front ends."""
+def test_user_cnn_equals_loihic_network_layer_for_layer() -> None:
+    """loihic's own LeNet-5 (an nn.Sequential built from its IR) through the torch front end gives the same IR
+    back, layer for layer, under the same names (the checkpoint stores loihic's module names): one description."""
     torch.manual_seed(2)
-    arch = make_arch("lenet5", (1, 8, 8), 10, bias=True)
-    net = build_model(arch).eval()
+    network = make_network("lenet5", (1, 8, 8), 10, bias=True)
+    net = build_model(network).eval()
     ckpt = import_torch(net, np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32))
-    assert ckpt["arch"] == [{k: v for k, v in layer.items()} for layer in arch if layer["type"] != "dropout"]
+    assert ckpt["layers"] == network_data(network.layers)
     for key, value in net.state_dict().items():
         assert torch.equal(value, ckpt["state_dict"][key]), key
 
@@ -314,8 +314,8 @@ _DRAWS_BEFORE = {("lenet5", "poisson"): 1, ("mlp", "direct"): 2}
 
 def _fingerprint(model: str, encoding: str, l4: bool, tmp_path: Path) -> str:
     torch.manual_seed(7)
-    arch = make_arch(model, (1, 8, 8), 10, bias=False, hidden=32)
-    net = build_model(arch)
+    network = make_network(model, (1, 8, 8), 10, bias=False, hidden=32)
+    net = build_model(network)
     ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -324,7 +324,7 @@ def _fingerprint(model: str, encoding: str, l4: bool, tmp_path: Path) -> str:
         "dataset": "digits",
         "input_shape": [1, 8, 8],
         "num_classes": 10,
-        "arch": arch,
+        "layers": network_data(network.layers),
         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
         "seed": 7,
         "hyperparams": {},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 from pathlib import Path
 
@@ -11,28 +12,30 @@ import torch
 
 from loihic.compiler.errors import CheckpointError, OutputExistsError
 from loihic.compiler.fileio import file_sha256
+from loihic.compiler.load.checkpoint import ann_network, network_data
 from loihic.training.checkpoint import (
     CREATED_BY,
     FORMAT,
     load_checkpoint,
     save_checkpoint,
+    validate_checkpoint,
 )
-from loihic.training.models import build_model, make_arch
+from loihic.training.models import build_model, make_network, model_from_checkpoint
 
 
 def make_ckpt(kind: str = "ann") -> dict:
-    arch = make_arch("mlp", (1, 8, 8), 10, hidden=16)
+    net = make_network("mlp", (1, 8, 8), 10, hidden=16)
     torch.manual_seed(0)
     ckpt = {
         "format": FORMAT,
-        "format_version": 1,
+        "format_version": 2,
         "kind": "ann",
         "model": "mlp",
         "dataset": "digits",
         "input_shape": [1, 8, 8],
         "num_classes": 10,
-        "arch": arch,
-        "state_dict": dict(build_model(arch).state_dict()),
+        "layers": network_data(net.layers),
+        "state_dict": dict(build_model(net).state_dict()),
         "seed": 0,
         "hyperparams": {"epochs": 1},
         "metrics": {"test_accuracy": 0.5},
@@ -143,6 +146,37 @@ def test_unreadable_files(tmp_path: Path) -> None:
         assert "\n" not in str(info.value), what
 
 
+def test_format_2_stores_the_ir_as_plain_json(tmp_path: Path) -> None:
+    """The layers are plain JSON, the IR comes back from them and the state_dict, and training's modules hold
+    the IR's arrays."""
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "a.pt", make_ckpt()))
+    assert ckpt["format_version"] == 2 and json.loads(json.dumps(ckpt["layers"])) == ckpt["layers"]
+    net = ann_network(ckpt)
+    assert network_data(net.layers) == ckpt["layers"]
+    assert [layer.name for layer in net.layers] == ["0.flatten", "1.linear", "3.dropout", "4.linear"]
+    model = model_from_checkpoint(ckpt)
+    assert torch.equal(model[4].weight, torch.as_tensor(net.layers[3].weight, dtype=torch.float32))
+
+
+def test_format_1_dict_is_migrated_without_changing_it() -> None:
+    """A format-1 dict (the Python API takes dicts) validates as its format-2 form; the caller's dict is kept."""
+    v2 = make_ckpt()
+    arch = [
+        {"type": "flatten"},
+        {"type": "linear", "in": 64, "out": 16, "bias": False},
+        {"type": "relu"},
+        {"type": "dropout", "p": 0.1},
+        {"type": "linear", "in": 16, "out": 10, "bias": False},
+    ]
+    v1 = {**{k: v for k, v in v2.items() if k != "layers"}, "format_version": 1, "arch": arch}
+    before = copy.deepcopy(v1)
+    out = validate_checkpoint(v1, "v1")
+    assert out["format_version"] == 2 and out["layers"] == v2["layers"] and "arch" not in out
+    assert v1.keys() == before.keys() and v1["arch"] == before["arch"] and v1["format_version"] == 1
+    with pytest.raises(CheckpointError, match=r"^v1: invalid arch: arch layer 3 \(relu\)"):
+        validate_checkpoint({**v1, "arch": [arch[0], arch[1], arch[3], arch[2], arch[4]]}, "v1")
+
+
 def _saved(tmp_path: Path, obj: object) -> Path:
     path = tmp_path / "x.pt"
     torch.save(obj, path)
@@ -153,16 +187,18 @@ def _saved(tmp_path: Path, obj: object) -> Path:
     ("mutate", "match"),
     [
         (lambda c: c.pop("format"), "not a loihic checkpoint"),
-        (lambda c: c.update(format_version=2), "format_version 2 is not supported"),
+        (lambda c: c.update(format_version=3), "format_version 3 is not supported"),
         (lambda c: c.update(kind="cnn"), "kind 'cnn' is not one of"),
         (lambda c: c.pop("seed"), "missing key 'seed'"),
         (lambda c: c.update(seed="0"), "'seed' is str, expected int"),
-        (lambda c: c["state_dict"].pop("1.weight"), r"does not match arch \(missing \['1.weight'\]"),
+        (lambda c: c["state_dict"].pop("1.weight"), r"does not match the layers \(missing \['1.weight'\]"),
         (lambda c: c["state_dict"].update({"1.weight": torch.zeros(3, 3)}), "tensor '1.weight' has shape"),
         (lambda c: c["state_dict"]["4.weight"].__setitem__((0, 0), float("nan")), "'4.weight' contains NaN"),
         (lambda c: c["state_dict"]["1.weight"].__setitem__((1, 2), float("inf")), "'1.weight' contains NaN"),
-        (lambda c: c["arch"].__setitem__(2, {"type": "gelu"}), "invalid arch: arch layer 2: unsupported"),
-        (lambda c: c.update(num_classes=9), r"arch outputs shape \(10,\), expected \(9,\)"),
+        (lambda c: c["layers"].__setitem__(2, {"type": "gelu"}), "layer 2: type 'gelu' is not one of"),
+        (lambda c: c["layers"][1].update(spiking=1), r"layer 1 \(dense\): 'spiking' = 1 has the wrong type"),
+        (lambda c: c["layers"][1].pop("name"), r"layer 1 \(dense\): keys"),
+        (lambda c: c.update(num_classes=9), r"layers output shape \(10,\), expected \(9,\)"),
     ],
 )
 def test_invalid_content(tmp_path: Path, mutate, match: str) -> None:  # noqa: ANN001

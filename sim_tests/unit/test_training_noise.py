@@ -8,21 +8,23 @@ import numpy as np
 import pytest
 import torch
 
+from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import encode_all as encoded
 from loihic.compiler.errors import InputError
+from loihic.compiler.load.checkpoint import network_data
 from loihic.compiler.netx.read import read_netx
 from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.data import load_dataset
 from loihic.training.deployment import compile_checkpoint
-from loihic.training.models import expected_state_shapes, output_shapes
+from loihic.training.models import build_model, sequential
 from loihic.training.noise import (
     NoiseConfig,
     _forward_bptt,
     _normalised_potential,
     evaluate_noise,
-    noise_arch,
+    noise_network,
     noise_outputs,
     residual_gain,
     steady_offset,
@@ -77,15 +79,15 @@ def test_uniform_noise_trains() -> None:
     assert ck["snn"]["noise"]["type"] == "uniform" and ck["metrics"]["test_accuracy"] > 0.3
 
 
-def test_archs() -> None:
-    ap = noise_arch("ap2-512fc", (1, 28, 28), 10)
-    assert [layer["type"] for layer in ap] == ["avgpool", "flatten", "linear", "relu", "linear"]
-    assert (ap[2]["in"], ap[2]["out"], ap[4]["out"]) == (196, 512, 10)
-    cnn = noise_arch("mnist-cnn", (1, 28, 28), 10)
-    assert [layer["out"] for layer in cnn if layer["type"] == "conv"] == [64, 128, 128]
-    assert output_shapes(cnn, (1, 28, 28))[-2] == (128 * 7 * 7,) and cnn[-1]["out"] == 10
-    assert expected_state_shapes(cnn)["9.weight"] == (10, 6272)
-    assert noise_arch("mlp", (1, 8, 8), 10, hidden=16)[1]["out"] == 16
+def test_networks() -> None:
+    ap = network_data(noise_network("ap2-512fc", (1, 28, 28), 10).layers)
+    assert [layer["type"] for layer in ap] == ["avgpool", "flatten", "dense", "dense"]
+    assert (ap[2]["in"], ap[2]["out"], ap[2]["spiking"], ap[3]["out"]) == (196, 512, True, 10)
+    cnn = noise_network("mnist-cnn", (1, 28, 28), 10)
+    assert [layer.weight.shape[0] for layer in cnn.layers if isinstance(layer, ir.Conv)] == [64, 128, 128]
+    assert ir.infer_shapes(cnn)[-2] == (128 * 7 * 7,) and cnn.layers[-1].out_features == 10
+    assert tuple(build_model(cnn).state_dict()["9.weight"].shape) == (10, 6272)
+    assert noise_network("mlp", (1, 8, 8), 10, hidden=16).layers[1].out_features == 16
 
 
 # --- stage semantics -------------------------------------------------------------------------------------
@@ -150,7 +152,7 @@ def test_offset_checkpoint_is_lif_plus_mean(ckpt: dict, test_set) -> None:
     c = steady_offset(0.5)
     assert c == 0.25
     off = with_offset(ckpt, c)
-    assert all(layer["bias"] for layer in off["arch"] if layer["type"] == "linear")
+    assert all(layer["bias"] for layer in off["layers"] if layer["type"] == "dense")
     assert torch.equal(off["state_dict"]["4.bias"], torch.full((10,), 0.25))
     want = noise_outputs(ckpt, x, 5, "lif+mean")  # offset defaults to beta (1 - lambda)
     got = snn_outputs(off, x, 5)  # bias inside the matmul: float rounding may differ in a rare sample
@@ -162,15 +164,10 @@ def test_spiking_output_reference_loop() -> None:
     rng = np.random.default_rng(5)
     w1 = (rng.integers(-8, 9, size=(6, 4)) / 8).astype(np.float32)
     w2 = (rng.integers(-8, 9, size=(3, 6)) / 8).astype(np.float32)
-    arch = [
-        {"type": "flatten"},
-        {"type": "linear", "in": 4, "out": 6, "bias": False},
-        {"type": "relu"},
-        {"type": "linear", "in": 6, "out": 3, "bias": False},
-    ]
+    arch = sequential((1, 2, 2), ["flatten", ("linear", 6), "relu", ("linear", 3)])
     state = {"1.weight": torch.tensor(w1), "3.weight": torch.tensor(w2)}
     spikes = (rng.random((5, 1, 2, 2, 9)) < 0.6).astype(np.uint8)
-    run = SNNModel(arch, state, (1, 2, 2), [0.5625, 0.3125], leak=0.5).simulate(spikes, record=True)
+    run = SNNModel(arch, state, [0.5625, 0.3125], leak=0.5).simulate(spikes, record=True)
     want = np.zeros((5, 3), np.float32)
     for i in range(5):
         v1, v2 = np.zeros(6, np.float32), np.zeros(3, np.float32)

@@ -8,24 +8,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loihic.compiler import ir
 from loihic.compiler.encoding import encode
 from loihic.compiler.errors import InputError
-from loihic.training.models import build_model
+from loihic.training.models import build_model, sequential, state_dict_from_network
 from loihic.training.snn import SNNModel, encode_chunks
 
-FLAT = {"type": "flatten"}
-RELU = {"type": "relu"}
 
-
-def tiny(w1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> tuple[list, dict]:
-    arch = [
-        FLAT,
-        {"type": "linear", "in": w1.shape[1], "out": w1.shape[0], "bias": False},
-        RELU,
-        {"type": "linear", "in": w2.shape[1], "out": w2.shape[0], "bias": True},
-    ]
-    state = {"1.weight": torch.tensor(w1), "3.weight": torch.tensor(w2), "3.bias": torch.tensor(b2)}
-    return arch, state
+def tiny(w1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> tuple[ir.Network, dict]:
+    layers = [ir.Flatten("f"), ir.Dense("fc1", w1, None, ir.RELU), ir.Dense("fc2", w2, b2, ir.READOUT)]
+    net = ir.Network(ir.Input((1, 2, 3)), layers, timesteps=1, encoding="direct")
+    state = state_dict_from_network(net)
+    assert sorted(state) == ["1.weight", "3.bias", "3.weight"]  # flatten, fc1, its ReLU, fc2
+    return net, state
 
 
 def reference(
@@ -71,7 +66,7 @@ def test_matches_reference_loop(seed: int, reset: str, leak: float, T: int) -> N
     th = float(rng.integers(1, 12)) / 8 + 1 / 16
     spikes = encode(rng.random((4, 1, 2, 3)).astype(np.float32), T, "poisson", seed)
     arch, state = tiny(w1, w2, b2)
-    model = SNNModel(arch, state, (1, 2, 3), [th, None], leak=leak, reset=reset)
+    model = SNNModel(arch, state, [th, None], leak=leak, reset=reset)
     run = model.simulate(spikes, record=True)
     want_out, want_trains = reference(spikes, w1, w2, b2, th, leak, reset)
     np.testing.assert_array_equal(run.output.numpy(), want_out)
@@ -88,7 +83,7 @@ def test_direct_encoding_divides_by_255() -> None:
     arch, state = tiny(w1, w2, b2)
     x = rng.random((3, 1, 2, 3)).astype(np.float32)
     direct = encode(x, 5, "direct", 0)
-    out = SNNModel(arch, state, (1, 2, 3), [0.3, None], encoding="direct")(direct)
+    out = SNNModel(arch, state, [0.3, None], encoding="direct")(direct)
     want, _ = reference(direct, w1, w2, b2, 0.3, 1.0, "hard", scale=255.0)
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-5)
 
@@ -98,23 +93,17 @@ def test_hard_and_soft_reset_differ() -> None:
     w1, w2 = rng.normal(size=(8, 6)).astype(np.float32), rng.normal(size=(2, 8)).astype(np.float32)
     arch, state = tiny(w1, w2, np.zeros(2, np.float32))
     spikes = encode(rng.random((16, 1, 2, 3)).astype(np.float32), 20, "poisson", 0)
-    hard = SNNModel(arch, state, (1, 2, 3), [0.5, None], reset="hard")(spikes)
-    soft = SNNModel(arch, state, (1, 2, 3), [0.5, None], reset="soft")(spikes)
+    hard = SNNModel(arch, state, [0.5, None], reset="hard")(spikes)
+    soft = SNNModel(arch, state, [0.5, None], reset="soft")(spikes)
     assert not torch.equal(hard, soft)
 
 
 def test_conv_network_runs_and_pools() -> None:
-    arch = [
-        {"type": "conv", "in": 1, "out": 2, "kernel": 3, "stride": 1, "padding": 1, "groups": 1, "bias": False},
-        RELU,
-        {"type": "avgpool", "kernel": 2, "stride": 2},
-        FLAT,
-        {"type": "linear", "in": 2 * 2 * 2, "out": 3, "bias": False},
-    ]
+    arch = sequential((1, 4, 4), [("conv", 2, 3, 1), "relu", ("avgpool", 2), "flatten", ("linear", 3)])
     torch.manual_seed(0)
     state = build_model(arch).state_dict()
     spikes = encode(np.random.default_rng(0).random((5, 1, 4, 4)).astype(np.float32), 7, "poisson", 0)
-    run = SNNModel(arch, state, (1, 4, 4), [0.2, None]).simulate(spikes, record=True)
+    run = SNNModel(arch, state, [0.2, None]).simulate(spikes, record=True)
     assert run.output.shape == (5, 3) and run.spikes[0].shape == (5, 2, 4, 4, 7)
     # The readout integrates sum_t W (avgpool of spikes), with no leak and no threshold (eqs. 4-5).
     pooled = torch.nn.functional.avg_pool2d(run.spikes[0].float().sum(-1), 2).reshape(5, -1)
@@ -123,7 +112,7 @@ def test_conv_network_runs_and_pools() -> None:
 
 def test_wrong_input_shape() -> None:
     arch, state = tiny(np.ones((2, 6), np.float32), np.ones((2, 2), np.float32), np.zeros(2, np.float32))
-    model = SNNModel(arch, state, (1, 2, 3), [1.0, None])
+    model = SNNModel(arch, state, [1.0, None])
     with pytest.raises(InputError, match=r"spikes have shape \(2, 6, 4\), expected \(B, 1, 2, 3, T\)"):
         model(np.zeros((2, 6, 4), np.uint8))
 

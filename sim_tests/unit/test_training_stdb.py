@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from loihic.compiler.errors import CheckpointError, InputError, LoihicError
+from loihic.compiler.load.checkpoint import ann_network
 from loihic.training.ann import train_ann
 from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.convert import convert
 from loihic.training.data import load_dataset
+from loihic.training.models import sequential
 from loihic.training.snn import SNNModel, encode_chunks, evaluate_snn
 from loihic.training.stdb import (
     LAST_SPIKE_INIT,
@@ -56,7 +58,7 @@ def tuned(converted: dict, digits: tuple) -> dict:
 def _network(ckpt: dict, reset: str | None = None, leak: float | None = None) -> tuple[STDBNetwork, SNNModel]:
     snn = ckpt["snn"]
     reset, leak = reset or snn["reset"], snn["leak"] if leak is None else leak
-    args = (ckpt["arch"], ckpt["state_dict"], ckpt["input_shape"], snn["thresholds"], leak, reset, snn["encoding"])
+    args = (ann_network(ckpt, weights=False), ckpt["state_dict"], snn["thresholds"], leak, reset, snn["encoding"])
     return STDBNetwork(*args), SNNModel(*args)
 
 
@@ -93,15 +95,10 @@ def test_surrogate_is_eq12() -> None:
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 def test_bptt_matches_hand_derivation(reset: str) -> None:
     """One input, one hidden LIF neuron, one readout: d u_T / d w1 by hand (eqs. 2, 5, 12) vs autograd."""
-    arch = [
-        {"type": "flatten"},
-        {"type": "linear", "in": 1, "out": 1, "bias": False},
-        {"type": "relu"},
-        {"type": "linear", "in": 1, "out": 1, "bias": False},
-    ]
+    arch = sequential((1,), ["flatten", ("linear", 1), "relu", ("linear", 1)])
     w1, w2, th, lam, alpha, beta = 0.6, 0.7, 1.0, 0.9, 0.3, 0.2
     sd = {"1.weight": torch.tensor([[w1]]), "3.weight": torch.tensor([[w2]])}
-    net = STDBNetwork(arch, sd, [1], [th, None], lam, reset, "poisson", alpha, beta)
+    net = STDBNetwork(arch, sd, [th, None], lam, reset, "poisson", alpha, beta)
     x = [1, 1, 1, 1, 0, 1, 1, 1]
     out = net(torch.tensor(x, dtype=torch.uint8).reshape(1, 1, -1))
     out.sum().backward()

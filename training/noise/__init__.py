@@ -106,7 +106,7 @@ from loihic.training.noise.options import (  # noqa: F401
     check_stage,
     check_stage3,
     check_timesteps,
-    noise_arch,
+    noise_network,
     residual_gain,
 )
 from loihic.training.noise.train import (  # noqa: F401

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from loihic.compiler.encoding import input_scale
 from loihic.compiler.errors import InputError
+from loihic.compiler.load.checkpoint import SYNAPTIC_TYPES, ann_network, module_indices
 from loihic.training.checkpoint import validate_checkpoint
 from loihic.training.models import (
     build_model,
@@ -56,15 +57,16 @@ class NoiseSNN:
     """The float network of a noise checkpoint run at T steps in one of :data:`STAGES` (module docstring)."""
 
     def __init__(self, ckpt: Mapping[str, Any]) -> None:
-        validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
+        ckpt = validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
         snn = ckpt["snn"]
         if snn.get("output", "integrator") != "spiking" or any(t is None for t in snn["thresholds"]):
             raise InputError("noise evaluation needs a spiking output layer (snn.output 'spiking')")
         self.noise = NoiseConfig.from_checkpoint(ckpt)
-        self.net = build_model(ckpt["arch"])
+        network = ann_network(ckpt, weights=False)
+        self.net = build_model(network)
         self.net.load_state_dict(ckpt["state_dict"])
         self.net.eval()
-        self.prefix, self.stages = split_stages(self.net, ckpt["arch"])
+        self.prefix, self.stages = split_stages(self.net, network)
         self.thresholds = [float(t) for t in snn["thresholds"]]
         self.leak, self.reset = float(snn["leak"]), str(snn["reset"])
         self.encoding = str(snn["encoding"])
@@ -182,17 +184,17 @@ def steady_offset(beta: float = 0.5, leak: float = LEAK) -> float:
 
 def with_offset(ckpt: Mapping[str, Any], offset: float) -> dict[str, Any]:
     """A copy of a noise checkpoint whose every synaptic layer adds the constant current ``offset`` each step,
-    folded into its bias (the arch gets ``bias: true`` where it had none): the plain LIF of this copy is
+    folded into its bias (its layers get ``bias: true`` where they had none): the plain LIF of this copy is
     stage "lif+mean" with ``offset`` of the original, and it compiles like any SNN checkpoint."""
     check_offset(offset)
-    validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
-    arch = [dict(layer) for layer in ckpt["arch"]]
+    ckpt = validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
+    layers = [dict(layer) for layer in ckpt["layers"]]
     state = dict(ckpt["state_dict"])
-    for i, layer in enumerate(arch):
-        if layer["type"] not in ("linear", "conv"):
+    for k, (i, layer) in enumerate(zip(module_indices(layers), layers, strict=True)):
+        if layer["type"] not in SYNAPTIC_TYPES:
             continue
-        if any(arch[j]["type"] == "batchnorm" for j in (i + 1,) if j < len(arch)):
-            raise InputError(f"arch layer {i}: offset folding with batchnorm is not supported")
+        if k + 1 < len(layers) and layers[k + 1]["type"] == "batchnorm":
+            raise InputError(f"layer '{layer['name']}': offset folding with batchnorm is not supported")
         w = state[f"{i}.weight"]
         bias = (
             state.get(f"{i}.bias", torch.zeros(w.shape[0], dtype=w.dtype))
@@ -201,6 +203,6 @@ def with_offset(ckpt: Mapping[str, Any], offset: float) -> dict[str, Any]:
         )
         layer["bias"] = True
         state[f"{i}.bias"] = bias + float(offset)
-    out = {**ckpt, "arch": arch, "state_dict": state, "snn": {**ckpt["snn"], "deploy_offset": float(offset)}}
+    out = {**ckpt, "layers": layers, "state_dict": state, "snn": {**ckpt["snn"], "deploy_offset": float(offset)}}
     validate_checkpoint(out, "offset checkpoint", "snn")
     return out

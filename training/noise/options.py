@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from loihic.compiler import ir
 from loihic.compiler.errors import InputError
 from loihic.training.models import (
     MODELS as ANN_MODELS,
 )
 from loihic.training.models import (
     check_convertible,
-    make_arch,
-    output_shapes,
+    make_network,
+    sequential,
 )
 
 LEAK = 0.5  # lambda of eq. 1; Lava vDecay = round(4096 * (1 - 0.5)) = 2048
@@ -127,50 +128,36 @@ def residual_gain(noise: NoiseConfig, alpha: float) -> float:
 
 
 # --- architectures ---------------------------------------------------------------------------------------
-def noise_arch(
+def noise_network(
     model: str, input_shape: Sequence[int], num_classes: int, bias: bool = False, hidden: int | None = None
-) -> list[dict[str, Any]]:
-    """Layer dicts (``training/models.py`` format) of the paper's Table 1 networks, or a ``make_arch`` one.
+) -> ir.Network:
+    """The paper's Table 1 networks as ANN IR networks (``training/models.py``), or a ``make_network`` one.
 
     - ``ap2-512fc`` (Fashion-MNIST): 2x2 average pooling of the input, flatten, linear -> ``hidden``
       (512), LIF, linear -> classes, LIF.
     - ``mnist-cnn`` (MNIST, Table 1 "64C3 AP2 128C3 AP2 128C3", our reading of its garbled entry, nC3 =
       3x3 conv stride 1, padding 1): conv 64, LIF, avgpool 2, conv 128, LIF, avgpool 2, conv 128, LIF,
       flatten, linear -> classes, LIF (the table omits the classifier; one linear layer is the minimum).
-    - anything else: ``models.make_arch`` (``mlp``, ``lenet5``, ...), its hidden default 128.
+    - anything else: ``models.make_network`` (``mlp``, ``lenet5``, ...), its hidden default 128.
 
-    The last linear layer is written without a following relu (``check_convertible``): whether it spikes is
-    the checkpoint's ``snn.output``, "spiking" here.  No bias by default (the paper does not say).
+    The last linear layer carries the readout neuron (``check_convertible``): whether it spikes is the
+    checkpoint's ``snn.output``, "spiking" here.  No bias by default (the paper does not say).
     """
     shape = tuple(int(s) for s in input_shape)
-    lin = lambda i, o: {"type": "linear", "in": i, "out": o, "bias": bias}  # noqa: E731
-    conv = lambda i, o: {  # noqa: E731
-        "type": "conv",
-        "in": i,
-        "out": o,
-        "kernel": 3,
-        "stride": 1,
-        "padding": 1,  # noqa: E731
-        "groups": 1,
-        "bias": bias,
-    }
-    relu, pool, flat = {"type": "relu"}, {"type": "avgpool", "kernel": 2, "stride": 2}, {"type": "flatten"}
+    specs: list[Any]
     if model == "ap2-512fc":
         if len(shape) != 3:
             raise InputError(f"model 'ap2-512fc' needs a (C, H, W) input, got {shape}")
-        feats = shape[0] * (shape[1] // 2) * (shape[2] // 2)
-        arch = [pool, flat, lin(feats, hidden or 512), relu, lin(hidden or 512, num_classes)]
+        specs = [("avgpool", 2), "flatten", ("linear", hidden or 512), "relu", ("linear", num_classes)]
     elif model == "mnist-cnn":
         if len(shape) != 3:
             raise InputError(f"model 'mnist-cnn' needs a (C, H, W) input, got {shape}")
-        arch = [conv(shape[0], 64), relu, pool, conv(64, 128), relu, pool, conv(128, 128), relu, flat]
-        feats = output_shapes(arch, shape)[-1][0]
-        arch.append(lin(feats, num_classes))
+        conv = [("conv", 64, 3, 1), "relu", ("avgpool", 2), ("conv", 128, 3, 1), "relu", ("avgpool", 2)]
+        specs = [*conv, ("conv", 128, 3, 1), "relu", "flatten", ("linear", num_classes)]
     elif model in ANN_MODELS:
-        return make_arch(model, shape, num_classes, bias=bias, hidden=hidden or 128)
+        return make_network(model, shape, num_classes, bias=bias, hidden=hidden or 128)
     else:
         raise InputError(f"--model {model!r}: unknown model; expected one of {', '.join(MODELS)}")
-    arch = [dict(layer) for layer in arch]
-    output_shapes(arch, shape)
-    check_convertible(arch)
-    return arch
+    net = sequential(shape, specs, bias)
+    check_convertible(net)
+    return net

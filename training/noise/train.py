@@ -14,15 +14,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from loihic.compiler import ir
 from loihic.compiler.encoding import DIRECT_LEVELS
 from loihic.compiler.errors import InputError
+from loihic.compiler.load.checkpoint import network_data
 from loihic.training.checkpoint import CREATED_BY, FORMAT, FORMAT_VERSION, validate_checkpoint
 from loihic.training.data import dataset_info, load_dataset, subset
 from loihic.training.distributed import world
-from loihic.training.models import (
-    SYNAPTIC_TYPES,
-    build_model,
-)
+from loihic.training.models import build_model
 from loihic.training.noise.evaluate import evaluate_noise
 from loihic.training.noise.options import (
     DATASET_LR,
@@ -33,7 +32,7 @@ from loihic.training.noise.options import (
     NoiseConfig,
     _finite,
     check_timesteps,
-    noise_arch,
+    noise_network,
 )
 from loihic.training.snn import Stage, split_stages
 
@@ -124,12 +123,12 @@ def _check_training_options(epochs: int, batch_size: int, t_max: int, lr: float,
 
 @dataclass(frozen=True)
 class _Setup:
-    """What both trainers prepare the same way: options checked, arch, data, shared hyperparameters."""
+    """What both trainers prepare the same way: options checked, network, data, shared hyperparameters."""
 
     model: str
     dataset: str
     num_classes: int
-    arch: list[dict[str, Any]]
+    network: ir.Network  # the ANN structure (training/models.py)
     x_tr: np.ndarray
     y_tr: np.ndarray
     x_te: np.ndarray
@@ -155,7 +154,7 @@ def _setup(
     lr = DATASET_LR.get(dataset, DEFAULT_LR) if lr is None else lr
     _check_training_options(epochs, batch_size, t_max, lr, surrogate_a)
     info = dataset_info(dataset)
-    arch = noise_arch(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
+    network = noise_network(model, info.input_shape, info.num_classes, bias=bias, hidden=hidden)
     x_tr, y_tr = load_dataset(dataset, "train", data_dir)
     x_te, y_te = load_dataset(dataset, "test", data_dir)
     x_tr, y_tr = subset(x_tr, y_tr, limit_train, seed)
@@ -175,7 +174,7 @@ def _setup(
         "limit_train": limit_train,
         "train_samples": len(x_tr),
     }
-    return _Setup(model, dataset, info.num_classes, arch, x_tr, y_tr, x_te, y_te, hyperparams)
+    return _Setup(model, dataset, info.num_classes, network, x_tr, y_tr, x_te, y_te, hyperparams)
 
 
 def _fit(
@@ -200,8 +199,8 @@ def _fit(
     w = world()  # torchrun: one slice of every batch per rank, gradients averaged (training/distributed.py)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_model(run.arch)
-        prefix, stages = split_stages(net, run.arch)
+        net = build_model(run.network)
+        prefix, stages = split_stages(net, run.network)
         train_forward = w.wrap(net, lambda x: forward(prefix, stages, x))
         if w.size > 1:
             hp["world_size"] = w.size  # torchrun ranks (training/distributed.py)
@@ -235,7 +234,7 @@ def _fit(
 def snn_checkpoint(
     model: str,
     dataset: str,
-    arch: list[dict[str, Any]],
+    network: ir.Network,
     state_dict: dict[str, torch.Tensor],
     seed: int,
     timesteps: int,
@@ -246,7 +245,7 @@ def snn_checkpoint(
     """The SNN checkpoint of a network with this module's neuron (eqs. 1-3): thresholds all 1.0 (output too),
     ``output = "spiking"``, leak 0.5, hard reset, direct encoding; ``noise`` recorded for noise training."""
     info = dataset_info(dataset)
-    n_stages = sum(1 for layer in arch if layer["type"] in SYNAPTIC_TYPES)
+    n_stages = len(network.synaptic())
     snn: dict[str, Any] = {
         "thresholds": [THRESHOLD] * n_stages,
         "timesteps": int(timesteps),
@@ -269,7 +268,7 @@ def snn_checkpoint(
         "dataset": dataset,
         "input_shape": list(info.input_shape),
         "num_classes": info.num_classes,
-        "arch": arch,
+        "layers": network_data(network.layers),
         "state_dict": state_dict,
         "seed": int(seed),
         "hyperparams": hyperparams,
@@ -329,7 +328,7 @@ def train_noise(
         return _forward_t1(prefix, stages, x, cfg, noise_gen, surrogate_a)
 
     def make(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-        return snn_checkpoint(model, dataset, run.arch, state, seed, timesteps, "noise", run.hyperparams, cfg)
+        return snn_checkpoint(model, dataset, run.network, state, seed, timesteps, "noise", run.hyperparams, cfg)
 
     ckpt, epoch_loss = _fit(run, forward, make, seed, progress, on_epoch)
     x_te, y_te = run.x_te, run.y_te
@@ -382,7 +381,7 @@ def train_bptt(
         return _forward_bptt(prefix, stages, x, steps, surrogate_a)
 
     def make(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-        return snn_checkpoint(model, dataset, run.arch, state, seed, steps, "bptt", run.hyperparams, None)
+        return snn_checkpoint(model, dataset, run.network, state, seed, steps, "bptt", run.hyperparams, None)
 
     ckpt, epoch_loss = _fit(run, forward, make, seed, progress, on_epoch)
     x_te, y_te = run.x_te, run.y_te

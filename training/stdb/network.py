@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from loihic.compiler import ir
 from loihic.compiler.encoding import input_scale
 from loihic.compiler.errors import InputError
 from loihic.compiler.ir import RESETS
@@ -63,9 +64,8 @@ class STDBNetwork(nn.Module):
 
     def __init__(
         self,
-        arch: Sequence[Mapping[str, Any]],
+        net: ir.Network,
         state_dict: Mapping[str, torch.Tensor],
-        input_shape: Sequence[int],
         thresholds: Sequence[float | None],
         leak: float,
         reset: str,
@@ -76,17 +76,17 @@ class STDBNetwork(nn.Module):
         super().__init__()
         if reset not in RESETS:
             raise InputError(f"reset '{reset}' is not one of {', '.join(RESETS)}")
-        self.net = build_model(arch)
+        self.net = build_model(net)
         self.net.load_state_dict(state_dict)
         self.net.eval()  # batchnorm uses its running statistics (as SNNModel); dropout is handled here
-        self.prefix, self.stages = split_stages(self.net, arch)
+        self.prefix, self.stages = split_stages(self.net, net)
         if len(thresholds) != len(self.stages) or thresholds[-1] is not None:
             raise InputError(
                 f"{len(thresholds)} thresholds for {len(self.stages)} synaptic layers (the last, "
                 f"the integrator readout, must be None)"
             )
         self.thresholds = [None if t is None else float(t) for t in thresholds]
-        self.input_shape = tuple(int(s) for s in input_shape)
+        self.input_shape = tuple(net.input.shape)
         self.leak, self.reset, self.scale = float(leak), reset, float(input_scale(encoding))
         self.alpha, self.beta = float(alpha), float(beta)
 

@@ -18,6 +18,7 @@ from loihic.compiler.encoding import encode
 from loihic.compiler.errors import CheckpointError, InputError
 from loihic.compiler.fileio import file_sha256
 from loihic.compiler.ir import RESETS
+from loihic.compiler.load.checkpoint import ann_network
 from loihic.training.checkpoint import CREATED_BY, load_checkpoint, save_checkpoint, validate_checkpoint
 from loihic.training.distributed import world
 from loihic.training.snn import evaluate_snn
@@ -48,9 +49,8 @@ def _load_init(init: Mapping[str, Any] | Path | str) -> tuple[dict[str, Any], st
     if isinstance(init, (str, Path)):
         ckpt, where, sha = load_checkpoint(init), str(init), file_sha256(init)
     elif isinstance(init, Mapping):
-        ckpt, sha = dict(init), None
-        where = f"init checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})"
-        validate_checkpoint(ckpt, where)
+        where = f"init checkpoint ({init.get('model')} on {init.get('dataset')})"
+        ckpt, sha = validate_checkpoint(dict(init), where), None
     else:
         raise InputError(f"init checkpoint must be a path or a checkpoint dict, got {type(init).__name__}")
     if ckpt["kind"] != "snn":
@@ -231,8 +231,8 @@ def train_stdb(
         st = res.get("stdb")
         if res["snn"].get("method") != "stdb" or not isinstance(st, dict) or "optimizer_state" not in st:
             raise CheckpointError(f"{rwhere}: is not an STDB checkpoint with optimizer state; cannot resume")
-        if res["arch"] != init["arch"] or res["input_shape"] != init["input_shape"]:
-            raise CheckpointError(f"{rwhere}: its arch differs from the init checkpoint's ({where})")
+        if res["layers"] != init["layers"] or res["input_shape"] != init["input_shape"]:
+            raise CheckpointError(f"{rwhere}: its layers differ from the init checkpoint's ({where})")
         for key in _RESUME_KEYS:
             if st.get(key) != settings[key]:
                 raise InputError(
@@ -289,9 +289,10 @@ def train_stdb(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derived_seed(seed, 0))
-        model = STDBNetwork(
-            init["arch"], state_dict, init["input_shape"], thresholds, leak, reset, init["snn"]["encoding"], alpha, beta
-        ).to(device)
+        network = ann_network(init, weights=False, source=where)
+        model = STDBNetwork(network, state_dict, thresholds, leak, reset, init["snn"]["encoding"], alpha, beta).to(
+            device
+        )
         w = world(device)  # torchrun: one slice of every batch per rank, gradients averaged (training/distributed.py)
         train_model = w.wrap(model)
         progress = progress and w.main

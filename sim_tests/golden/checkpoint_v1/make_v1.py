@@ -35,7 +35,6 @@ import torch
 import loihic
 from loihic.training.checkpoint import CREATED_BY, FORMAT, save_checkpoint
 from loihic.training.convert import convert
-from loihic.training.models import build_model
 
 HERE = Path(__file__).resolve().parent
 INPUT_SHAPE = (1, 8, 8)
@@ -61,8 +60,20 @@ def calibration() -> np.ndarray:
 
 
 def ann_checkpoint() -> dict:
+    """The format-1 ANN checkpoint: the modules 39890fc's ``build_model(ARCH)`` made, written out in torch so
+    that the script runs with either version of loihic."""
     torch.manual_seed(7)
-    net = build_model(ARCH)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, (3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, bias=True),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.AvgPool2d((2, 2), stride=(2, 2)),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 16, bias=False),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(16, 10, bias=True),
+    )
     with torch.no_grad():  # non-trivial batchnorm statistics
         bn = net[1]
         bn.running_mean.copy_(torch.linspace(-0.2, 0.3, 4))
