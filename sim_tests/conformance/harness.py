@@ -69,7 +69,8 @@ def emulate(case: Case, model: NetxModel, stream: bool = False) -> tuple[Any, di
         "synapse_wrap": sum(o.synapse_wraps for o in res.overflow),
         "spikes": int(sum(np.count_nonzero(s) for s in res.layer_spikes)),  # sigma-delta: nonzero messages
     }
-    if case.sigma_delta:  # the synaptic wraps by kind: the dense int32 sum, the conv's 24-bit accumulator
+    if case.sigma_delta:  # no u / v (LIF only); the synaptic wraps by kind: dense int32 sum, conv 24-bit accumulator
+        del events["u_wrap"], events["v_clip"]
         for kind in ("dense", "conv"):
             events[f"{kind}_wrap"] = sum(o.synapse_wraps for o in res.overflow if o.kind == kind)
     return res, events
