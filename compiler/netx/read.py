@@ -199,7 +199,11 @@ def _neuron(  # noqa: PLR0913
         # netx's default for a dense layer without neuron (hdf5.py create_dense): non-leaky integrator
         return NxNeuron(v_th_mant=schema.VTH_MANT_NEVER, i_decay=0, v_decay=4096, bias=bias)
     ng = g["neuron"]
-    ntype = _text(ng["type"], where, "neuron/type") if "type" in ng else "?"
+    if not isinstance(ng, h5py.Group):
+        raise NetxFormatError(f"{where}: 'neuron' is a {type(ng).__name__}, expected a group (netx reads its keys)")
+    if "type" not in ng:
+        raise NetxFormatError(f"{where}: the neuron group lacks 'type' (netx builds the neuron from it)")
+    ntype = _text(ng["type"], where, "neuron/type")
     if sigma_delta and ntype == schema.SDNN_TYPE:
         return _sigma_delta(ng, bias, where, input_layer)
     if ntype not in schema.CUBA_TYPES:

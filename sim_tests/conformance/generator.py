@@ -35,6 +35,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from loihic.compiler.netx.model import NxSigmaDelta
+from loihic.compiler.netx.write import write_sdnn_neuron
+
 TOPOLOGIES = ("dense", "conv", "conv+dense", "flatten+dense")
 INPUT_MODES = ("layer", "none", "neuron")  # 'layer': input layer with a shape only; 'neuron': with a CUBA neuron
 DECAY_EDGES = (0, 1, 4095, 4096)
@@ -52,8 +55,13 @@ class Case:
     x: np.ndarray = field(repr=False)
 
     @property
+    def sigma_delta(self) -> bool:
+        """An SDNN case (:func:`make_sdnn_case`): read with ``sigma_delta=True``, run in stream timing."""
+        return self.spec.get("kind") == "sdnn"
+
+    @property
     def name(self) -> str:
-        return f"seed{self.spec['seed']}-case{self.spec['index']}"
+        return f"seed{self.spec['seed']}-{'sdnn' if self.sigma_delta else 'case'}{self.spec['index']}"
 
     @property
     def bits(self) -> int:
@@ -330,7 +338,9 @@ def write_case(case: Case, path: str | Path) -> Path:
             g = lg.create_group("0")
             _type(g, "input", styles["type"])
             g["shape"] = np.asarray(case.spec["input_shape"], np.int64)
-            if case.spec["input_neuron"] is not None:
+            if case.sigma_delta:
+                _write_sdnn_neuron(g, case.spec["input_neuron"], styles)
+            elif case.spec["input_neuron"] is not None:
                 _write_neuron(g, case.spec["input_neuron"], styles)
                 # netx never applies an input layer's weight / bias (spec 1.5; tiny.net has both)
                 g["weight"] = np.asarray([64.0], np.float32)
@@ -358,7 +368,9 @@ def write_case(case: Case, path: str | Path) -> Path:
                     # per neuron: an array of Lava's (W, H, C) shape (netx/blocks/process.py _neuron)
                     bias = bias.reshape(shape).transpose(2, 1, 0)
                 g["bias"] = bias
-            if layer["neuron"] is not None:
+            if case.sigma_delta:
+                _write_sdnn_neuron(g, layer["neuron"], styles)
+            elif layer["neuron"] is not None:
                 _write_neuron(g, layer["neuron"], styles)
     return path
 
@@ -371,3 +383,150 @@ def save_case(case: Case, folder: str | Path, extra: dict[str, Any] | None = Non
     np.save(folder / "input.npy", case.x)
     (folder / "case.json").write_text(json.dumps({**case.spec, **(extra or {})}, indent=1, default=str) + "\n")
     return folder
+
+
+# --- sigma-delta (netx 'SDNN') cases -------------------------------------------------------------------
+# Their own index space and random stream (``default_rng([seed, index, SDNN_STREAM])``): the LIF cases above
+# stay what they were for every (seed, index).  Stream timing only (netx never resets a sigma-delta network).
+SDNN_STREAM = 2  # the third entropy word that sets an SDNN case's random stream apart from a LIF case's
+SDNN_INPUT_MODES = ("delta", "binary", "graded")  # an 'input' layer (Delta); none: binary or 16-bit graded
+SDNN_STRUCTURES = len(TOPOLOGIES) * len(SDNN_INPUT_MODES)
+SDNN_VTH_MAX = (1 << 19) - 1  # vThMant << 12 fits Lava's int32 vth (schema.SDNN_VTH_MANT_MAX)
+SDNN_GRADED_BITS = 16  # netx's Network(input_message_bits=16) for a graded source without an 'input' layer
+
+
+def sdnn_structure(index: int) -> tuple[str, str]:
+    """(topology, input mode) of SDNN case ``index``: every SDNN_STRUCTURES consecutive cases hold each once."""
+    k = index % SDNN_STRUCTURES
+    return TOPOLOGIES[k % 4], SDNN_INPUT_MODES[k // 4]
+
+
+def _sdnn_threshold(rng: np.random.Generator, drive: float) -> int:
+    """vThMant: send iff |change| >= vThMant << 12.  ``drive``: the typical |synaptic value| per step (in
+    the units sigma sums), so vThMant ~ drive / 4096 lets a fair share of changes through."""
+    r = rng.random()
+    if r < 0.12:
+        return int(rng.choice((0, 0, 1, SDNN_VTH_MAX)))
+    if r < 0.3:
+        return int(round(math.exp(rng.uniform(0.0, math.log(SDNN_VTH_MAX)))))
+    rel = max(drive, 1.0) / 4096 * math.exp(rng.uniform(math.log(0.02), math.log(3.0)))
+    return int(min(SDNN_VTH_MAX, round(rel)))
+
+
+def _sdnn_neuron(rng: np.random.Generator, layer: dict[str, Any], last: bool, in_mag: float) -> float:
+    """Give ``layer`` a SigmaDelta (maybe with a bias) or, last, sometimes a Sigma; returns the typical
+    |message| it sends (the next layer's ``in_mag``)."""
+    w = layer["weight"]
+    drive = float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).mean()) * 0.4 * in_mag
+    if last and rng.random() < 0.5:
+        layer["neuron"] = {"kind": "sigma", "vThMant": 0}
+        return drive
+    layer["neuron"] = {"kind": "sigma_delta", "vThMant": _sdnn_threshold(rng, drive)}
+    if rng.random() < 0.5:
+        n_out = int(np.prod(layer["shape"]))
+        per_channel = layer["type"] == "conv" and rng.random() < 0.5
+        layer["bias"] = _bias(rng, layer["shape"][0] if per_channel else n_out)
+        layer["bias_kind"] = "channel" if per_channel else "neuron"
+    return max(drive / 64, 1.0)  # the message is the change >> 6
+
+
+def _sdnn_inputs(
+    rng: np.random.Generator, shape: tuple[int, ...], mode: str, n: int, steps: int, hot: bool
+) -> tuple[np.ndarray, str]:
+    """(N, *shape, T) int64 and how it was drawn: spikes, 16-bit graded values, or what a Delta input layer
+    encodes (images, drifting values, values whose ``a << 12`` wraps int32, held frames)."""
+    density = rng.uniform(0.5, 1.0) if hot else rng.uniform(0.05, 0.95)
+    on = rng.random((n, *shape, steps)) < density
+    if mode == "binary":
+        return on.astype(np.int64), "spikes"
+    if mode == "graded":
+        hi = (1 << SDNN_GRADED_BITS) - 1 if hot or rng.random() < 0.3 else int(rng.choice((1, 15, 255, 4095)))
+        lo = 0 if rng.random() < 0.6 else -hi
+        return (rng.integers(lo, hi + 1, on.shape) * on).astype(np.int64), f"graded [{lo}, {hi}]"
+    style = "wrap" if hot and rng.random() < 0.6 else str(rng.choice(("image", "drift", "held", "wrap", "signed")))
+    full = (n, *shape, steps)
+    if style == "image":
+        x = rng.integers(0, 256, full) * on
+    elif style == "drift":  # small changes around a level: the thresholds decide what is sent
+        x = np.cumsum(rng.integers(-3, 4, full), axis=-1) + rng.integers(0, 300, (n, *shape, 1))
+    elif style == "held":  # one frame for all steps: only the first step (and the residues) send
+        x = np.repeat(rng.integers(0, 256, (n, *shape, 1)), steps, axis=-1)
+    elif style == "wrap":  # a << 12 leaves int32 from |a| >= 2^19: Lava wraps it
+        edge = 1 << 19
+        x = rng.choice(np.asarray([edge, -edge, edge - 1, edge + 1, 3 << 18, 1 << 20, 1 << 24, 0, 1]), full)
+        x = np.where(rng.random(full) < 0.5, rng.integers(-(1 << 24), 1 << 24, full), x) * on
+    else:
+        x = rng.integers(-4096, 4097, full) * on
+    return x.astype(np.int64), style
+
+
+def make_sdnn_case(seed: int, index: int) -> Case:
+    """SDNN case ``index`` of ``seed``: a random sigma-delta network (every layer an 'SDNN' neuron group) and
+    its inputs, a pure function of ``(seed, index)`` (independent of :func:`make_case`'s cases)."""
+    rng = np.random.default_rng([seed, index, SDNN_STREAM])
+    topology, mode = sdnn_structure(index)
+    hot = rng.random() < 0.3
+    n_syn = int(rng.integers(2 if topology == "conv+dense" else 1, 5))
+    if topology == "dense":
+        shape: tuple[int, ...] = (int(rng.integers(1, 161 if hot else 49)),)
+    else:
+        shape = (int(rng.integers(1, 5)), int(rng.integers(2, 10)), int(rng.integers(2, 10)))
+    bits = SDNN_GRADED_BITS if mode == "graded" else 0
+    steps, samples = int(rng.integers(4, 13)), int(rng.integers(2, 4))
+    x, input_style = _sdnn_inputs(rng, shape, mode, samples, steps, hot)
+    if mode == "delta":
+        in_vth = _sdnn_threshold(rng, float(np.abs(np.diff(x, axis=-1)).mean() if steps > 1 else 1) * 4096)
+        input_neuron: dict[str, Any] | None = {"kind": "delta", "vThMant": in_vth}
+        in_mag = max(float(np.abs(x).mean()) * 64, 1.0)  # the Delta's message: the change << 12 >> 6
+    else:
+        input_neuron, in_mag = None, max(float(np.abs(x).mean()), 1.0)
+    layers: list[dict[str, Any]] = []
+    cur = shape
+    n_conv = {"dense": 0, "conv": n_syn, "conv+dense": max(1, n_syn - 1), "flatten+dense": 0}[topology]
+    for i in range(n_syn):
+        if i < n_conv:
+            layer = _conv_layer(rng, cur, hot)  # type: ignore[arg-type]
+        else:
+            if len(cur) == 3:
+                layers.append({"type": "flatten", "shape": (int(np.prod(cur)),)})
+                cur = (int(np.prod(cur)),)
+            n_out = int(rng.integers(1, 33))
+            weight, style = _dense_weight(rng, (n_out, cur[0]), hot)
+            layer = {"type": "dense", "shape": (n_out,), "weight": weight, "weight_style": style}
+        in_mag = _sdnn_neuron(rng, layer, i == n_syn - 1, in_mag)
+        layers.append(layer)
+        cur = tuple(layer["shape"])
+    spec = {
+        "seed": int(seed),
+        "index": int(index),
+        "kind": "sdnn",
+        "topology": topology,
+        "input_mode": "layer" if mode == "delta" else "none",
+        "sdnn_input": mode,
+        "input_style": input_style,
+        "input_shape": list(shape),
+        "input_neuron": input_neuron,
+        "input_message_bits": bits,
+        "hot": bool(hot),
+        "readout": layers[-1]["neuron"]["kind"] == "sigma",
+        "timesteps": steps,
+        "samples": samples,
+        "styles": {**_styles(rng), "sdnn_writer": str(rng.choice(("loihic", "bare", "int1")))},
+        "layers": [_layer_json(lay) for lay in layers],
+    }
+    return Case(spec, layers, x)
+
+
+def _write_sdnn_neuron(g: h5py.Group, neuron: dict[str, Any], styles: dict[str, str]) -> None:
+    """An 'SDNN' neuron group: as loihic's writer (and slayer) stores it, or without the 'activation' key
+    ('bare'), or with vThMant in the case's dtype and 'sigma_output' as an integer 1 ('int1')."""
+    writer = styles.get("sdnn_writer", "loihic")
+    if writer == "loihic":
+        write_sdnn_neuron(g, NxSigmaDelta(neuron["kind"], int(neuron["vThMant"]), None))
+        return
+    ng = g.create_group("neuron")
+    _type(ng, "SDNN", styles["type"])
+    if neuron["kind"] == "sigma":
+        ng["sigma_output"] = np.bool_(True) if writer == "bare" else np.int64(1)
+    else:
+        ng["vThMant"] = np.dtype(styles["neuron"]).type(neuron["vThMant"])

@@ -9,6 +9,10 @@ the output; for a spiking one a stricter check), as ``deploy/verification/parity
 A case that differs (or that either side refuses or fails on) is saved with :func:`generator.save_case` as
 ``net.net`` + ``input.npy`` + ``case.json`` under :func:`failure_root`, and can be replayed with
 ``python -m sim_tests.conformance.replay FOLDER`` or with ``loihic simulate`` (the commands are in the JSON).
+
+An SDNN case (``case.sigma_delta``, :func:`generator.make_sdnn_case`) is read with ``sigma_delta=True`` and runs in
+stream timing on both sides (its only timing); every layer's int32 messages must be equal at every step, and
+the last layer's sigma at the end of every sample (Lava's ``sigma`` Var, the emulator's ``output_v``).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def emulate(case: Case, model: NetxModel, stream: bool = False) -> tuple[Any, di
     """The emulator as the brief and ``verify`` use it (default mode), with its overflow monitor; the step-major
     reference mode must give the same integers.  Returns the result and the event counts of the whole case.
     ``stream``: stream timing (a plain netx run per sample) instead of aligned."""
-    emu = {"device": "cpu", "input_message_bits": case.bits, "stream": stream}
+    emu = {"device": "cpu", "input_message_bits": case.bits, "stream": stream or case.sigma_delta}
     res = Emulator(model, **emu).run(case.x, record_layers=True, check_overflow=True)
     ref = Emulator(model, mode="step", **emu).run(case.x, record_layers=True)
     for k, (a, b) in enumerate(zip(res.layer_spikes, ref.layer_spikes, strict=True)):
@@ -63,8 +67,12 @@ def emulate(case: Case, model: NetxModel, stream: bool = False) -> tuple[Any, di
         "u_wrap": sum(o.u_wraps for o in res.overflow),
         "v_clip": sum(o.v_clips for o in res.overflow),
         "synapse_wrap": sum(o.synapse_wraps for o in res.overflow),
-        "spikes": int(sum(int(s.sum()) for s in res.layer_spikes)),
+        "spikes": int(sum(np.count_nonzero(s) for s in res.layer_spikes)),  # sigma-delta: nonzero messages
     }
+    if case.sigma_delta:  # no u / v (LIF only); the synaptic wraps by kind: dense int32 sum, conv 24-bit accumulator
+        del events["u_wrap"], events["v_clip"]
+        for kind in ("dense", "conv"):
+            events[f"{kind}_wrap"] = sum(o.synapse_wraps for o in res.overflow if o.kind == kind)
     return res, events
 
 
@@ -97,7 +105,7 @@ def compare(emu: Any, lava: Any) -> str | None:
 def replay_commands(case: Case, folder: Path, stream: bool = False) -> list[str]:
     shape = case.read_shape
     extra = f" --input-message-bits {case.bits}" + (f" --input-shape {','.join(map(str, shape))}" if shape else "")
-    extra += " --stream" if stream else ""
+    extra += " --stream" if stream and not case.sigma_delta else ""  # a sigma-delta file streams anyway
     base = f"loihic simulate {folder}/net.net --input {folder}/input.npy{extra} --force"
     return [
         f"{base} --backend lava-sim -o {folder}/lava_y.npy --voltage {folder}/lava_v.npy",
@@ -109,7 +117,7 @@ def replay_commands(case: Case, folder: Path, stream: bool = False) -> list[str]
 def check_files(case: Case, net_path: Path, stream: bool = False) -> Outcome:
     """Read ``net_path`` (the case's file), run both sides in aligned or ``stream`` timing, compare (no saving)."""
     try:
-        model = read_netx(net_path, input_shape=case.read_shape)
+        model = read_netx(net_path, input_shape=case.read_shape, sigma_delta=case.sigma_delta)
     except errors.LoihicError as exc:
         return Outcome(case.name, False, f"read_netx refused the file: {exc}")
     emu, events = emulate(case, model, stream)
@@ -123,7 +131,7 @@ def check_files(case: Case, net_path: Path, stream: bool = False) -> Outcome:
             read_v=True,
             progress=False,
             model=model,
-            stream=stream,
+            stream=stream or case.sigma_delta,
         )
     except Exception as exc:  # noqa: BLE001 - any Lava failure on a file read_netx accepted is a finding
         text = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
@@ -139,7 +147,8 @@ def run_case(case: Case, save: bool = True, stream: bool = False) -> Outcome:
         path = write_case(case, Path(tmp) / "net.net")
         out = check_files(case, path, stream)
     if not out.ok and save:
-        folder = failure_root() / (case.name + ("-stream" if stream else ""))
+        folder = failure_root() / (case.name + ("-stream" if stream and not case.sigma_delta else ""))
+        stream = stream or case.sigma_delta
         extra = {"outcome": asdict(out), "stream": stream, "replay": replay_commands(case, folder, stream)}
         save_case(case, folder, extra)
         out.saved = str(folder)

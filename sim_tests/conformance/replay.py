@@ -1,4 +1,5 @@
-"""Replay conformance cases: ``python -m sim_tests.conformance.replay FOLDER...`` or ``--seed S --index I...``.
+"""Replay conformance cases: ``python -m sim_tests.conformance.replay FOLDER...`` or ``--seed S --index I...``
+(``--sdnn``: the indices of sigma-delta cases).
 
 A FOLDER is a saved failure (``net.net``, ``input.npy``, ``case.json``, see :mod:`sim_tests.conformance.harness`):
 its files are run again on Lava and on the emulator and compared layer by layer.  ``--seed``/``--index``
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--index", type=int, nargs="*", default=[])
     p.add_argument("--stream", action="store_true", help="stream timing for --seed/--index cases")
+    p.add_argument("--sdnn", action="store_true", help="--index numbers are SDNN cases (make_sdnn_case)")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     bad = 0
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         bad += not out.ok
         print(f"{folder}: {'identical' if out.ok else out.problem}")
     for index in args.index:
-        case = gen.make_case(args.seed if args.seed is not None else 1010, index)
+        make = gen.make_sdnn_case if args.sdnn else gen.make_case
+        case = make(args.seed if args.seed is not None else 1010, index)
         out = run_case(case, save=False, stream=args.stream)
         bad += not out.ok
         print(f"{out.name}: {'identical' if out.ok else out.problem}")

@@ -12,6 +12,11 @@ input.npy, case.json with the divergence and the replay commands).
   seed, which hold every topology x input layer x binary/graded combination, and the first
   :data:`STREAM_SUBSET` of them again in stream timing (a plain netx run per sample; ``--stream``).  The full run
   also checks every :data:`STREAM_EVERY`-th case in stream timing.
+- sigma-delta (netx 'SDNN') networks, :func:`generator.make_sdnn_case`, in their own index space (the LIF cases
+  above are unchanged): the normal suite runs the first :data:`SDNN_SUBSET` (marker ``lava``), the full run
+  (marker ``slow``) ``LOIHIC_CONFORMANCE_SDNN_COUNT`` of them, by default a tenth of ``LOIHIC_CONFORMANCE_COUNT``
+  (100 of ``make conformance``'s 1000), summary in ``runs/conformance/summary-sdnn-seed<S>.json``.  Stream
+  timing only (their only timing); every layer's int32 messages and the last layer's final sigma compared.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ def subset() -> int:
     return _env_int(ENV_SUBSET, 30)
 
 
+ENV_SDNN_COUNT = "LOIHIC_CONFORMANCE_SDNN_COUNT"
+SDNN_SUBSET = 8  # SDNN cases of the normal suite (0..7: dense, conv, conv+dense, flatten+dense; Delta / binary)
 STREAM_SUBSET = 8  # cases of the suite also run in stream timing (Lava builds one network per sample there)
 STREAM_EVERY = 3  # the full run also checks every third case in stream timing
 
@@ -157,6 +164,89 @@ def test_conformance_full():
     }
     (log_dir / f"summary-seed{s}.json").write_text(json.dumps(summary, indent=1) + "\n")
     assert not failures, f"{len(failures)} of {count} cases differ: {failures[:5]}"
+
+
+# --- sigma-delta (SDNN) networks -----------------------------------------------------------------------------
+def test_sdnn_generator_covers_the_space():
+    specs = [gen.make_sdnn_case(seed(), i).spec for i in range(240)]
+    synaptic = [lay for s in specs for lay in s["layers"] if lay["type"] != "flatten"]
+    convs = [lay for lay in synaptic if lay["type"] == "conv"]
+    neurons = [lay["neuron"] for lay in synaptic] + [s["input_neuron"] for s in specs if s["input_neuron"]]
+    assert {s["topology"] for s in specs} == set(gen.TOPOLOGIES)
+    assert {s["sdnn_input"] for s in specs} == set(gen.SDNN_INPUT_MODES)
+    assert {s["input_message_bits"] for s in specs} == {0, gen.SDNN_GRADED_BITS}
+    assert {sum(lay["type"] != "flatten" for lay in s["layers"]) for s in specs} == {1, 2, 3, 4}
+    assert {n["kind"] for n in neurons} == {"delta", "sigma_delta", "sigma"}
+    assert {s["readout"] for s in specs} == {True, False}  # the last layer a Sigma, or a SigmaDelta
+    assert all(lay.get("neuron", {}).get("kind") != "sigma" for s in specs for lay in s["layers"][:-1])
+    vths = {n["vThMant"] for n in neurons if n["kind"] != "sigma"}
+    assert {0, 1, gen.SDNN_VTH_MAX} <= vths and any(1000 < v < gen.SDNN_VTH_MAX for v in vths) and len(vths) > 100
+    assert {lay.get("bias_kind") for lay in synaptic} == {None, "channel", "neuron"}
+    assert all("bias" not in lay for lay in synaptic if lay["neuron"]["kind"] == "sigma")
+    assert any(c["groups"] > 1 for c in convs) and any(max(c["stride"]) > 1 for c in convs)
+    assert any(max(c["padding"]) > 0 for c in convs) and any(max(c["dilation"]) > 1 for c in convs)
+    styles = {s["input_style"] for s in specs if s["sdnn_input"] == "delta"}
+    assert styles == {"image", "drift", "held", "wrap", "signed"}
+    assert {s["styles"]["sdnn_writer"] for s in specs} == {"loihic", "bare", "int1"}
+    assert min(s["samples"] for s in specs) >= 2
+
+
+def test_sdnn_cases_are_reproducible_and_apart_from_the_lif_cases():
+    a, b = gen.make_sdnn_case(seed(), 5), gen.make_sdnn_case(seed(), 5)
+    assert a.spec == b.spec and np.array_equal(a.x, b.x) and a.name == f"seed{seed()}-sdnn5" and a.sigma_delta
+    assert not gen.make_case(seed(), 5).sigma_delta
+
+
+def test_sdnn_subset_wraps_and_sends(tmp_path):
+    """The suite's SDNN cases wrap the dense int32 sum and the conv's 24-bit accumulator, feed a Delta values
+    whose ``a << 12`` leaves int32, and send messages (counted on the emulator, both modes equal)."""
+    total: Counter = Counter()
+    for i in range(SDNN_SUBSET):
+        case = gen.make_sdnn_case(seed(), i)
+        path = gen.write_case(case, tmp_path / f"{i}.net")
+        _, events = emulate(case, read_netx(path, input_shape=case.read_shape, sigma_delta=True))
+        total.update({k: int(v > 0) for k, v in events.items()})
+        total["delta_a_wraps"] += int(case.spec["sdnn_input"] == "delta" and np.abs(case.x).max() >= 1 << 19)
+    assert total["dense_wrap"] >= 1 and total["conv_wrap"] >= 1 and total["delta_a_wraps"] >= 1, dict(total)
+    assert total["spikes"] == SDNN_SUBSET, dict(total)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("index", range(SDNN_SUBSET))
+def test_conformance_sdnn_subset(index):
+    out = run_case(gen.make_sdnn_case(seed(), index))
+    assert out.ok, f"{out.name}: {out.problem} (saved in {out.saved})"
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_conformance_sdnn_full():
+    count, s = _env_int(ENV_SDNN_COUNT, _env_int(ENV_COUNT, 1000) // 10), seed()
+    log_dir = REPO / "runs" / "conformance"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    failures, reached, lava_s = [], Counter(), 0.0
+    with open(log_dir / f"progress-sdnn-seed{s}.log", "w") as log:
+        for i in range(count):
+            out = run_case(gen.make_sdnn_case(s, i))
+            lava_s += out.lava_seconds
+            reached.update({k: int(v > 0) for k, v in out.events.items()})
+            line = f"{i} {'ok' if out.ok else 'FAIL'} {time.perf_counter() - t0:.0f}s {out.problem or ''}"
+            print(line, file=log, flush=True)
+            if not out.ok:
+                failures.append({"case": out.name, "problem": out.problem, "saved": out.saved})
+                print(f"conformance: {out.name}: {out.problem}", file=sys.stderr)
+    summary = {
+        "kind": "sdnn",
+        "count": count,
+        "seed": s,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "lava_seconds": round(lava_s, 1),
+        "failures": failures,
+        "cases_reaching": dict(reached),  # cases with a dense / conv synaptic wrap, with messages ('spikes')
+    }
+    (log_dir / f"summary-sdnn-seed{s}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    assert not failures, f"{len(failures)} of {count} SDNN cases differ: {failures[:5]}"
 
 
 # --- a file layout netx refuses (found by this generator), refused by read_netx too ---------------------

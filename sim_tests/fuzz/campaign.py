@@ -9,6 +9,8 @@ Per file type, the command that reads it (emulator backend throughout)::
     npy         simulate model.net --input M.npy -o out.npy  |  evaluate model.net --data M.npy --labels Y.npy
                 |  convert ann.pt --calib M.npy -T 8 -o out.pt
     labels      evaluate model.net --data X.npy --labels M.npy
+    sdnn        simulate M.net --input SD.npy -o out.npy   (sdnn.net; sdnn_conv.net with SDC.npy)
+                |  evaluate M.net --data X.npy --labels Y.npy   (refused by name for an SDNN file)
 
 A case passes when it ends with a valid output (exit 0, the output file written, no error line, no traceback)
 or with a clean refusal (non-zero exit, exactly one ``loihic: error:`` line, no traceback, no file left in the
@@ -31,7 +33,7 @@ import numpy as np
 
 from sim_tests.fuzz.mutate import MUTATORS
 
-TYPES = ("netx", "checkpoint", "pt2", "nir", "npy", "labels")
+TYPES = ("netx", "checkpoint", "pt2", "nir", "npy", "labels", "sdnn")  # new types go last: (seed, t, k) stays
 DEADLINE_S = 20.0
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,12 +79,22 @@ def _command(kind: str, k: int, seeds: dict[str, Path], m: str) -> tuple[str, li
         return "X.npy", ["convert", s["ann.pt"], "--calib", m, "-T", "8", "-o", "out.pt"], "out.pt"
     if kind == "labels":
         return "Y.npy", ["evaluate", s["model.net"], "--data", s["X.npy"], "--labels", m], None
+    if kind == "sdnn":
+        seed, x = (("sdnn.net", "SD.npy"), ("sdnn_conv.net", "SDC.npy"))[k % 2]
+        if k % 8 == 7:
+            return seed, evaluate_net, None
+        return seed, ["simulate", m, "--input", s[x], "-o", "out.npy"], "out.npy"
     raise ValueError(kind)
 
 
-def make_cases(seeds: dict[str, Path], root: Path, per_type: int, seed: int) -> list[Case]:
+def make_cases(
+    seeds: dict[str, Path], root: Path, per_type: int, seed: int, types: tuple[str, ...] = TYPES
+) -> list[Case]:
+    """``per_type`` mutants of each of ``types``; case ``k`` of a type is the same whichever others run."""
     cases = []
     for t, kind in enumerate(TYPES):
+        if kind not in types:
+            continue
         for k in range(per_type):
             rng = np.random.default_rng([seed, t, k])
             seed_name, _, _ = _command(kind, k, seeds, "")

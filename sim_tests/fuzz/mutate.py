@@ -226,6 +226,76 @@ def mutate_h5(src: Path, out: Path, rng: np.random.Generator) -> str:
     return "h5: " + "; ".join(whats)
 
 
+# --- sigma-delta netx files: the 'SDNN' neuron group's own keys ------------------------------------------
+SDNN_VALUES = (-1, 0, 1, (1 << 19) - 1, 1 << 19, 2**31, 2**40, 1.5, np.nan, np.inf, -np.inf, 1e300)
+
+
+def _sdnn_op(f: h5py.File, rng: np.random.Generator) -> str:
+    """One edit of what netx reads from an SDNN file: vThMant, 'sigma_output' (its presence selects a Sigma),
+    'activation', 'messageBits', a bias where a Sigma takes none, a CUBA group among SDNN ones, a lost group."""
+    layers = sorted(f["layer"].keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    name = f"layer/{pick(rng, layers)}"
+    g = f[name]
+    ng = g.get("neuron")
+    op = str(rng.choice(("vth", "vth", "sigma_output", "activation", "message_bits", "bias", "cuba", "no-neuron")))
+    if not isinstance(ng, h5py.Group):
+        op = "no-neuron"
+    if op == "vth":
+        value = pick(rng, SDNN_VALUES)
+        if "vThMant" in ng:
+            del ng["vThMant"]
+        ng["vThMant"] = np.asarray([value], np.float64 if isinstance(value, float) else np.int64)
+        return f"{name}/neuron/vThMant = {value}"
+    if op == "sigma_output":
+        if "sigma_output" in ng:
+            del ng["sigma_output"]
+            return f"{name}/neuron/sigma_output removed"
+        value = pick(rng, (True, False, 0, 1, 2.5, np.nan))
+        ng["sigma_output"] = np.asarray([value])
+        return f"{name}/neuron/sigma_output = {value!r}"
+    if op == "activation":
+        value = str(rng.choice(("relu", "ReLU", "tanh", "", "identity", "x" * 40)))
+        if "activation" in ng:
+            del ng["activation"]
+        ng["activation"] = np.bytes_(value.encode())
+        return f"{name}/neuron/activation = {value!r}"
+    if op == "message_bits":
+        value = int(rng.choice((0, 8, 16, 24, -1)))
+        ng["messageBits"] = np.int64(value)
+        return f"{name}/neuron/messageBits = {value}"
+    if op == "bias":
+        n = int(np.prod(np.asarray(g["shape"][()]))) if "shape" in g else 3
+        value = pick(rng, (1.0, 40000.0, -(2.0**15) - 1, np.nan, 2.0**70))
+        if "bias" in g:
+            del g["bias"]
+        g["bias"] = np.full(max(1, min(n, 1 << 16)), value, np.float64)
+        return f"{name}/bias = {value} (x{n})"
+    if op == "cuba":
+        del g["neuron"]
+        ng = g.create_group("neuron")
+        ng["type"] = np.bytes_(b"CUBA")
+        ng["vThMant"], ng["iDecay"], ng["vDecay"] = np.int64(10), np.int64(0), np.int64(4096)
+        return f"{name}/neuron: a CUBA group among SDNN ones"
+    if isinstance(ng, h5py.Group):
+        del g["neuron"]
+    return f"{name}/neuron removed"
+
+
+def mutate_sdnn(src: Path, out: Path, rng: np.random.Generator) -> str:
+    """Half the time an SDNN-specific edit (:func:`_sdnn_op`, once or twice), else :func:`mutate_h5`'s."""
+    if rng.random() < 0.5:
+        return mutate_h5(src, out, rng)
+    shutil.copyfile(src, out)
+    whats = []
+    with h5py.File(out, "r+") as f:
+        for _ in range(int(rng.choice((1, 1, 2)))):
+            try:
+                whats.append(_sdnn_op(f, rng))
+            except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
+                whats.append(f"(edit refused by h5py: {type(exc).__name__})")
+    return "sdnn: " + "; ".join(whats)
+
+
 # --- checkpoints (torch.save of a dict, read weights_only) ------------------------------------------------
 class Payload:
     """An object whose unpickling would run code (weights_only must refuse it)."""
@@ -502,4 +572,5 @@ MUTATORS: dict[str, Callable[[Path, Path, np.random.Generator], str]] = {
     "pt2": mutate_pt2,
     "npy": mutate_npy,
     "labels": lambda s, o, r: mutate_npy(s, o, r, "labels"),
+    "sdnn": mutate_sdnn,
 }

@@ -6,7 +6,11 @@
 - ``model.nir``: ``model.net`` exported with ``loihic export-nir``; ``snntorch.nir``: a hand-built NIR graph of
   the kind snnTorch writes (Affine -> LIF -> Affine -> LI, float time constants);
 - ``mlp.pt2`` / ``conv.pt2``: ``torch.export.save`` archives of a small MLP and CNN;
-- ``X.npy`` (16 digits images), ``Y.npy`` (their labels), ``S.npy`` (binary spikes (4, 1, 8, 8, 8)).
+- ``X.npy`` (16 digits images), ``Y.npy`` (their labels), ``S.npy`` (binary spikes (4, 1, 8, 8, 8));
+- sigma-delta (netx 'SDNN') files: ``sdnn.net`` (Delta input 12 -> dense SigmaDelta with a bias -> dense
+  SigmaDelta -> dense Sigma, the neuron groups written by loihic's ``write_sdnn_neuron``) with ``SD.npy``
+  (graded integers (2, 12, 8)), and ``sdnn_conv.net``: lava-dl's PilotNet SDNN head (Delta 3x33x33 -> conv 24,
+  SigmaDelta; ``sim_tests/golden/lava_dl``) with ``SDC.npy`` ((1, 3, 33, 33, 8) pixel values).
 """
 
 from __future__ import annotations
@@ -41,6 +45,34 @@ def _snntorch_like_nir(path: Path) -> None:
     }
     edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "li2"), ("li2", "output")]
     nir.write(path, nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt}))
+
+
+def _sdnn_seeds(folder: Path) -> None:
+    import h5py
+
+    from loihic.compiler.netx.model import NxSigmaDelta
+    from loihic.compiler.netx.write import write_sdnn_neuron
+    from sim_tests.golden.lava_dl.make_lava_dl import unpack
+
+    rng = np.random.default_rng(0)
+    sizes = (12, 10, 8, 3)
+    with h5py.File(folder / "sdnn.net", "w") as f:
+        g = f.create_group("layer/0")
+        g.create_dataset("type", (1,), "S10", [b"input"])
+        g["shape"] = np.asarray([sizes[0]])
+        write_sdnn_neuron(g, NxSigmaDelta("delta", 1, None))
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), 1):
+            g = f.create_group(f"layer/{i}")
+            g.create_dataset("type", (1,), "S10", [b"dense"])
+            g["shape"] = np.asarray([n_out])
+            g["weight"] = (rng.integers(-128, 128, (n_out, n_in)) * 2).astype(np.float32)
+            last = i == len(sizes) - 1
+            write_sdnn_neuron(g, NxSigmaDelta("sigma" if last else "sigma_delta", 0 if last else 2, None))
+            if i == 1:
+                g["bias"] = rng.integers(-40, 40, n_out).astype(np.float32)
+    unpack("pilotnet_sdnn_head.net", folder).rename(folder / "sdnn_conv.net")
+    np.save(folder / "SD.npy", rng.integers(-300, 300, (2, sizes[0], T)).astype(np.int32))
+    np.save(folder / "SDC.npy", rng.integers(0, 256, (1, 3, 33, 33, T)).astype(np.int32))
 
 
 def build_seeds(folder: Path) -> dict[str, Path]:
@@ -85,4 +117,5 @@ def build_seeds(folder: Path) -> dict[str, Path]:
     np.save(folder / "Y.npy", y_test[:N].astype(np.int64))
     rng = np.random.default_rng(0)
     np.save(folder / "S.npy", (rng.random((4, 1, 8, 8, T)) < 0.3).astype(np.int8))
+    _sdnn_seeds(folder)
     return {p.name: p for p in sorted(folder.iterdir())}

@@ -7,6 +7,10 @@ mutant goes through the command that reads it (:mod:`sim_tests.fuzz.campaign`), 
 non-zero exit, no traceback and no file left behind, within 20 s, with memory capped (a file that declares a
 huge array must be refused, not loaded).
 
+Sigma-delta netx files are a type of their own (``sdnn``: loihic's dense SDNN and lava-dl's PilotNet SDNN head,
+mutated in their 'SDNN' neuron groups too), read by ``loihic simulate``.  ``LOIHIC_FUZZ_TYPES`` (e.g. ``sdnn``)
+restricts a campaign to some types.
+
 - normal suite: ``LOIHIC_FUZZ_SUBSET`` (default 20) mutants per type;
 - ``make conformance`` / ``make test-slow`` (marker ``slow``): ``LOIHIC_FUZZ_COUNT`` (default 200) per type, seed
   ``LOIHIC_FUZZ_SEED`` (default 0); summary in ``runs/fuzz/summary-seed<S>.json``.
@@ -32,6 +36,7 @@ from sim_tests.fuzz.campaign import REPO, TYPES, Case, make_cases, run_cases, sa
 from sim_tests.fuzz.seeds import build_seeds
 
 ENV_SEED, ENV_COUNT, ENV_SUBSET = "LOIHIC_FUZZ_SEED", "LOIHIC_FUZZ_COUNT", "LOIHIC_FUZZ_SUBSET"
+ENV_TYPES = "LOIHIC_FUZZ_TYPES"  # e.g. "sdnn" or "netx,sdnn": only these file types (default: all of TYPES)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -58,10 +63,18 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_seeds(tmp_path_factory.mktemp("fuzz-seeds"))
 
 
+def _types() -> tuple[str, ...]:
+    raw = os.environ.get(ENV_TYPES, "").strip()
+    types = tuple(t.strip() for t in raw.split(",") if t.strip()) if raw else TYPES
+    unknown = set(types) - set(TYPES)
+    assert not unknown, f"{ENV_TYPES}: unknown types {sorted(unknown)}; expected some of {TYPES}"
+    return types
+
+
 def _campaign(seeds: dict[str, Path], work: Path, per_type: int, seed: int) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # h5py / numpy notes while *writing* the mutants
-        cases = make_cases(seeds, work / "cases", per_type, seed)
+        cases = make_cases(seeds, work / "cases", per_type, seed, _types())
     results = run_cases(cases, work)
     counts: Counter = Counter()
     failures = []
@@ -75,7 +88,7 @@ def _campaign(seeds: dict[str, Path], work: Path, per_type: int, seed: int) -> d
         entry = {"case": case.id, "mutation": case.mutation, "why": why}
         entry["saved"] = str(save_failure(case, res, why, REPO / "runs" / "fuzz" / "failures"))
         failures.append(entry)
-    per_type = {t: {k[1]: v for k, v in counts.items() if k[0] == t} for t in TYPES}
+    per_type = {t: {k[1]: v for k, v in counts.items() if k[0] == t} for t in _types()}
     return {"seed": seed, "per_type": per_type, "failures": failures}
 
 
@@ -92,7 +105,8 @@ def test_fuzz_full(seeds, tmp_path):
     summary = _campaign(seeds, tmp_path, _env_int(ENV_COUNT, 200), _env_int(ENV_SEED, 0))
     out = REPO / "runs" / "fuzz"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"summary-seed{summary['seed']}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    types = "" if _types() == TYPES else "-" + "+".join(_types())
+    (out / f"summary-seed{summary['seed']}{types}.json").write_text(json.dumps(summary, indent=1) + "\n")
     _check(summary)
 
 

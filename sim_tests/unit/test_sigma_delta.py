@@ -272,6 +272,9 @@ def _cuba_input(f: h5py.File) -> None:
         (_set("neuron", None, "2"), "layer 2: CUBA neurons in a network whose first neuron layer is SDNN"),
         (_cuba_input, "layer 1: SDNN neurons in a network whose first neuron layer is CUBA"),
         (_set("bias", np.full(10, 40000, np.float32)), "int16"),
+        # found by the SDNN fuzz campaign: these said "neuron type '?' ... only CUBA/LOIHI LIF neurons"
+        (_set("neuron", np.asarray([1.5, -2.5]), "2"), "layer 2: 'neuron' is a Dataset, expected a group"),
+        (_set("neuron/type", None, "2"), "layer 2: the neuron group lacks 'type'"),
     ],
 )
 def test_reader_refuses_what_netx_reads_differently(tmp_path: Path, edit, match):  # noqa: ANN001
