@@ -187,10 +187,12 @@ def evaluate(
     workers: int = 1,
     device: str | None = None,
 ) -> float:
-    """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2)."""
+    """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2).  A
+    sigma-delta file: every image held for ``timesteps`` steps (default: the file's), each sample from a fresh
+    state (stream timing), the prediction the argmax of the Sigma read-out at the last step."""
     from loihic.deploy.verification.accuracy import netx_accuracy
 
-    model, steps, encoding = _netx(path, timesteps, x)
+    model, steps, encoding = _netx(path, timesteps, x, sigma_delta=True)
     xs = _inputs(x, model.input.shape, "inputs")
     labels = np.asarray(y)
     if labels.shape != (len(xs),) or labels.dtype.kind not in "iu":
