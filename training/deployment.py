@@ -130,8 +130,17 @@ def _sdnn_source(
     k = sum(1 for d in ckpt["layers"] if d["type"] in ("dense", "conv"))
     how = "set by --thresholds" if snn["budget"] is None else f"chosen for accuracy budget {snn['budget']:g}"
     ths = ", ".join(f"{t:.3g}" for t in [snn["input_delta"], *snn["thresholds"][:-1]])
+    trials = snn.get("threshold_trials") or []
+    chosen = next((t for t in trials if t.get("chosen")), None)
+    zero = next((t for t in trials if t.get("fraction") == 0), None)
+    cost = (
+        f", {chosen['messages']:.0f} messages per inference on the calibration data ({zero['messages']:.0f} with "
+        f"thresholds 0), read-out change {chosen['error']:.2g} of its range"
+        if chosen and zero
+        else ""
+    )
     notes = (
-        f"sigma-delta: delta thresholds (input, hidden) {ths} ({how}); the read-out settles at step {k + 1} "
+        f"sigma-delta: delta thresholds (input, hidden) {ths} ({how}{cost}); the read-out settles at step {k + 1} "
         f"(sink index {k}) with the input held; 'th. err' is what each threshold may hold back, 'floor/msg' what "
         "each message loses (activation units)",
     )

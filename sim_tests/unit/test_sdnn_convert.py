@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import loihic
-from loihic.compiler.errors import CheckpointError, InputError
+from loihic.compiler.errors import CheckpointError, InputError, LoihicError
 from loihic.compiler.load.checkpoint import ann_network, network_from_checkpoint
 from loihic.compiler.netx.read import read_netx
 from loihic.deploy import sdnn_thresholds as st
@@ -90,6 +90,24 @@ def test_bias_unit_carries_the_read_out_bias_exactly(mlp_ann, digits) -> None:
     assert moved.synaptic()[-2].weight.shape[0] == low.synaptic()[-2].weight.shape[0] + 1
     x = digits[2][:50]
     np.testing.assert_allclose(st.ann_forward(moved, x)[-1], st.ann_forward(low, x)[-1], rtol=0, atol=1e-9)
+
+
+def test_bias_unit_after_a_conv_is_one_more_channel(rng) -> None:
+    from loihic.compiler import ir
+
+    layers = (
+        ir.Conv("c", rng.normal(0, 0.3, (3, 1, 3, 3)), rng.normal(0, 0.1, 3), ir.RELU, padding=1),
+        ir.Flatten("f"),
+        ir.Dense("out", rng.normal(0, 0.3, (4, 3 * 5 * 5)), rng.normal(0, 0.5, 4), ir.READOUT),
+    )
+    net = ir.Network(ir.Input((1, 5, 5)), layers, timesteps=1, encoding="direct")
+    moved = with_bias_unit(net, 0.7)
+    assert moved.layers[0].weight.shape[0] == 4 and not moved.layers[0].weight[3].any()
+    assert moved.layers[2].weight.shape == (4, 4 * 5 * 5) and moved.layers[2].bias is None
+    x = rng.random((20, 1, 5, 5))
+    np.testing.assert_allclose(st.ann_forward(moved, x)[-1], st.ann_forward(net, x)[-1], rtol=0, atol=1e-9)
+    with pytest.raises(LoihicError, match="never active"):
+        with_bias_unit(net, 0.0)
 
 
 def test_mlp_checkpoint_to_sdnn_matches_the_float_ann(mlp_ann, digits, tmp_path) -> None:
