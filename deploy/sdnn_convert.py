@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,8 @@ import numpy as np
 
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
-from loihic.compiler.errors import CheckpointError, InputError, UnsupportedLayerError
+from loihic.compiler.driver import compile_source
+from loihic.compiler.errors import CheckpointError, InputError, LoihicWarning, UnsupportedLayerError
 from loihic.compiler.fileio import file_sha256
 from loihic.compiler.load.checkpoint import SDNN, ann_network, network_data, sdnn_network
 from loihic.compiler.passes.drop_dropout import drop_dropout
@@ -52,6 +55,7 @@ from loihic.training.data import subset
 from loihic.training.models import check_convertible, state_dict_from_network, with_module_names
 
 SDNN_KEYS = ("thresholds", "input_delta", "act_max", "budget", "bias_unit", "timesteps", "threshold_trials")
+SDNN_KEYS += ("calibration_check",)
 DEFAULT_BUDGET = 0.01  # of the read-out's range on the calibration data (module docstring)
 
 
@@ -97,6 +101,24 @@ def bias_unit_value(zs: Sequence[np.ndarray]) -> float:
     (a smaller ``c`` lets the layer's activation scale grow, and was measured to wrap the read-out's int32
     synaptic sums while the pipeline fills)."""
     return float(np.maximum(zs[-2], 0).max()) if len(zs) > 1 else 0.0
+
+
+def calibration_check(sd: ir.Network, x_cal: np.ndarray, steps: int, ann_out: np.ndarray) -> dict[str, Any]:
+    """The converted network compiled and run on the emulator over the calibration inputs: how often its settled
+    read-out's argmax agrees with the float ANN's, and how often a synaptic sum wrapped (0 when the activation
+    scales hold; anything else is a :class:`LoihicWarning`, as it costs accuracy silently on Lava too)."""
+    with tempfile.TemporaryDirectory(prefix="loihic-sdnn-") as tmp:
+        res = compile_source(sd, Path(tmp) / "check.net", force=True)
+        run = st.run_sdnn(res.path, res.network, x_cal, steps)
+    agree = float((run.output[..., -1].argmax(1) == ann_out.argmax(1)).mean())
+    if run.synapse_wraps:
+        warnings.warn(
+            f"the sigma-delta network's synaptic sums wrapped {run.synapse_wraps} times on the calibration data "
+            f"(its argmax agrees with the float ANN on {100 * agree:.1f}% of them); lower --thresholds or report it",
+            LoihicWarning,
+            stacklevel=3,
+        )
+    return {"samples": len(x_cal), "argmax_agreement": agree, "synapse_wraps": int(run.synapse_wraps)}
 
 
 def parse_thresholds(text: str | Sequence[float] | None, n_synaptic: int) -> list[float] | None:
@@ -178,6 +200,7 @@ def convert_sdnn(
             {"fraction": t.fraction, "messages": t.messages, "error": t.error, "chosen": t is choice.chosen}
             for t in choice.trials
         ]
+    check = calibration_check(sd, x_cal, steps, zs[-1])
     syn = sd.synaptic()
     snn_ckpt = {key: value for key, value in ann.items() if key != "snn"}
     snn_ckpt.update(
@@ -195,6 +218,7 @@ def convert_sdnn(
             "budget": chosen_budget,
             "threshold_trials": trials,
             "bias_unit": bias_unit,
+            "calibration_check": check,
             "timesteps": steps,
             "reset": "hard",
             "leak": 1.0,

@@ -196,7 +196,7 @@ def _check_sdnn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
             f"{where}: snn.timesteps = {snn['timesteps']}, a sigma-delta network of {n_synaptic} synaptic layers "
             f"needs >= {n_synaptic + 1} (it settles at sink index {n_synaptic})"
         )
-    for key in ("threshold_trials", "bias_unit"):
+    for key in ("threshold_trials", "bias_unit", "calibration_check"):
         if key in snn:
             _check_plain(snn[key], f"{where}: snn.{key}")
 

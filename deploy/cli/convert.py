@@ -135,8 +135,14 @@ def _convert_sdnn(args: argparse.Namespace, ann: dict[str, Any], x_train: np.nda
     ]
     how = "set by --thresholds" if snn["budget"] is None else f"chosen for budget {snn['budget']:g}"
     ths = ", ".join(f"{t:.3g}" for t in [snn["input_delta"], *snn["thresholds"][:-1]])
+    check = snn["calibration_check"]
+    lines = lines if snn["threshold_trials"] else []
+    lines.append(
+        f"compiled and run on the emulator: argmax agrees with the float ANN on {100 * check['argmax_agreement']:.1f}% "
+        f"of {check['samples']} calibration samples; synaptic sums wrapped {check['synapse_wraps']} times"
+    )
     lines.append(f"{out}: sigma-delta, delta thresholds (input, hidden) {ths} ({how}), T={snn['timesteps']}")
-    emit(args, res, "\n".join(lines if snn["threshold_trials"] else lines[-1:]))
+    emit(args, res, "\n".join(lines))
     return 0
 
 

@@ -119,6 +119,8 @@ def test_mlp_checkpoint_to_sdnn_matches_the_float_ann(mlp_ann, digits, tmp_path)
     assert snn["timesteps"] == 3 and snn["bias_unit"] is not None  # K = 2 synaptic layers; its read-out has a bias
     chosen = [t for t in snn["threshold_trials"] if t["chosen"]]
     assert len(chosen) == 1 and chosen[0]["error"] <= 0.01 and chosen[0]["fraction"] > 0
+    check = snn["calibration_check"]
+    assert check["synapse_wraps"] == 0 and check["argmax_agreement"] >= 0.99 and check["samples"] == 256
     path = loihic.compile(sd, tmp_path / "m.net")
     acc = loihic.evaluate(path, xt, yt)
     assert acc >= float_acc - MAX_DROP, (acc, float_acc)
