@@ -101,7 +101,7 @@ def format_report(rows: list[dict[str, Any]]) -> str:
 
 def _format_sdnn(rows: list[dict[str, Any]]) -> str:
     head = (
-        f"{'#':>3} {'layer':<12}{'neuron':<12}{'fan-in':>7}{'S (1/act)':>11}{'limited by':>17}{'SQNR dB':>9}"
+        f"{'#':>3} {'layer':<12}{'neuron':<12}{'fan-in':>7}{'S (1/act)':>11}{'limited by':>22}{'SQNR dB':>9}"
         f"{'vThMant':>9}{'th. err':>9}{'floor/msg':>11}"
     )
     lines = [head, "-" * len(head)]
@@ -111,6 +111,6 @@ def _format_sdnn(rows: list[dict[str, Any]]) -> str:
         fl = "-" if sigma else f"{r['floor_error_per_message']:.2g}"
         lines.append(
             f"{r['index']:>3} {r['layer']:<12}{r['neuron']:<12}{r['fan_in']:>7}{r['act_scale']:>11.4g}"
-            f"{r['scale_limited_by']:>17}{r['sqnr_db']:>9.1f}{r['vThMant']:>9}{th:>9}{fl:>11}"
+            f"{r['scale_limited_by']:>22}{r['sqnr_db']:>9.1f}{r['vThMant']:>9}{th:>9}{fl:>11}"
         )
     return "\n".join(lines)

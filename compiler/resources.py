@@ -148,6 +148,8 @@ def hardware_notes(model: NetxModel, timesteps: int | None) -> list[dict[str, An
         layers.insert(0, (0, model.input))
     for i, lay in layers:
         ne = lay.neuron
+        if not hasattr(ne, "i_decay"):  # a sigma-delta neuron has no decays
+            continue
         for field, value in (("iDecay", ne.i_decay), ("vDecay", ne.v_decay)):
             if value > HW_DECAY_MAX:
                 notes.append(
@@ -160,7 +162,7 @@ def hardware_notes(model: NetxModel, timesteps: int | None) -> list[dict[str, An
                         f"(0..{HW_DECAY_MAX}); the CPU simulator accepts {value}",
                     }
                 )
-    if timesteps and timesteps & (timesteps - 1):
+    if timesteps and timesteps & (timesteps - 1) and not model.is_sigma_delta:  # netx never resets an SDNN
         legal = 1 << math.ceil(math.log2(timesteps))
         notes.append(
             {

@@ -21,10 +21,25 @@ def message_bits(model: NetxModel, override: int | None = None) -> int:
     return direct_bits(str(model.meta.get("encoding", "poisson")))
 
 
+def sdnn_settle_index(model: NetxModel) -> int:
+    """The first sink index (0-based step) at which a sigma-delta file's read-out of a held input has settled:
+    the file's ``sdnn.settle_index`` (loihic writes it), else K, the number of its synaptic layers."""
+    recorded = (model.meta.get("sdnn") or {}).get("settle_index")
+    return int(recorded) if recorded is not None else len(list(model.neuron_layers))
+
+
+def sdnn_default_steps(model: NetxModel) -> int:
+    """T for a sigma-delta file: the T it records (loihic: settle index + 1), else its settle index + 2."""
+    return int(model.meta.get("timesteps") or sdnn_settle_index(model) + 2)
+
+
 def netx_run_settings(model: NetxModel, dataset: str | None, timesteps: int | None) -> tuple[str | None, int, str]:
     """Data set (None when neither given nor recorded), T and encoding for a netx file: options first, then the
-    file's loihic metadata.  More steps than the file was range-checked for is a :class:`LoihicWarning`."""
+    file's loihic metadata.  More steps than the file was range-checked for is a :class:`LoihicWarning`.  A
+    sigma-delta file: T defaults to :func:`sdnn_default_steps`, its graded input to 'direct'."""
     ds = dataset or model.meta.get("dataset") or None
+    if model.is_sigma_delta:
+        return ds, int(timesteps or sdnn_default_steps(model)), str(model.meta.get("encoding", "direct"))
     steps = timesteps or model.meta.get("timesteps")
     if not steps or steps < 1:
         raise InputError(f"{model.path}: records no timesteps; pass --timesteps T >= 1")

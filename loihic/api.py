@@ -44,8 +44,11 @@ def _inputs(x: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
 def convert(
     model: Any,
     calib: Any,
-    timesteps: int = 64,
+    timesteps: int | None = None,
     *,
+    neuron: str = "lif",
+    budget: float | None = None,
+    thresholds: Any = None,
     norm: str = "max",
     reset: str = "hard",
     leak: float = 1.0,
@@ -62,6 +65,12 @@ def convert(
     ``torch.export`` ``.pt2`` file, or a loihic ANN checkpoint (file or dict).  ``calib``: inputs
     ``(N, *input_shape)`` in [0, 1] (array, tensor or ``.npy`` path).  ``input_mean`` / ``input_std``: a
     normalisation applied outside the model, folded into its first layer.
+
+    ``neuron="sdnn"``: a sigma-delta network instead (deploy/sdnn_convert.py): a Delta input, SigmaDelta hidden
+    layers, a Sigma read-out; ``timesteps`` defaults to K + 1 (K synaptic layers), the delta thresholds are
+    chosen for ``budget`` (default 0.01: the settled read-out on ``calib`` within 1% of its range of the
+    zero-threshold network's) or set by ``thresholds`` (the input's, then each hidden layer's).  ``norm``,
+    ``reset``, ``leak`` and ``encoding`` apply to ``neuron="lif"`` (default 64 steps) only.
     """
     from loihic.compiler.fileio import file_sha256
     from loihic.training.checkpoint import validate_checkpoint
@@ -82,10 +91,41 @@ def convert(
     if ann.get("kind") != "ann":
         raise InputError("model is an SNN checkpoint; convert needs an ANN")
     x = _inputs(calib, tuple(ann["input_shape"]), "calibration inputs")
+    if neuron not in ("lif", "sdnn"):
+        raise InputError(f"neuron {neuron!r}: expected 'lif' (rate-coded) or 'sdnn' (sigma-delta)")
+    if neuron == "sdnn":
+        from loihic.deploy.sdnn_convert import DEFAULT_BUDGET, convert_sdnn
+
+        lif = [
+            k
+            for k, v, d in (
+                ("norm", norm, "max"),
+                ("reset", reset, "hard"),
+                ("leak", leak, 1.0),
+                ("encoding", encoding, "poisson"),
+            )
+            if v != d
+        ]
+        if lif:
+            raise InputError(f"{', '.join(lif)}: apply to neuron='lif', not to a sigma-delta network")
+        if thresholds is not None and budget is not None:
+            raise InputError("thresholds and budget are alternatives: set the thresholds, or a budget for them")
+        return convert_sdnn(
+            ann,
+            x,
+            DEFAULT_BUDGET if budget is None else budget,
+            thresholds,
+            timesteps,
+            seed=seed,
+            calib_samples=calib_samples,
+            source_sha256=sha,
+        )
+    if budget is not None or thresholds is not None:
+        raise InputError("budget and thresholds apply to neuron='sdnn'")
     return balance(
         ann,
         x,
-        timesteps,
+        64 if timesteps is None else timesteps,
         norm=norm,
         reset=reset,
         leak=leak,
@@ -187,10 +227,12 @@ def evaluate(
     workers: int = 1,
     device: str | None = None,
 ) -> float:
-    """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2)."""
+    """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2).  A
+    sigma-delta file: every image held for ``timesteps`` steps (default: the file's), each sample from a fresh
+    state (stream timing), the prediction the argmax of the Sigma read-out at the last step."""
     from loihic.deploy.verification.accuracy import netx_accuracy
 
-    model, steps, encoding = _netx(path, timesteps, x)
+    model, steps, encoding = _netx(path, timesteps, x, sigma_delta=True)
     xs = _inputs(x, model.input.shape, "inputs")
     labels = np.asarray(y)
     if labels.shape != (len(xs),) or labels.dtype.kind not in "iu":

@@ -7,7 +7,8 @@ Layout (format_version 2)::
      "layers": [layer dict, ...],             # the IR's layers, compiler/load/checkpoint.py network_data
      "state_dict": {str: tensor},              # keys of models.build_model(ann_network(ckpt))
      "seed": int, "hyperparams": {...}, "metrics": {str: float, ...}, "created_by": "loihic 0.1.0",
-     "snn": {...}}                             # kind "snn" only, see convert.py
+     "snn": {...}}                             # kind "snn" only, see convert.py; sigma-delta: "neuron": "sdnn"
+                                               # with input_delta, act_max, budget (deploy/sdnn_convert.py)
 
 Loading never runs code from the file: ``torch.load(..., weights_only=True)`` unpickles only tensors and
 plain containers and refuses anything else.  A format-1 checkpoint (an ``arch`` list) is migrated on
@@ -76,7 +77,16 @@ _SNN_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "first_layer_mean_potential": list,
     "output": str,
     "method": str,
+    "neuron": str,
 }
+# A sigma-delta checkpoint (snn.neuron "sdnn", deploy/sdnn_convert.py): thresholds are the hidden layers' delta
+# thresholds (>= 0, None for the Sigma read-out), encoding "direct" (graded input through a Delta).
+_SDNN_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "input_delta": (float, int),
+    "act_max": list,
+    "budget": (float, int, type(None)),
+}
+NEURONS = ("lif", "sdnn")  # snn.neuron: rate-coded CUBA LIF (the default) or sigma-delta
 OUTPUTS = ("integrator", "spiking")  # last layer: non-spiking integrator read from v, or spiking (spike counts)
 
 
@@ -125,6 +135,11 @@ def _check_fields(d: Mapping[str, Any], spec: Mapping[str, Any], where: str) -> 
 def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
     _check_fields(snn, _SNN_REQUIRED, f"{where}: snn")
     _check_fields(snn, {k: t for k, t in _SNN_OPTIONAL.items() if k in snn}, f"{where}: snn")
+    if snn.get("neuron", "lif") not in NEURONS:
+        raise CheckpointError(f"{where}: snn.neuron = {snn.get('neuron')!r}, expected one of {NEURONS}")
+    if snn.get("neuron") == "sdnn":
+        _check_sdnn(snn, n_synaptic, where)
+        return
     output = snn.get("output", "integrator")
     if output not in OUTPUTS:
         raise CheckpointError(f"{where}: snn.output = {output!r}, expected one of {OUTPUTS}")
@@ -153,6 +168,37 @@ def _check_snn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
         ) from None
     if not all(isinstance(v, float) and math.isfinite(v) for v in snn.get("first_layer_mean_potential", [])):
         raise CheckpointError(f"{where}: snn.first_layer_mean_potential must be a list of finite floats")
+
+
+def _finite(value: Any, low: float = 0.0) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low
+
+
+def _check_sdnn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
+    """The snn block of a sigma-delta checkpoint (``_SDNN_REQUIRED``; deploy/sdnn_convert.py)."""
+    _check_fields(snn, _SDNN_REQUIRED, f"{where}: snn")
+    th, act = snn["thresholds"], snn["act_max"]
+    if len(th) != n_synaptic or th[-1] is not None or not all(_finite(v) for v in th[:-1]):
+        raise CheckpointError(
+            f"{where}: snn.thresholds = {th!r}, expected {n_synaptic} entries: a finite delta threshold >= 0 per "
+            "hidden layer, then None for the Sigma read-out"
+        )
+    if len(act) != n_synaptic or not all(_finite(v) for v in act):
+        raise CheckpointError(f"{where}: snn.act_max must be {n_synaptic} finite floats >= 0, got {act!r}")
+    if not _finite(snn["input_delta"]):
+        raise CheckpointError(f"{where}: snn.input_delta = {snn['input_delta']!r}, expected a finite float >= 0")
+    if snn["budget"] is not None and not (_finite(snn["budget"]) and snn["budget"] <= 1):
+        raise CheckpointError(f"{where}: snn.budget = {snn['budget']!r}, expected None or a fraction in [0, 1]")
+    if snn["encoding"] != "direct":
+        raise CheckpointError(f"{where}: snn.encoding = {snn['encoding']!r}; a sigma-delta network takes 'direct'")
+    if snn["timesteps"] < n_synaptic + 1:
+        raise CheckpointError(
+            f"{where}: snn.timesteps = {snn['timesteps']}, a sigma-delta network of {n_synaptic} synaptic layers "
+            f"needs >= {n_synaptic + 1} (it settles at sink index {n_synaptic})"
+        )
+    for key in ("threshold_trials", "bias_unit", "calibration_check"):
+        if key in snn:
+            _check_plain(snn[key], f"{where}: snn.{key}")
 
 
 def _state_shapes(net: ir.Network) -> dict[str, tuple[int, ...]]:

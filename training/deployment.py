@@ -18,7 +18,7 @@ from loihic.compiler.config import CompileConfig
 from loihic.compiler.driver import CompileResult, Source, check_output, compile_source
 from loihic.compiler.errors import InputError
 from loihic.compiler.fileio import file_sha256
-from loihic.compiler.load.checkpoint import network_from_checkpoint
+from loihic.compiler.load.checkpoint import is_sdnn, network_from_checkpoint
 from loihic.compiler.load.pt2 import is_pt2
 from loihic.training.checkpoint import load_checkpoint, validate_checkpoint
 from loihic.training.data import test_split
@@ -71,6 +71,8 @@ def checkpoint_source(
             raise InputError(f"--offset {offset!r}: expected 'auto' or a number") from None
         ckpt = with_offset(ckpt, value)
     net = network_from_checkpoint(ckpt, where)
+    if is_sdnn(ckpt):
+        return _sdnn_source(ckpt, net, config, where, sha, offset)
     effect = None
     if config.force_hard_reset and ckpt["snn"].get("reset") == "soft" and not ckpt.get("dataset"):
         warnings.append(
@@ -103,6 +105,60 @@ def checkpoint_source(
         "method": ckpt["snn"].get("method", "convert"),
     }
     return Source(net, provenance, tuple(notes), tuple(warnings))
+
+
+def _sdnn_source(
+    ckpt: dict[str, Any], net: Any, config: CompileConfig, where: str, sha: str | None, offset: str | None
+) -> Source:
+    """A sigma-delta checkpoint (deploy/sdnn_convert.py) as a Source: the LIF-only options are refused by name."""
+    lif = [
+        name
+        for name, used in (
+            ("--offset", offset is not None),
+            ("--l4", config.l4),
+            ("--force-hard-reset", config.force_hard_reset),
+            ("--input-bits", config.input_bits not in ("auto", 8, None)),
+        )
+        if used
+    ]
+    if lif:
+        raise InputError(
+            f"{where}: is a sigma-delta checkpoint; {', '.join(lif)} appl{'ies' if len(lif) == 1 else 'y'}"
+            " to rate-coded LIF networks"
+        )
+    snn = ckpt["snn"]
+    k = sum(1 for d in ckpt["layers"] if d["type"] in ("dense", "conv"))
+    how = "set by --thresholds" if snn["budget"] is None else f"chosen for accuracy budget {snn['budget']:g}"
+    ths = ", ".join(f"{t:.3g}" for t in [snn["input_delta"], *snn["thresholds"][:-1]])
+    trials = snn.get("threshold_trials") or []
+    chosen = next((t for t in trials if t.get("chosen")), None)
+    zero = next((t for t in trials if t.get("fraction") == 0), None)
+    cost = (
+        f", {chosen['messages']:.0f} messages per inference on the calibration data ({zero['messages']:.0f} with "
+        f"thresholds 0), read-out change {chosen['error']:.2g} of its range"
+        if chosen and zero
+        else ""
+    )
+    notes = (
+        f"sigma-delta: delta thresholds (input, hidden) {ths} ({how}{cost}); the read-out settles at step {k + 1} "
+        f"(sink index {k}) with the input held; 'th. err' is what each threshold may hold back, 'floor/msg' what "
+        "each message loses (activation units)",
+    )
+    provenance = {
+        "source_checkpoint": where,
+        "source_sha256": sha,
+        "imported": ckpt.get("imported"),
+        "ann_sha256": net.meta.get("source_sha256"),
+        "model": net.meta.get("model"),
+        "dataset": net.meta.get("dataset"),
+        "train_seed": net.meta.get("seed"),
+        "conversion": net.meta.get("conversion"),
+        "readout": f"the Sigma read-out (its running sum) at the last step, settled from sink index {k}; argmax",
+        "method": "sdnn",
+        "sdnn_thresholds": {"input": snn["input_delta"], "layers": snn["thresholds"], "budget": snn["budget"]},
+        "sdnn_threshold_trials": snn.get("threshold_trials", []),
+    }
+    return Source(net, provenance, notes)
 
 
 def compile_checkpoint(

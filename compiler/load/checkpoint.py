@@ -16,12 +16,15 @@ training builds from the same layers (``training/models.py build_model``), keyed
 ``spiking`` is the synaptic layer's neuron in the ANN's vocabulary (``compiler.ir.RELU`` or ``READOUT``): a
 ReLU module follows the synapse (after its batchnorm) in torch.  The spiking parameters of a converted SNN
 (thresholds, leak, reset, output, steps, encoding) are not repeated here: they live in the checkpoint's ``snn``
-block, and :func:`network_from_checkpoint` puts them on the IR's neurons.  Format-1 checkpoints (an ``arch``
+block, and :func:`network_from_checkpoint` puts them on the IR's neurons; a sigma-delta checkpoint
+(``snn.neuron`` ``"sdnn"``, deploy/sdnn_convert.py) becomes SigmaDelta layers with a Sigma read-out
+(:func:`sdnn_network`).  Format-1 checkpoints (an ``arch``
 list) are migrated by ``checkpoint_v1.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,6 +54,7 @@ LAYER_KEYS: dict[str, dict[str, Any]] = {
     "flatten": {"name": str},
 }
 SYNAPTIC_TYPES = ("dense", "conv")
+SDNN = "sdnn"  # snn.neuron of a sigma-delta checkpoint (deploy/sdnn_convert.py)
 HINTS = {  # why a layer type that is not in LAYER_KEYS has no place on Loihi
     "maxpool": "max pooling has no exact spiking equivalent on Loihi; train with average pooling",
     "lstm": "recurrent cells are not supported by the netx CUBA path",
@@ -215,6 +219,32 @@ def ann_network(ckpt: Mapping[str, Any], weights: bool = True, source: str = "<c
     )
 
 
+def is_sdnn(ckpt: Mapping[str, Any]) -> bool:
+    """An SDNN checkpoint (``loihic convert --neuron sdnn``)."""
+    return ckpt.get("kind") == "snn" and isinstance(ckpt.get("snn"), Mapping) and ckpt["snn"].get("neuron") == SDNN
+
+
+def sdnn_network(
+    ann: ir.Network,
+    thresholds: Sequence[float | None],
+    input_delta: float,
+    act_max: Sequence[float] | None,
+    timesteps: int,
+) -> ir.Network:
+    """A lowered ANN (ANN neurons) as the sigma-delta IR: hidden layers SigmaDelta, the last a Sigma read-out."""
+    syn = [lay for lay in ann.layers if isinstance(lay, ir.SYNAPTIC)]
+    act = list(act_max) if act_max is not None else [None] * len(syn)
+    neurons = {}
+    for k, lay in enumerate(syn):
+        last = k == len(syn) - 1
+        th = 0.0 if last else float(thresholds[k])
+        neurons[lay.name] = ir.SigmaDelta(th, "sigma" if last else "sigma_delta", act[k])
+    layers = [dataclasses.replace(lay, neuron=neurons[lay.name]) if lay.name in neurons else lay for lay in ann.layers]
+    return ir.Network(
+        ir.Input(ann.input.shape, delta=float(input_delta)), layers, timesteps=timesteps, encoding="direct", meta={}
+    )
+
+
 def network_from_checkpoint(ckpt: Mapping[str, Any], source: str = "<checkpoint>") -> ir.Network:
     """Build the IR of a converted SNN from a format-2 checkpoint (``training.checkpoint.load_checkpoint`` and
     ``validate_checkpoint`` migrate format 1).  ``source`` names the file in error messages."""
@@ -226,6 +256,18 @@ def network_from_checkpoint(ckpt: Mapping[str, Any], source: str = "<checkpoint>
             "(run 'loihic convert' first)"
         )
     snn, data, sd = ckpt["snn"], ckpt["layers"], ckpt["state_dict"]
+    if is_sdnn(ckpt):
+        net = sdnn_network(
+            ann_network(ckpt, True, source), snn["thresholds"], snn["input_delta"], snn["act_max"], snn["timesteps"]
+        )
+        meta = {
+            "source_sha256": snn.get("source_sha256"),
+            "model": ckpt.get("model"),
+            "dataset": ckpt.get("dataset"),
+            "seed": ckpt.get("seed"),
+            "conversion": {k: snn.get(k) for k in ("budget", "input_delta", "bias_unit", "seed", "calib_samples")},
+        }
+        return net.replace(meta=meta)
     meta_l4 = snn.get("l4")  # already applied to the weights (training.adjust.with_l4), or None
     thresholds = list(snn["thresholds"])
     leak = float(snn.get("leak", 1.0))

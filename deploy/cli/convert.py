@@ -1,4 +1,5 @@
-"""``loihic convert`` (an ANN -> an SNN checkpoint by threshold balancing, Datta et al. Fig. 3) and ``loihic
+"""``loihic convert`` (an ANN -> an SNN checkpoint by threshold balancing, Datta et al. Fig. 3, or a sigma-delta
+one, deploy/sdnn_convert.py) and ``loihic
 compile`` (an SNN checkpoint or a NIR graph -> netx HDF5 through the compile driver, compiler/driver.py; with
 --target loihi2 the hardware notes become an error)."""
 
@@ -22,6 +23,7 @@ from loihic.compiler.netx.read import read_netx
 from loihic.compiler.report import format_report
 from loihic.compiler.resources import HW_DECAY_MAX, LIMITS_SOURCE, hardware_notes, layer_resources
 from loihic.deploy.cli.common import check_options, emit, note
+from loihic.deploy.sdnn_convert import DEFAULT_BUDGET, SDNN_KEYS, convert_sdnn
 from loihic.deploy.verification.accuracy import emulator_accuracy
 from loihic.training.checkpoint import save_checkpoint
 from loihic.training.convert import convert
@@ -68,23 +70,79 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if ann.get("kind") != "ann":
         raise InputError(f"{args.checkpoint}: is a '{ann.get('kind')}' checkpoint; convert needs an ANN")
     x_train = calibration_data(ann, args.calib, args.dataset, args.checkpoint)
-
+    if args.neuron == "sdnn":
+        return _convert_sdnn(args, ann, x_train, out)
+    sdnn_only = [
+        opt for opt, v in (("--sdnn-budget", args.sdnn_budget), ("--thresholds", args.thresholds)) if v is not None
+    ]
+    if sdnn_only:
+        raise InputError(f"{sdnn_only[0]} applies to --neuron sdnn (sigma-delta), not to threshold balancing")
+    timesteps = 64 if args.timesteps is None else args.timesteps
     snn = convert(
         ann,
         x_train,
-        args.timesteps,
-        norm=args.norm,
-        reset=args.reset,
-        leak=args.leak,
-        encoding=args.encoding,
+        timesteps,
+        norm=args.norm or "max",
+        reset=args.reset or "hard",
+        leak=1.0 if args.leak is None else args.leak,
+        encoding=args.encoding or "poisson",
         seed=args.seed,
         calib_samples=args.calib_samples,
         source_sha256=file_sha256(args.checkpoint),
     )
     save_checkpoint(out, snn, force=args.force)
     th = snn["snn"]["thresholds"]
-    res = {"output": str(out), "thresholds": th, "timesteps": args.timesteps, "norm": args.norm, "seed": args.seed}
-    emit(args, res, f"{out}: thresholds {', '.join(f'{t:.4g}' for t in th if t is not None)} at T={args.timesteps}")
+    norm = args.norm or "max"
+    res = {"output": str(out), "thresholds": th, "timesteps": timesteps, "norm": norm, "seed": args.seed}
+    emit(args, res, f"{out}: thresholds {', '.join(f'{t:.4g}' for t in th if t is not None)} at T={timesteps}")
+    return 0
+
+
+LIF_ONLY = ("norm", "reset", "leak", "encoding")  # convert options of threshold balancing
+
+
+def _convert_sdnn(args: argparse.Namespace, ann: dict[str, Any], x_train: np.ndarray, out: Path) -> int:
+    """``--neuron sdnn``: deploy/sdnn_convert.py, then one line per threshold trial (messages vs error)."""
+    lif = [f"--{k}" for k in LIF_ONLY if getattr(args, k) is not None]
+    if lif:
+        raise InputError(
+            f"{', '.join(lif)}: appl{'ies' if len(lif) == 1 else 'y'} to --neuron lif (rate coding), "
+            "not to a sigma-delta network"
+        )
+    if args.thresholds is not None and args.sdnn_budget is not None:
+        raise InputError("--thresholds and --sdnn-budget are alternatives: set the thresholds, or a budget for them")
+    budget = DEFAULT_BUDGET if args.sdnn_budget is None else args.sdnn_budget
+    sd = convert_sdnn(
+        ann,
+        x_train,
+        budget,
+        args.thresholds,
+        args.timesteps,
+        seed=args.seed,
+        calib_samples=args.calib_samples,
+        source_sha256=file_sha256(args.checkpoint),
+    )
+    save_checkpoint(out, sd, force=args.force)
+    snn = sd["snn"]
+    res = {"output": str(out), "neuron": "sdnn", "seed": args.seed, **{k: snn[k] for k in SDNN_KEYS}}
+    lines = [
+        f"{'fraction':>9}{'messages':>10}{'error':>9}  (thresholds = fraction x activation std; error: settled "
+        f"read-out vs thresholds 0, / its largest value, on {snn['calib_samples']} calibration samples)"
+    ]
+    lines += [
+        f"{t['fraction']:>9.3g}{t['messages']:>10.1f}{t['error']:>9.2g}" + ("  <- chosen" if t["chosen"] else "")
+        for t in snn["threshold_trials"]
+    ]
+    how = "set by --thresholds" if snn["budget"] is None else f"chosen for budget {snn['budget']:g}"
+    ths = ", ".join(f"{t:.3g}" for t in [snn["input_delta"], *snn["thresholds"][:-1]])
+    check = snn["calibration_check"]
+    lines = lines if snn["threshold_trials"] else []
+    lines.append(
+        f"compiled and run on the emulator: argmax agrees with the float ANN on {100 * check['argmax_agreement']:.1f}% "
+        f"of {check['samples']} calibration samples; synaptic sums wrapped {check['synapse_wraps']} times"
+    )
+    lines.append(f"{out}: sigma-delta, delta thresholds (input, hidden) {ths} ({how}), T={snn['timesteps']}")
+    emit(args, res, "\n".join(lines))
     return 0
 
 
@@ -127,7 +185,7 @@ def hardware_check(path: Path, target: str, samples: int, seed: int) -> dict[str
     "loihi2" turns the notes into an error naming the nearest legal settings, with the accuracy effect of
     clamping the decays to 4095 measured on the emulator when the file records a data set."""
 
-    model = read_netx(path)
+    model = read_netx(path, sigma_delta=True)
     notes = hardware_notes(model, model.meta.get("timesteps"))
     res = {"resources": layer_resources(model), "limits_source": LIMITS_SOURCE, "hardware_notes": notes}
     if target != "loihi2":

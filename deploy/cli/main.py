@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "convert",
-        help="ANN (loihic checkpoint or torch.export .pt2 program) -> SNN by threshold balancing (Datta et al. Fig. 3)",
+        help="ANN (loihic checkpoint or torch.export .pt2 program) -> SNN by threshold balancing (Datta et al. "
+        "Fig. 3), or a sigma-delta network (--neuron sdnn)",
     )
     p.add_argument("checkpoint", help="loihic ANN checkpoint, or a torch.export program (torch.export.save, .pt2)")
     p.add_argument(
@@ -208,12 +209,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input-std", default=None, help="normalisation outside the model: std (scalar or per channel; default: none)"
     )
-    p.add_argument("--timesteps", "-T", type=int, default=64, help="time steps per sample")
-    p.add_argument("--norm", default="max", help="max | p<percentile> (e.g. p99.9) | scaled:<k>")
-    p.add_argument("--reset", default="hard", choices=["hard", "soft"], help="hard = what Lava runs")
-    p.add_argument("--leak", type=float, default=1.0, help="lambda per step, 1.0 = no leak")
-    p.add_argument("--encoding", default="poisson", choices=["poisson", "direct"], help="input encoding")
-    p.add_argument("--calib-samples", type=int, default=512, help="training samples used for balancing")
+    p.add_argument(
+        "--neuron",
+        default="lif",
+        choices=["lif", "sdnn"],
+        help="lif: rate-coded CUBA LIF by threshold balancing; sdnn: sigma-delta (graded spikes: a Delta input, "
+        "SigmaDelta hidden layers, a Sigma read-out), which settles after K steps for K layers",
+    )
+    p.add_argument(
+        "--timesteps",
+        "-T",
+        type=int,
+        default=None,
+        help="time steps per sample (default: 64 for lif; K + 1 for sdnn, K synaptic layers: the read-out has "
+        "settled at the last step)",
+    )
+    g = p.add_argument_group("--neuron lif (threshold balancing)")
+    g.add_argument("--norm", default=None, help="max | p<percentile> (e.g. p99.9) | scaled:<k> (default: max)")
+    g.add_argument("--reset", default=None, choices=["hard", "soft"], help="hard = what Lava runs (default: hard)")
+    g.add_argument("--leak", type=float, default=None, help="lambda per step, 1.0 = no leak (default: 1.0)")
+    g.add_argument("--encoding", default=None, choices=["poisson", "direct"], help="input encoding (default: poisson)")
+    g = p.add_argument_group("--neuron sdnn (sigma-delta)")
+    g.add_argument(
+        "--sdnn-budget",
+        type=float,
+        default=None,
+        help="accuracy budget of the automatic delta thresholds: the settled read-out on the calibration data may "
+        "differ from the zero-threshold network's by at most this fraction of its largest value; the largest "
+        "thresholds (a fraction of each layer's activation std) within it are chosen (default: 0.01)",
+    )
+    g.add_argument(
+        "--thresholds",
+        default=None,
+        help="set the delta thresholds instead: K comma-separated values for K synaptic layers, the input Delta's "
+        "(pixel units, [0, 1]) then each hidden layer's (activation units); the read-out has none "
+        "(default: chosen for --sdnn-budget)",
+    )
+    p.add_argument("--calib-samples", type=int, default=512, help="training samples used for balancing / calibration")
     _common(p, seed="the calibration samples and the Poisson input")
     p.set_defaults(func=convert.cmd_convert)
 
@@ -316,7 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["torch", "emulator", "lava-sim", "loihi2"],
         help="default: torch for checkpoints, emulator for netx files",
     )
-    p.add_argument("--timesteps", "-T", type=int, default=None, help="default: the file's")
+    p.add_argument(
+        "--timesteps",
+        "-T",
+        type=int,
+        default=None,
+        help="default: the file's.  A sigma-delta file: every image is held for T steps, each sample from a fresh "
+        "state (stream timing), and the prediction is the argmax of the Sigma read-out at step T, settled once T > "
+        "the file's settle index (K synaptic layers: T >= K + 1; default: the file's T, else K + 2)",
+    )
     p.add_argument("--samples", type=int, default=None, help="first N test samples (default: all)")
     p.add_argument(
         "--stage",

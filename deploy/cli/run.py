@@ -10,6 +10,7 @@ import time
 from loihic.compiler.encoding import encode_all
 from loihic.compiler.errors import InputError
 from loihic.compiler.fileio import check_output
+from loihic.compiler.load.checkpoint import is_sdnn
 from loihic.compiler.load.pt2 import is_pt2
 from loihic.deploy.cli.common import (
     check_options,
@@ -23,7 +24,7 @@ from loihic.deploy.cli.common import (
 )
 from loihic.deploy.emulator.network import Emulator, format_overflow
 from loihic.deploy.lava.run import run_lava
-from loihic.deploy.netx_run import message_bits, netx_run_settings, read_net
+from loihic.deploy.netx_run import message_bits, netx_run_settings, read_net, sdnn_settle_index
 from loihic.deploy.verification.accuracy import netx_accuracy
 from loihic.deploy.verification.parity import verify
 from loihic.training.ann import evaluate_ann
@@ -169,6 +170,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 offset=args.offset,
                 progress=True,
             )
+        elif is_sdnn(ckpt):  # the settled sigma-delta network computes its ReLU ANN: evaluated in float
+            steps = None
+            acc = evaluate_ann(model_from_checkpoint(ckpt), x, y)
         elif ckpt["kind"] == "snn":
             steps = steps or int(ckpt["snn"]["timesteps"])
             acc = evaluate_snn(ckpt, x, y, timesteps=steps, seed=args.seed, progress=True)
@@ -177,7 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         if backend == "torch":
             raise InputError(f"{args.target}: is a netx file; use --backend emulator or lava-sim")
-        model = read_net(args.target, args.input_shape, lambda: data_input_shape(args))
+        model = read_net(args.target, args.input_shape, lambda: data_input_shape(args), sigma_delta=True)
         dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
         x, y, _ = run_data(args, args.target, model.input.shape, model.output_shape[0], dataset)
         overflow = [] if args.check_overflow else None
@@ -207,6 +211,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "samples_per_second": len(x) / secs,
     }
     text = f"{args.target} [{backend}]: accuracy {100 * acc:.2f}% on {len(x)} samples ({secs:.1f} s)"
+    if netx and model.is_sigma_delta:
+        settle = sdnn_settle_index(model)
+        res.update(sigma_delta=True, settle_index=settle, stream=True)
+        text += (
+            f"\nsigma-delta: each image held for T={steps} steps from a fresh state (stream timing); prediction: "
+            f"argmax of the Sigma read-out at step {steps} (settled from step {settle + 1})"
+        )
     if overflow is not None:
         res["overflow"] = [o.to_json() for o in overflow]
         text += "\n" + format_overflow(overflow)

@@ -53,6 +53,8 @@ def _load_init(init: Mapping[str, Any] | Path | str) -> tuple[dict[str, Any], st
         ckpt, sha = validate_checkpoint(dict(init), where), None
     else:
         raise InputError(f"init checkpoint must be a path or a checkpoint dict, got {type(init).__name__}")
+    if ckpt["kind"] == "snn" and ckpt["snn"].get("neuron") == "sdnn":
+        raise CheckpointError(f"{where}: is a sigma-delta checkpoint; STDB fine-tunes a rate-coded LIF SNN")
     if ckpt["kind"] != "snn":
         raise CheckpointError(
             f"{where}: is an {ckpt['kind'].upper()} checkpoint; STDB fine-tunes a converted "
