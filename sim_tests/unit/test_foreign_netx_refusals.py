@@ -5,8 +5,9 @@ checked by building a ``netx.hdf5.Network`` from such a file):
 
 * layer types ``pool``, ``average``, ``concat``, ``convT``, ``unpool``: netx raises NotImplementedError;
   ``dense_comp``: netx has no ``create_complex_dense``; ``dense_rec``: Lava RecurrentDense;
-* neuron types ``SDNN`` (Delta / SigmaDelta / Sigma), ``*RF*`` (RF if PHASE is in the name, else RF_IZ;
-  ADRF drops its adaptive threshold), anything else (netx builds no neuron);
+* neuron types ``*RF*`` (RF if PHASE is in the name, else RF_IZ; ADRF drops its adaptive threshold), anything
+  else (netx builds no neuron); ``SDNN`` (Delta / SigmaDelta / Sigma) only by the verbs that do not run it yet
+  (report, export-nir; a file mixing CUBA and SDNN everywhere: sim_tests/parity/test_sdnn.py);
 * complex weights (``weight/real``, ``weight/imag``: ComplexDense) and dense ``delay`` (DelayDense).
 
 Each gets one ``loihic: error:`` line naming the file, the layer index and the type (the helpers of
@@ -160,7 +161,6 @@ REFUSED: dict[str, tuple[Callable[[h5py.Group], None], str, tuple[str, ...]]] = 
     "unpool": (_set_type("unpool"), "evaluate", ("layer type 'unpool'", _NOT_IMPL)),
     "dense_rec": (_set_type("dense_rec"), "simulate", ("layer type 'dense_rec'", "RecurrentDense")),
     "dense_comp": (_set_type("dense_comp"), "simulate", ("layer type 'dense_comp'", "create_complex_dense")),
-    "SDNN": (_set_neuron("SDNN"), "evaluate", ("neuron type 'SDNN'", "sigma-delta", "SigmaDelta", "simulate")),
     "RF": (_set_neuron("RF"), "simulate", ("neuron type 'RF'", "resonate-and-fire", "RF_IZ")),
     "RF_PHASE": (_complex("RF_PHASE"), "verify", ("neuron type 'RF_PHASE'", "resonate-and-fire", "Lava's RF for")),
     "ADRF_PHASE": (_set_neuron("ADRF_PHASE"), "simulate", ("neuron type 'ADRF_PHASE'", "adaptive threshold")),
@@ -265,9 +265,9 @@ def _lava_dl_sdnn(d: Path) -> None:
     _npy(d, "X.npy", (1, 3, 33, 33, T))
 
 
-LAVA_DL = {  # the verbs that do not run sigma-delta networks yet (simulate and verify do)
-    "pilotnet-sdnn-evaluate": (("evaluate", "pilotnet_sdnn_head.net", "-T", str(T), "--dataset", "cifar10"),),
+LAVA_DL = {  # the verbs that do not run sigma-delta networks yet (simulate, verify and evaluate do)
     "pilotnet-sdnn-report": (("report", "pilotnet_sdnn_head.net", "--reference", "x.pt", "-o", "rep"),),
+    "pilotnet-sdnn-export-nir": (("export-nir", "pilotnet_sdnn_head.net", "-o", "m.nir"),),
 }
 
 
@@ -310,8 +310,8 @@ def test_input_shape_refused(runs: dict[str, Run], name: str) -> None:
 
 @pytest.mark.parametrize("name", list(LAVA_DL))
 def test_lava_dl_sdnn_network_refused(runs: dict[str, Run], name: str) -> None:
-    """lava-dl's own PilotNet SDNN (its first two layers, verbatim): evaluate and report refuse it at layer 0, by
-    name, before Lava starts (simulate and verify run it: sim_tests/parity/test_sdnn.py)."""
+    """lava-dl's own PilotNet SDNN (its first two layers, verbatim): report and export-nir refuse it at layer 0, by
+    name, before Lava starts (simulate, verify and evaluate run it: sim_tests/parity/test_sdnn.py)."""
     run = runs[name]
     assert_refused(run, "pilotnet_sdnn_head.net", "layer 0", "neuron type 'SDNN'", "sigma-delta")
     assert_no_processes_in(run.cwd)
