@@ -86,14 +86,7 @@ def checkpoint_source(
             f"(soft) -> {100 * effect['accuracy_hard']:.2f}% (hard) on {effect['samples']} test samples"
         )
     provenance = {
-        "source_checkpoint": where,
-        "source_sha256": sha,
-        "imported": ckpt.get("imported"),
-        "ann_sha256": net.meta.get("source_sha256"),
-        "model": net.meta.get("model"),
-        "dataset": net.meta.get("dataset"),
-        "train_seed": net.meta.get("seed"),
-        "conversion": net.meta.get("conversion"),
+        **_origin(ckpt, net, where, sha),
         "force_hard_reset": config.force_hard_reset,
         "hard_reset_effect": effect,
         "readout": (
@@ -105,6 +98,20 @@ def checkpoint_source(
         "method": ckpt["snn"].get("method", "convert"),
     }
     return Source(net, provenance, tuple(notes), tuple(warnings))
+
+
+def _origin(ckpt: dict[str, Any], net: Any, where: str, sha: str | None) -> dict[str, Any]:
+    """The metadata keys every checkpoint's netx file records about where it came from."""
+    return {
+        "source_checkpoint": where,
+        "source_sha256": sha,
+        "imported": ckpt.get("imported"),
+        "ann_sha256": net.meta.get("source_sha256"),
+        "model": net.meta.get("model"),
+        "dataset": net.meta.get("dataset"),
+        "train_seed": net.meta.get("seed"),
+        "conversion": net.meta.get("conversion"),
+    }
 
 
 def _sdnn_source(
@@ -145,14 +152,7 @@ def _sdnn_source(
         "each message loses (activation units)",
     )
     provenance = {
-        "source_checkpoint": where,
-        "source_sha256": sha,
-        "imported": ckpt.get("imported"),
-        "ann_sha256": net.meta.get("source_sha256"),
-        "model": net.meta.get("model"),
-        "dataset": net.meta.get("dataset"),
-        "train_seed": net.meta.get("seed"),
-        "conversion": net.meta.get("conversion"),
+        **_origin(ckpt, net, where, sha),
         "readout": f"the Sigma read-out (its running sum) at the last step, settled from sink index {k}; argmax",
         "method": "sdnn",
         "sdnn_thresholds": {"input": snn["input_delta"], "layers": snn["thresholds"], "budget": snn["budget"]},
