@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from _results import write_results
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,7 +33,7 @@ from loihic.deploy.verification.accuracy import sdnn_emulator_accuracy  # noqa: 
 from loihic.training.ann import evaluate_ann, train_ann  # noqa: E402
 from loihic.training.data import load_dataset  # noqa: E402
 from loihic.training.models import model_from_checkpoint  # noqa: E402
-from sim_tests.unit.test_sdnn_convert import UserCNN  # noqa: E402
+from sim_tests.unit.test_sdnn_convert import train_user_cnn  # noqa: E402
 
 
 def measure(name: str, sd: dict, float_acc: float, xt: np.ndarray, yt: np.ndarray, tmp: Path) -> dict:
@@ -80,19 +79,7 @@ def main() -> int:
         ann = train_ann("mlp", "digits", 4, 0, progress=False, bias=True)
         fa = evaluate_ann(model_from_checkpoint(ann), xt, yt)
         out.append(measure("mlp", loihic.convert(ann, x, neuron="sdnn"), fa, xt, yt, tmp))
-        torch.manual_seed(0)
-        model = UserCNN()
-        opt = torch.optim.Adam(model.parameters(), 3e-3)
-        xs, ys = torch.as_tensor(x), torch.as_tensor(y)
-        for _ in range(15):
-            for idx in torch.randperm(len(xs)).split(64):
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(xs[idx]), ys[idx]).backward()
-                opt.step()
-        model.eval()
-        with torch.no_grad():
-            fa = float((model(torch.as_tensor(xt)).argmax(1).numpy() == yt).mean())
-        torch.export.save(torch.export.export(model, (xs[:2],)), tmp / "cnn.pt2")
+        fa = train_user_cnn(x, y, xt, yt, tmp / "cnn.pt2")
         out.append(measure("user_cnn_pt2", loihic.convert(tmp / "cnn.pt2", x[:300], neuron="sdnn"), fa, xt, yt, tmp))
     for r in out:
         for run in r["runs"]:

@@ -61,10 +61,9 @@ class UserCNN(nn.Module):
         return self.head(self.features(x))
 
 
-@pytest.fixture(scope="module")
-def cnn_pt2(digits, tmp_path_factory) -> tuple[Path, float]:
-    """The user CNN trained 15 epochs on digits, exported with torch.export; and its float test accuracy."""
-    x, y, xt, yt = digits
+def train_user_cnn(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, path: Path) -> float:
+    """The user CNN trained 15 epochs (seed 0) on ``x, y``, exported with torch.export to ``path``; returns its
+    float accuracy on ``xt, yt`` (also used by bench/sdnn_convert_digits.py)."""
     torch.manual_seed(0)
     model = UserCNN()
     opt = torch.optim.Adam(model.parameters(), 3e-3)
@@ -77,9 +76,15 @@ def cnn_pt2(digits, tmp_path_factory) -> tuple[Path, float]:
     model.eval()
     with torch.no_grad():
         acc = float((model(torch.as_tensor(xt)).argmax(1).numpy() == yt).mean())
-    path = tmp_path_factory.mktemp("cnn") / "cnn.pt2"
     torch.export.save(torch.export.export(model, (xs[:2],)), path)
-    return path, acc
+    return acc
+
+
+@pytest.fixture(scope="module")
+def cnn_pt2(digits, tmp_path_factory) -> tuple[Path, float]:
+    """The user CNN trained on digits and exported; and its float test accuracy."""
+    path = tmp_path_factory.mktemp("cnn") / "cnn.pt2"
+    return path, train_user_cnn(*digits, path)
 
 
 def test_bias_unit_carries_the_read_out_bias_exactly(mlp_ann, digits) -> None:
