@@ -153,11 +153,19 @@ class Quant:
     scale: float  # integers per real weight unit
     in_scale: int  # integer value of a real input of 1.0 for this layer's input
     sqnr_db: float  # weight quantization signal-to-noise ratio
+    # a recurrent Dense only: its recurrent weights in the same integers (one scale, one weight exponent:
+    # netx stacks weight and weight_rec before choosing it, spec sec. 7)
+    weight_rec: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight", _frozen_array(self.weight, "quant.weight", (2, 4)))
         if self.bias is not None:
             object.__setattr__(self, "bias", _frozen_array(self.bias, "quant.bias", 1))
+        if self.weight_rec is not None:
+            object.__setattr__(self, "weight_rec", _frozen_array(self.weight_rec, "quant.weight_rec", 2))
+
+
+MAX_DELAY = 62  # Lava's DelayDense / netx: synaptic delays 0..62 steps (netx clamps larger ones; loihic refuses)
 
 
 @dataclass(frozen=True)
@@ -178,14 +186,47 @@ class Input:
 
 @dataclass(frozen=True)
 class Dense:
+    """A dense synapse and its neurons.  Optional, LIF neurons only (netx ``dense_rec`` and ``delay``):
+
+    - ``weight_rec`` (out, out): recurrent weights; the layer's own spikes of step t enter its synaptic
+      input at step t + 1 (Lava's RecurrentDense: the one-step latency of the recurrent synapse), i.e.
+      ``u[t] = (1 - current_decay) u[t-1] + W s_in[t] + W_rec s[t-1]``;
+    - ``delay`` (out, in) integers in [0, MAX_DELAY]: synapse (i, j) carries input j's spike of step t
+      to neuron i's synaptic input at step t + delay[i, j] (Lava's DelayDense), i.e.
+      ``u_i[t] = ... + sum_j W_ij s_j[t - delay_ij]``.
+    """
+
     name: str
     weight: np.ndarray  # (out, in), float, torch.nn.Linear layout
     bias: np.ndarray | None  # (out,) added to v every step, or None
     neuron: Neuron | SigmaDelta
     quant: Quant | SigmaDeltaQuant | None = None
+    weight_rec: np.ndarray | None = None  # (out, out) float, or None: not recurrent
+    delay: np.ndarray | None = None  # (out, in) int64 steps in [0, MAX_DELAY], or None: no delays
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight", _frozen_array(self.weight, f"layer '{self.name}': weight", 2))
+        n_out, n_in = self.weight.shape
+        if self.weight_rec is not None:
+            wr = _frozen_array(self.weight_rec, f"layer '{self.name}': weight_rec", 2)
+            if wr.shape != (n_out, n_out):
+                raise LoihicError(f"layer '{self.name}': weight_rec has shape {wr.shape}, expected {(n_out, n_out)}")
+            object.__setattr__(self, "weight_rec", wr)
+        if self.delay is not None:
+            d = np.asarray(self.delay)
+            if d.dtype.kind == "f" and not (np.isfinite(d).all() and (d == np.round(d)).all()):
+                raise LoihicError(f"layer '{self.name}': delays must be whole steps")
+            d = np.broadcast_to(np.asarray(d, np.int64), (n_out, n_in)) if d.ndim == 0 else np.asarray(d, np.int64)
+            if d.shape != (n_out, n_in):
+                raise LoihicError(f"layer '{self.name}': delay has shape {d.shape}, expected {(n_out, n_in)}")
+            if d.size and (d.min() < 0 or d.max() > MAX_DELAY):
+                bad = int(d.max()) if d.max() > MAX_DELAY else int(d.min())
+                raise LoihicError(
+                    f"layer '{self.name}': delay {bad} steps is outside [0, {MAX_DELAY}] (Lava's DelayDense)"
+                )
+            object.__setattr__(self, "delay", _frozen_array(d, f"layer '{self.name}': delay", 2))
+        if (self.weight_rec is not None or self.delay is not None) and not isinstance(self.neuron, Neuron):
+            raise LoihicError(f"layer '{self.name}': recurrence and delays are for LIF neurons, not sigma-delta")
         if self.bias is not None:
             b = _frozen_array(self.bias, f"layer '{self.name}': bias", 1)
             if b.shape[0] != self.weight.shape[0]:
@@ -197,6 +238,10 @@ class Dense:
     @property
     def out_features(self) -> int:
         return int(self.weight.shape[0])
+
+    @property
+    def recurrent(self) -> bool:
+        return self.weight_rec is not None
 
 
 @dataclass(frozen=True)
