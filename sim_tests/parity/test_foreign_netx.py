@@ -249,3 +249,20 @@ def test_python_api_takes_the_input_shape_from_the_data(files: dict[str, Path]) 
     assert run.output_spikes.shape == (3, 5, 6)
     rep = loihic.verify(files["slayer_conv"], np.random.default_rng(0).random((2, *SLAYER_SHAPE)), timesteps=6)
     assert rep.identical
+
+
+def test_pilotnet_lif_stream_equals_a_plain_lava_run(tmp_path: Path) -> None:
+    """lava-dl's trained PilotNet LIF (gts/pilotnet_lif/network.net: LOIHI input layer 3x66x200, 5 convs, 4 dense), run
+    as lava-dl runs it (a plain Network, no resets): on its test frame and on that frame moved 7 pixels and brightened
+    by 20%, held 16 steps, emulator == Lava on every spike of every layer (about 5 million compared)."""
+    model = read_netx(unpack("pilotnet_lif.net", tmp_path))
+    img = np.load(unpack("pilotnet_lif_image.npy", tmp_path)).transpose(2, 1, 0).astype(np.int64)  # (W,H,C) -> CHW
+    moved = np.clip(np.roll(img, 7, axis=2) * 1.2, 0, 255).astype(np.int64)
+    x = np.stack([img, moved])[..., None].repeat(16, -1).astype(np.int32)
+    rep = verify(str(model.path), x, progress=False, model=model, stream=True)
+    assert rep.identical and rep.mismatches == 0, rep.first_mismatch
+    stream = Emulator(model, device="cpu", stream=True).run(x, record_layers=True).layer_spikes
+    aligned = Emulator(model, device="cpu").run(x, record_layers=True).layer_spikes
+    assert rep.spikes_compared == sum(s.size for s in stream) > 5_000_000
+    assert all(s.any() for s in stream[:-1])  # the last layer (one steering neuron) stays silent on these frames
+    assert any(not np.array_equal(s, a) for s, a in zip(stream, aligned, strict=True))

@@ -18,11 +18,15 @@ Files here (gzip) <- lava-dl path (size): content
   with ``pilotnet_sdnn_input.npy.gz`` <- .../pilotnet_sdnn/input.npy ((W, H, C, T) = (100, 33, 3, 1) int32)
   and ``pilotnet_sdnn_output.npy.gz`` <- .../pilotnet_sdnn/output.npy (the 9-step sink record of a plain
   netx run, lava-dl's test_pilotnet_sdnn)
+- ``pilotnet_lif.net.gz`` <- tests/lava/lib/dl/netx/gts/pilotnet_lif/network.net (1.49 MB): lava-dl's trained
+  PilotNet LIF, input (LOIHI neuron, 3x66x200), 5 LOIHI convs, flatten, 4 LOIHI dense; with
+  ``pilotnet_lif_image.npy.gz`` <- .../pilotnet_lif/image.npy ((W, H, C) = (200, 66, 3) int32, the frame
+  lava-dl's test_pilotnet_lif puts into the input layer's bias)
 - ``pilotnet_sdnn_head.net.gz`` <- derived from tests/lava/lib/dl/netx/gts/pilotnet_sdnn/square_network.net
   (1.36 MB, too large to keep): its layers 0-1 (SDNN input 3x33x33, SDNN conv 24), every group and dataset
   copied verbatim with h5py (:func:`copy_layers`)
 
-Not kept: pilotnet_lif / bootstrap mnist (1.3-2.7 MB each), mnist.net, ntidigits.net and
+Not kept: pilotnet_lif's per-layer records, bootstrap mnist (1.3-2.7 MB), mnist.net, ntidigits.net and
 tiny_yolo_sdnn (Git LFS pointers in the repository), slayer/nmnist and tiny_yolo_kp_events (blobs absent).
 
 Regenerate (needs a lava-dl clone or bare git directory holding that commit)::
@@ -57,6 +61,14 @@ ORIGINALS: dict[str, tuple[str, str | None]] = {
     "oxford.net": (
         "tutorials/lava/lib/dl/netx/oxford/Trained/network.net",
         "1d41dd816a23b3a226d7b66747b808bd05df5462bfacf51dd57f3d4dd45034c4",
+    ),
+    "pilotnet_lif.net": (
+        "tests/lava/lib/dl/netx/gts/pilotnet_lif/network.net",
+        "4a47723327c0c9e18d8ac3dcbfa2f2e011e6f2c03ebe80cb3b9360ae56124fd3",
+    ),
+    "pilotnet_lif_image.npy": (
+        "tests/lava/lib/dl/netx/gts/pilotnet_lif/image.npy",
+        "4ad5fc31f53e644cf592520174baafb2b9e9d4d48c896a0eb13d780e37f92f68",
     ),
     "pilotnet_sdnn_head.net": ("tests/lava/lib/dl/netx/gts/pilotnet_sdnn/square_network.net", None),
     "pilotnet_sdnn.net": (
