@@ -117,7 +117,8 @@ def run_step_major_temporal(emu, xt: torch.Tensor, record_layers: bool, record_v
     for (_, _, pop), delay in zip(emu._synaptic, emu.delays, strict=True):
         cols = 63 if delay is not None else 1  # DelayDense(max_delay=62): a_buff has max_delay + 1 columns
         buffers.append(torch.zeros((batch, pop.size, cols), dtype=torch.int64, device=dev))
-    rec_buf = [torch.zeros((batch, p.size), dtype=torch.int64, device=dev) for p in lifs]
+    # the recurrent synapse's buffer (its int32 value, and the shifted sum before the wrap: the monitor)
+    rec_buf = [[torch.zeros((batch, p.size), dtype=torch.int64, device=dev) for _ in "as"] for p in lifs]
     x = xt.reshape(batch, -1, steps)
     rec: list[list[torch.Tensor]] = [[] for _ in lifs]
     vtrace: list[torch.Tensor] = []
@@ -139,17 +140,25 @@ def run_step_major_temporal(emu, xt: torch.Tensor, record_layers: bool, record_v
                     acc = torch.matmul(xin, wd).round().to(torch.int64)
                     if graded:
                         acc = syn.wrap(acc, 32)
-                    buffers[j][..., d] = syn.wrap(buffers[j][..., d] + syn.weight_exp(acc, int(wexp)), 32)
+                    # kept unwrapped here (the monitor counts the wrap when it is sent): Lava's int32 a_buff
+                    # wraps at every add, which gives the same value modulo 2^32
+                    buffers[j][..., d] += syn.weight_exp(acc, int(wexp))
+                wrapped = syn.wrap(sent, 32)
+                if st.counts is not None:
+                    st.counts[2] += (wrapped != sent).sum()
+                sent = wrapped
             a = sent
             if emu.rec[j] is not None:  # the recurrent synapse's buffer: shift(W_rec s) of the step before
-                a = syn.wrap(a + rec_buf[j], 32)
+                a = syn.wrap(sent + rec_buf[j][0], 32)
+                if st.counts is not None:
+                    st.counts[2] += (a != sent + rec_buf[j][1]).sum()
             if i in resets[j]:  # LIFReset: u = v = 0 before integrating (lif/models.py PyLifResetModelBitAcc)
                 st.u = torch.zeros_like(st.u)
                 st.v = torch.zeros_like(st.v)
             s = pop.step(st, a.reshape(batch, *pop.shape)).reshape(batch, -1)
             if emu.rec[j] is not None:
                 acc = torch.matmul(s.to(torch.float64), emu.rec[j][1]).round().to(torch.int64)
-                rec_buf[j] = syn.synaptic(acc, int(params[1]), False, graded)[0]  # type: ignore[index]
+                rec_buf[j] = list(syn.synaptic(acc, int(params[1]), False, graded))  # type: ignore[index]
             if record_layers or j == len(lifs) - 1:
                 rec[j].append(s.to(torch.uint8))
         if record_v:

@@ -74,8 +74,8 @@ def feed_forward_input(emu, j: int, kind: str, params, s: torch.Tensor, in_shape
         acc = _synapse(kind, params, x, in_shape, torch.empty((nb, nl, n_out), dtype=params[0].dtype, device=s.device))
         wexp = params[1] if kind == "dense" else 0
         a, shifted = synapse.synaptic(acc.to(torch.int64), int(wexp), kind == "conv", graded)
-        if counts is not None:
-            counts[:, 2] += (a[:, :-1] != shifted[:, :-1]).reshape(nb, -1).sum(1)
+        if counts is not None:  # every step's sum, as the step-major path counts it (synapse.synaptic)
+            counts[:, 2] += (a != shifted).reshape(nb, -1).sum(1)
         total[:, 1:] = a[:, :-1]
         return total
     w, wexp = params  # dense, (n_in, n_out) float
