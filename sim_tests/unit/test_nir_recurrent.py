@@ -1,0 +1,180 @@
+"""Recurrent and delayed NIR graphs (compiler/load/nir.py): the float IR the front end builds against an
+independent Euler simulation of the graph (sim_tests/nir_euler.py), on the NIR paper's Braille graph and on
+random graphs in the flattened and the nested (snnTorch RLeaky / RSynaptic) form, with Delay nodes; the
+CubaLIF synapse biases exact through always-on sources; and the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+
+from loihic.compiler import ir
+from loihic.compiler.errors import UnsupportedLayerError
+from loihic.compiler.load.nir import network_from_nir
+from sim_tests.nir_euler import NIREuler
+
+DT = 1e-4
+BRAILLE = Path(__file__).resolve().parents[1] / "golden" / "nir_braille" / "braille_noDelay_bias_zero.nir"
+
+
+def ir_float(net: ir.Network, x: np.ndarray) -> list[np.ndarray]:
+    """compiler/ir.py's neuron equations in float64 for a chain of Dense layers, with ``weight_rec`` (the
+    layer's spikes of step t - 1) and ``delay`` (input j's spike of step t - delay[i, j]).  ``x`` (B, n, T) ->
+    every layer's spikes (B, n_k, T)."""
+    batch, _, steps = x.shape
+    s_in, outs = x.astype(np.float64), []
+    for lay in net.synaptic():
+        n = lay.weight.shape[0]
+        u, v, z = np.zeros((batch, n)), np.zeros((batch, n)), np.zeros((batch, n))
+        b = 0.0 if lay.bias is None else lay.bias
+        out = np.zeros((batch, n, steps))
+        delays = np.zeros(lay.weight.shape, np.int64) if lay.delay is None else lay.delay
+        for t in range(steps):
+            syn = np.zeros((batch, n))
+            for d in np.unique(delays):
+                if t - d >= 0:
+                    syn += s_in[..., t - d] @ np.where(delays == d, lay.weight, 0.0).T
+            if lay.weight_rec is not None:
+                syn += z @ lay.weight_rec.T
+            u = (1 - lay.neuron.current_decay) * u + syn
+            v = (1 - lay.neuron.voltage_decay) * v + u + b
+            z = (v > lay.neuron.threshold).astype(np.float64) if lay.neuron.spiking else np.zeros((batch, n))
+            v = np.where(z > 0, 0.0, v)
+            out[..., t] = z
+        outs.append(out)
+        s_in = out
+    return outs
+
+
+def with_always_on(net: ir.Network, x: np.ndarray) -> np.ndarray:
+    k = int(net.meta.get("always_on_inputs", 0))
+    return np.concatenate([x, np.ones((x.shape[0], k, x.shape[-1]), x.dtype)], 1) if k else x
+
+
+def braille_spikes(n: int, seed: int, steps: int = 256, rate: float = 0.02) -> np.ndarray:
+    """Sparse spike trains shaped like the Braille data (12 taxels, 256 steps)."""
+    return (np.random.default_rng(seed).random((n, 12, steps)) < rate).astype(np.uint8)
+
+
+def test_braille_graph_float_ir_equals_its_euler_equations() -> None:
+    graph = nir.read(BRAILLE)
+    x = braille_spikes(12, 0)
+    ref = NIREuler(graph, DT).run(x)
+    assert ref.sum() > 1000
+    exact = network_from_nir(graph, 256, DT, "braille", bias="exact")
+    assert exact.meta["always_on_inputs"] == 1 and exact.input.shape == (13,)
+    fc1, fc2 = exact.synaptic()
+    assert fc1.weight_rec is not None and fc1.weight.shape == (39, 13) and fc2.weight.shape == (7, 39)
+    np.testing.assert_array_equal(ir_float(exact, with_always_on(exact, x))[-1], ref)
+    # the steady-state voltage bias (the old deployment) is not step-exact on this graph
+    steady = network_from_nir(graph, 256, DT, "braille", bias="steady")
+    assert "always_on_inputs" not in steady.meta and steady.input.shape == (12,)
+    assert np.abs(ir_float(steady, x)[-1] - ref).sum() > 0.05 * ref.sum()
+
+
+def _cuba(n: int, rng: np.random.Generator, vary_threshold: bool = True) -> nir.CubaLIF:
+    return nir.CubaLIF(
+        tau_syn=np.full(n, DT * 3),
+        tau_mem=np.full(n, DT * 8),
+        r=rng.uniform(4, 9, n),
+        v_leak=np.zeros(n),
+        v_threshold=rng.uniform(0.8, 1.3, n) if vary_threshold else np.ones(n),
+        w_in=rng.uniform(1.5, 3.5, n),
+        v_reset=np.zeros(n),
+    )
+
+
+def _rgraph(rng: np.random.Generator, form: str) -> nir.NIRGraph:
+    """Input 6 -> Delay -> Affine -> CubaLIF 10 (recurrent Affine with bias) -> Affine -> LIF 8 (recurrent
+    Linear) -> Affine -> CubaLIF 4.  ``form``: "flat" (``lif1.lif`` + ``lif1.w_rec``) or "nested" (subgraphs
+    ``lif1`` / ``lif2`` that outer edges name, as snnTorch 1.0's RLeaky / RSynaptic)."""
+
+    def aff(o: int, i: int, bias: float = 0.3) -> nir.Affine:
+        return nir.Affine(weight=rng.normal(0.2, 0.6, (o, i)), bias=rng.normal(0, bias, o))
+
+    lif2 = nir.LIF(
+        tau=np.full(8, DT * 5), r=np.full(8, 2.0), v_leak=np.zeros(8), v_threshold=np.ones(8), v_reset=np.zeros(8)
+    )
+    rec1, rec2 = aff(10, 10, 0.2), nir.Linear(weight=rng.normal(0, 0.5, (8, 8)))
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([6])}),
+        "d": nir.Delay(delay=DT * rng.integers(0, 5, 6)),
+        "fc1": aff(10, 6),
+        "fc2": aff(8, 10),
+        "fc3": aff(4, 8),
+        "lif3": _cuba(4, rng),
+        "output": nir.Output(output_type={"output": np.array([4])}),
+    }
+    edges = [("input", "d"), ("d", "fc1"), ("fc2", "lif2.lif"), ("fc3", "lif3"), ("lif3", "output")]
+    lif1 = _cuba(10, rng)
+    if form == "flat":
+        nodes.update({"lif1.lif": lif1, "lif1.w_rec": rec1, "lif2.lif": lif2, "lif2.w_rec": rec2})
+        edges += [("fc1", "lif1.lif"), ("lif1.lif", "lif1.w_rec"), ("lif1.w_rec", "lif1.lif"), ("lif1.lif", "fc2")]
+        edges += [("lif2.lif", "lif2.w_rec"), ("lif2.w_rec", "lif2.lif"), ("lif2.lif", "fc3")]
+    else:
+
+        def sub(lif: nir.NIRNode, rec: nir.NIRNode, n: int) -> nir.NIRGraph:
+            return nir.NIRGraph(
+                nodes={
+                    "input": nir.Input(input_type={"input": np.array([n])}),
+                    "lif": lif,
+                    "w_rec": rec,
+                    "output": nir.Output(output_type={"output": np.array([n])}),
+                },
+                edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+                type_check=False,
+            )
+
+        nodes.update({"lif1": sub(lif1, rec1, 10), "lif2": sub(lif2, rec2, 8)})
+        edges = [e for e in edges if e != ("fc2", "lif2.lif")]
+        edges += [("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "fc3")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+@pytest.mark.parametrize("form", ["flat", "nested"])
+def test_recurrent_delayed_graph_float_ir_equals_its_euler_equations(form: str, tmp_path: Path) -> None:
+    nir.write(tmp_path / "g.nir", _rgraph(np.random.default_rng(3), form))  # through the file, as a user has it
+    graph = nir.read(tmp_path / "g.nir")
+    x = (np.random.default_rng(4).random((6, 6, 80)) < 0.3).astype(np.uint8)
+    ref = NIREuler(graph, DT)
+    out = ref.run(x)
+    net = network_from_nir(graph, 80, DT, "g.nir")
+    fc1, fc2, fc3 = net.synaptic()
+    assert fc1.delay is not None and fc1.delay.max() > 0 and fc1.weight_rec is not None and fc2.weight_rec is not None
+    # fc1's bias (into a CubaLIF): an always-on input channel; fc2's (into a LIF): its v bias, as before;
+    # fc3's (into a CubaLIF): an always-on neuron appended to fc2's layer
+    assert net.meta["always_on_inputs"] == 1 and fc1.weight.shape == (10, 7) and fc1.bias is None
+    assert fc2.weight.shape == (9, 10) and fc2.bias is not None and fc3.weight.shape == (4, 9)
+    layers = ir_float(net, with_always_on(net, x))
+    assert out.sum() > 20 and layers[0].sum() > 50
+    np.testing.assert_array_equal(layers[-1], out)
+    np.testing.assert_array_equal(layers[0], ref.records["lif1.lif"])  # threshold-folded rows spike alike
+    np.testing.assert_array_equal(layers[1][:, :8], ref.records["lif2.lif"])
+    assert layers[1][:, 8].all()  # the always-on neuron fires at every step
+    if form != "flat":
+        flat = network_from_nir(_rgraph(np.random.default_rng(3), "flat"), 80, DT, "g.nir")
+        for a, b in zip(flat.synaptic(), net.synaptic(), strict=True):
+            np.testing.assert_array_equal(a.weight, b.weight)
+            assert (a.weight_rec is None) == (b.weight_rec is None)
+            np.testing.assert_array_equal(
+                a.weight_rec if a.weight_rec is not None else 0, b.weight_rec if b.weight_rec is not None else 0
+            )
+
+
+def test_recurrent_and_delay_refusals_name_the_node() -> None:
+    rng = np.random.default_rng(0)
+    g = _rgraph(rng, "flat")
+    g.nodes["d"] = nir.Delay(delay=np.full(6, DT * 2.5))
+    with pytest.raises(UnsupportedLayerError, match=r"node 'd' \(Delay\): delay 0.00025 s is 2.5 steps"):
+        network_from_nir(g, 8, DT, "g.nir")
+    g.nodes["d"] = nir.Delay(delay=np.full(6, DT * 63))
+    with pytest.raises(UnsupportedLayerError, match=r"node 'd' \(Delay\).*63 steps.*0\.\.62"):
+        network_from_nir(g, 8, DT, "g.nir")
+    g = _rgraph(rng, "flat")
+    g.nodes["lif1.w_rec2"] = nir.Linear(weight=np.eye(10))
+    g.edges += [("lif1.lif", "lif1.w_rec2"), ("lif1.w_rec2", "lif1.lif")]
+    with pytest.raises(UnsupportedLayerError, match="node 'lif1.lif': two recurrent synapses"):
+        network_from_nir(g, 8, DT, "g.nir")
