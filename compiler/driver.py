@@ -125,9 +125,12 @@ def compile_source(
     return CompileResult(out, rows, (*src.notes, *notes), (*src.warnings, *warns), meta, compiled)
 
 
-def nir_source(path: str | os.PathLike, timesteps: int | None, dt: float | None) -> Source:
+def nir_source(path: str | os.PathLike, timesteps: int | None, dt: float | None, bias: str = "exact") -> Source:
     """A NIR graph file as a :class:`Source`: T and dt from the options, else from what ``loihic export-nir``
-    recorded in the graph (compiler/load/nir.py)."""
+    recorded in the graph (compiler/load/nir.py).  ``bias``: how CubaLIF synapse biases are deployed ("exact":
+    always-on sources, "steady": steady-state voltage biases); the notes say what was done.  A file whose
+    input gained always-on channels records ``always_on_inputs`` and the graph's own ``graph_input_shape``:
+    loihic's tools append the channels (deploy/netx_run.py: ``append_always_on``)."""
     from loihic.compiler.load.nir import DEFAULT_DT, graph_meta, network_from_nir, read_nir
 
     graph = read_nir(path)
@@ -137,7 +140,7 @@ def nir_source(path: str | os.PathLike, timesteps: int | None, dt: float | None)
         raise InputError(f"{path}: a NIR graph records no sample length; pass --timesteps T (steps per sample)")
     step = float(dt if dt is not None else recorded.get("dt", DEFAULT_DT))
     encoding = str(recorded.get("loihic_encoding", "poisson"))
-    net = network_from_nir(graph, timesteps, step, str(path), encoding)
+    net = network_from_nir(graph, timesteps, step, str(path), encoding, bias)
     spiking_out = net.synaptic()[-1].neuron.spiking
     provenance = {
         "source_nir": str(path),
@@ -148,5 +151,9 @@ def nir_source(path: str | os.PathLike, timesteps: int | None, dt: float | None)
         if spiking_out
         else "v of the last layer (non-spiking), argmax",
         "method": "nir",
+        "nir_bias": bias,
     }
-    return Source(net, provenance)
+    if net.meta.get("always_on_inputs"):
+        provenance["always_on_inputs"] = int(net.meta["always_on_inputs"])
+        provenance["graph_input_shape"] = list(net.meta["graph_input_shape"])
+    return Source(net, provenance, notes=tuple(net.meta.get("nir_notes", ())))

@@ -230,10 +230,11 @@ def evaluate(
     """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2).  A
     sigma-delta file: every image held for ``timesteps`` steps (default: the file's), each sample from a fresh
     state (stream timing), the prediction the argmax of the Sigma read-out at the last step."""
+    from loihic.deploy.netx_run import append_always_on, user_input_shape
     from loihic.deploy.verification.accuracy import netx_accuracy
 
     model, steps, encoding = _netx(path, timesteps, x, sigma_delta=True)
-    xs = _inputs(x, model.input.shape, "inputs")
+    xs = append_always_on(model, _inputs(x, user_input_shape(model), "inputs"))
     labels = np.asarray(y)
     if labels.shape != (len(xs),) or labels.dtype.kind not in "iu":
         raise InputError(f"labels have shape {labels.shape} and dtype {labels.dtype}; expected ({len(xs)},) ints")
@@ -257,11 +258,11 @@ def verify(
     sample through a fresh plain netx network, pipeline fill included) instead of aligned; None: stream for a
     sigma-delta network (its only timing), aligned otherwise."""
     from loihic.compiler.encoding import encode_all as encoded
-    from loihic.deploy.netx_run import message_bits
+    from loihic.deploy.netx_run import append_always_on, message_bits, user_input_shape
     from loihic.deploy.verification.parity import verify as run_verify
 
     model, steps, encoding = _netx(path, timesteps, x, sigma_delta=True)
-    xs = _inputs(x, model.input.shape, "inputs")
+    xs = append_always_on(model, _inputs(x, user_input_shape(model), "inputs"))
     spikes = encoded(xs, steps, encoding, seed)
     labels = None if y is None else np.asarray(y)
     bits = message_bits(model)
@@ -286,15 +287,18 @@ def simulate(
     of aligned; None: stream for a sigma-delta network (its only timing), aligned otherwise."""
     from loihic.compiler.encoding import encode_all as encoded
     from loihic.deploy.emulator.network import Emulator
-    from loihic.deploy.netx_run import message_bits
+    from loihic.deploy.netx_run import append_always_on, message_bits, user_input_shape
 
     arr = np.asarray(x)
     is_spikes = arr.dtype.kind in "iub" and arr.ndim in (3, 5)  # (N, n, T) or (N, C, H, W, T) integers
     model, steps, encoding = _netx(path, timesteps, arr, spikes=is_spikes, sigma_delta=True)
-    if arr.ndim == len(model.input.shape) + 2 and arr.dtype.kind in "iub":
-        spikes = arr
+    shape = user_input_shape(model)
+    if arr.ndim == len(shape) + 2 and arr.dtype.kind in "iub":
+        if tuple(arr.shape[1:-1]) != shape:
+            raise InputError(f"spikes of shape {arr.shape}; expected (N, {', '.join(map(str, shape))}, T)")
+        spikes = append_always_on(model, arr)
     else:
-        spikes = encoded(_inputs(arr, model.input.shape, "inputs"), steps, encoding, seed)
+        spikes = append_always_on(model, encoded(_inputs(arr, shape, "inputs"), steps, encoding, seed))
     bits = message_bits(model)
     if backend == "emulator":
         return Emulator(model, device=device, input_message_bits=bits, stream=stream).run(spikes)

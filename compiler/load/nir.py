@@ -20,18 +20,33 @@ Mapping onto the IR's CUBA neuron (``compiler/ir.py``: ``u[t] = (1 - current_dec
 
 - LIF: ``current_decay = 1``, ``voltage_decay = a``, ``W = diag(a R) W_nir``, ``bias = a (R b_nir + v_leak)``;
 - CubaLIF: ``current_decay = a_s``, ``voltage_decay = a_m``, ``u = a_m R I``, so ``W = diag(a_m R a_s w_in)
-  W_nir``; a synapse bias ``b_nir`` enters I like a constant input, i.e. u gains ``a_m R a_s w_in b_nir`` per
-  step and converges to ``a_m R w_in b_nir``: it is deployed as that steady bias (exact once u has settled,
-  one step for ``tau_syn = dt``), and ``bias = a_m (R w_in b_nir + v_leak)``;
+  W_nir`` and ``bias = a_m v_leak``.  A synapse bias ``b_nir`` enters I like a constant input: u gains
+  ``c = a_m R a_s w_in b_nir`` per step (and converges to ``c / a_s``).  It is deployed exactly, as one more
+  weight column ``c`` fed by a source that spikes at every step: for the first layer an always-on input
+  channel appended to the input (the netx file's input has one more channel, metadata ``always_on_inputs``;
+  loihic's tools append it, a plain Lava user feeds a 1 there at every step), for a later layer one neuron
+  appended to the spiking dense layer before it (no input, bias 1.5 thresholds: it fires at every step, in
+  aligned and stream timing alike).  Where no such source fits (a conv layer, graded input, a layer after
+  pooling) or ``bias="steady"`` is asked for, it is the steady bias ``bias += c / a_s`` (exact once u has
+  settled: one step for ``tau_syn = dt``), and the compile notes say so and how many steps it takes;
 - IF / I: ``current_decay = 1``, ``voltage_decay = 0``, ``W = diag(R) W_nir``, ``bias = R b_nir``;
 - ``vThMant`` comes from ``v_threshold`` (the compiler's scale), ``iDecay = 4096 current_decay``,
   ``vDecay = 4096 voltage_decay``.
 
 One netx layer holds one threshold and one pair of decays.  A threshold that differs across neurons is
-folded exactly: neuron i's row of ``W`` and its bias are multiplied by ``theta / theta_i`` (``v`` is linear
-in them and resets to 0, so ``v_i > theta_i`` iff the scaled ``v_i > theta``).  Decays that differ across
-neurons cannot be folded and are refused, naming the node and parameter, as are ``v_reset != 0`` (Loihi
-resets to 0), ``tau < dt`` (the Euler step would overshoot), recurrent edges, branches and delays.  NIR
+folded exactly: neuron i's row of ``W`` (and of ``W_rec``) and its bias are multiplied by ``theta / theta_i``
+(``v`` is linear in them and resets to 0, so ``v_i > theta_i`` iff the scaled ``v_i > theta``).  Decays that
+differ across neurons cannot be folded and are refused, naming the node and parameter, as are ``v_reset != 0``
+(Loihi resets to 0), ``tau < dt`` (the Euler step would overshoot), branches, merges and other cycles.
+
+Recurrence: an ``Affine`` / ``Linear`` whose only input and only output is one spiking neuron node (snnTorch's
+RLeaky / RSynaptic: ``lif1.lif`` + ``lif1.w_rec``, flattened or as a nested ``NIRGraph``, which is spliced in)
+is that layer's ``weight_rec``, scaled per row like ``W``; its bias adds to the feed-forward bias.  In
+discrete time the recurrent input of step t is the neuron's spike of step t - 1 (snnTorch computes
+``recurrent(spk)`` with the previous step's spikes), which is Lava RecurrentDense's one-step latency
+(compiler/ir.py, spec sec. 7).  Delays: a ``Delay`` node (seconds, per input) before an ``Affine`` / ``Linear``
+is that synapse's ``delay``, ``delay / dt`` whole steps per input column, refused by name when not whole or
+beyond ``ir.MAX_DELAY`` (62, Lava's DelayDense).  NIR
 cannot say "subtractive reset"; its neurons reset to ``v_reset``, and loihic deploys exactly that, so a
 model trained with snnTorch's default ``reset_mechanism="subtract"`` behaves differently here (train with
 ``"zero"`` for an exact match).
@@ -311,7 +326,12 @@ def _neuron(
             raise UnsupportedLayerError(
                 f"{source}: node '{name}': {tau_attr} {dt / a:.6g} s is shorter than dt {dt:g} s (the Euler step "
                 "would overshoot); pass the exporter's --dt"
-                + (" (Norse writes tau = dt * tau_inv: compile with --from norse)" if dt / a < 1e-4 else "")
+                + (
+                    " (Norse's to_nir writes tau = dt * tau_true: a Norse graph stepped at dt = 1e-3 compiles with "
+                    "--dt 1e-6, the square of its dt)"
+                    if dt / a < 1e-4
+                    else ""
+                )
             )
         return min(a, 1.0)
 
@@ -551,7 +571,6 @@ def network_from_nir(
         else:
             hint = {
                 "Threshold": "a bare threshold (no membrane) is not a CUBA neuron",
-                "NIRGraph": "nested subgraphs (e.g. snnTorch's recurrent RLeaky) are not supported",
                 "Conv1d": "only 2-d convolutions are supported",
             }.get(kind, "not supported by loihic")
             raise UnsupportedLayerError(f"{source}: node '{k}' ({kind}): {hint}")

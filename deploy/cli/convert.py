@@ -160,7 +160,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     tmp = final.parent / f".{final.name}.{os.getpid()}.compiling"
     try:
         if Path(args.checkpoint).is_file() and is_nir(args.checkpoint):
-            source = nir_source(args.checkpoint, args.timesteps, args.dt)
+            source = nir_source(args.checkpoint, args.timesteps, args.dt, args.nir_bias)
         else:
             if args.timesteps is not None or args.dt is not None:
                 raise InputError(

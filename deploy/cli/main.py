@@ -261,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dt", type=float, default=None, help="NIR graphs: Euler step in seconds (default 1e-4, snnTorch's)"
     )
+    p.add_argument(
+        "--nir-bias",
+        choices=("exact", "steady"),
+        default="exact",
+        help="NIR graphs: a CubaLIF's synapse bias through an always-on source into its current (exact), or as its "
+        "steady-state voltage bias (default: exact)",
+    )
     p.add_argument("--l4", action="store_true", help="L4-norm first-layer adjustment (Allred & Roy)")
     p.add_argument(
         "--rs",
