@@ -589,11 +589,13 @@ def network_from_nir(
     if pending_delay is not None:
         raise UnsupportedLayerError(f"{source}: a Delay after the last synapse has no synapse to delay")
     fixed = bool(graph_meta(graph).get(UNITS_KEY))  # written by loihic export-nir: scale 1, same integers
-    layers, shape, notes, always_on = _deploy_current_biases(
+    layers, shape, notes, always_on, bias_columns = _deploy_current_biases(
         layers, shape, currents, "steady" if fixed else bias, encoding, dt
     )
     syn = [lay for lay in layers if isinstance(lay, ir.SYNAPTIC)]
     meta: dict[str, Any] = {"front_end": "nir", "source": source, "dt": dt, "nir_notes": notes}
+    if bias_columns:  # compiler/passes/quantize.py puts each column's rounding residue into v
+        meta["bias_columns"] = bias_columns
     if always_on:
         meta["always_on_inputs"] = always_on
         meta["graph_input_shape"] = [shape[0] - always_on]
@@ -643,7 +645,7 @@ def _deploy_current_biases(
     mode: str,
     encoding: str,
     dt: float,
-) -> tuple[list[ir.Layer], tuple[int, ...], list[str], int]:
+) -> tuple[list[ir.Layer], tuple[int, ...], list[str], int, dict[str, dict[str, Any]]]:
     """Deploy each CubaLIF synapse bias (module docstring, "Biases into the current").  Exact: a source that
     spikes at every step carries it through the synapse as one more weight column (``column``): for the first
     layer an always-on input channel appended to the input, for a later layer one always-on neuron appended
@@ -651,10 +653,12 @@ def _deploy_current_biases(
     that v = bias > threshold at every step, in aligned and stream timing alike).  Where no such source can
     be placed (a conv layer, graded input, a layer after pooling/flatten) or ``mode`` is "steady", the bias is
     deployed as its steady-state voltage bias ``column / a_s``, exact once the current has settled.  Returns
-    the layers, the input shape, one note per bias and the number of always-on input channels."""
+    the layers, the input shape, one note per bias, the number of always-on input channels and the always-on
+    columns (their index and ``a_s``, for the quantizer's rounding residue)."""
     notes: list[str] = []
     always_on = 0
     layers = list(layers)
+    bias_columns: dict[str, dict[str, Any]] = {}
     syn_idx = [i for i, lay in enumerate(layers) if isinstance(lay, ir.SYNAPTIC)]
     for idx in sorted(currents):
         cb, layer = currents[idx], layers[idx]
@@ -681,6 +685,7 @@ def _deploy_current_biases(
                 "membrane gets more than the graph's equations give it"
             )
             continue
+        bias_columns[layer.name] = {"column": int(layer.weight.shape[1]), "a_s": cb.a_s}
         delay = None if layer.delay is None else np.concatenate([layer.delay, np.zeros((layer.delay.shape[0], 1))], 1)
         layers[idx] = dataclasses.replace(
             layer, weight=np.concatenate([layer.weight, cb.column[:, None]], 1), delay=delay
@@ -711,7 +716,7 @@ def _deploy_current_biases(
                 f"layer '{layer.name}': its Affine bias enters the CubaLIF current exactly, through an always-on "
                 f"neuron appended to layer '{prev.name}' (neuron {n}: no input, fires at every step)"
             )
-    return layers, shape, notes, always_on
+    return layers, shape, notes, always_on, bias_columns
 
 
 def graph_meta(graph: Any) -> dict[str, Any]:
