@@ -48,16 +48,26 @@ def worst_input(weight: np.ndarray, in_max: float) -> float:
     return float(max(np.clip(w, 0, None).sum(1).max(), -np.clip(w, None, 0).sum(1).min())) * in_max
 
 
-def state_bounds(
-    weight: np.ndarray, bias: np.ndarray | None, in_max: float, i_decay: int, v_decay: int, steps: int, spiking: bool
+def state_bounds(  # noqa: PLR0913
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    in_max: float,
+    i_decay: int,
+    v_decay: int,
+    steps: int,
+    spiking: bool,
+    weight_rec: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Worst-case |u| and |v| (Lava integer units) reachable within ``steps`` steps.
 
     u accumulates 64 * a with current decay; for a spiking neuron v is reported for its inhibited
     side (the excited side fires and resets before it can clip); for an integrator readout v
-    accumulates u + bias with voltage decay.
+    accumulates u + bias with voltage decay.  A recurrent layer's ``weight_rec`` adds its own spikes'
+    worst case (binary, one per synapse and step); delays do not change the bound (each synapse still
+    delivers at most one input per step).
     """
-    u_max = (1 << schema.WEIGHT_SHIFT) * worst_input(weight, in_max) * geometric_gain(i_decay, steps)
+    worst = worst_input(weight, in_max) + (0.0 if weight_rec is None else worst_input(weight_rec, 1.0))
+    u_max = (1 << schema.WEIGHT_SHIFT) * worst * geometric_gain(i_decay, steps)
     b = 0.0 if bias is None else float(np.abs(bias).max()) * (1 << schema.BIAS_EXP)
     v_max = (u_max + b) * geometric_gain(v_decay, steps)
     return u_max, v_max

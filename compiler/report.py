@@ -27,16 +27,20 @@ def layer_report(net: ir.Network) -> list[dict[str, Any]]:
             continue
         u_max, v_max = layer_bounds(layer, net.timesteps)
         fan_in = int(np.prod(q.weight.shape[1:]))
+        rec = getattr(layer, "weight_rec", None) is not None
+        delay = getattr(layer, "delay", None)
+        kind = "conv" if isinstance(layer, ir.Conv) else ("dense_rec" if rec else "dense")
         rows.append(
             {
                 "index": index,
                 "layer": layer.name,
-                "type": "dense" if isinstance(layer, ir.Dense) else "conv",
-                "fan_in": fan_in,
+                "type": kind,
+                "fan_in": fan_in + (q.weight.shape[0] if rec else 0),  # a recurrent neuron also hears its layer
+                "max_delay": None if delay is None else int(delay.max()),
                 "scale": q.scale,
                 "scale_limited_by": limited.get(layer.name, "?"),
-                "weight_min": int(q.weight.min()),
-                "weight_max": int(q.weight.max()),
+                "weight_min": int(min(q.weight.min(), q.weight_rec.min() if rec else 0)),
+                "weight_max": int(max(q.weight.max(), q.weight_rec.max() if rec else 0)),
                 "sqnr_db": q.sqnr_db,
                 "threshold": layer.neuron.threshold if layer.neuron.spiking else None,
                 "vThMant": q.v_th_mant,

@@ -74,11 +74,14 @@ def layer_resources(model: NetxModel) -> list[dict[str, Any]]:
             continue
         neurons = int(np.prod(lay.shape))
         if isinstance(lay, NxDense):
-            synapses = int(lay.weight.size)
-            nonzero = int(np.count_nonzero(lay.weight))
-            _, bits, _ = optimize_weight_bits(lay.weight)
-            stored = int(lay.weight.size)
-            macs = int(lay.weight.size)
+            # a recurrent layer's synapses are its weight and its weight_rec (two synapse blocks on Lava), one
+            # weight exponent for both; a delayed synapse is still one synapse (its delay rides along)
+            w = lay.weight if lay.weight_rec is None else np.hstack([lay.weight, lay.weight_rec])
+            synapses = int(w.size)
+            nonzero = int(np.count_nonzero(w))
+            _, bits, _ = optimize_weight_bits(w)
+            stored = int(w.size)
+            macs = int(w.size)
         else:
             synapses = _conv_connections(lay, shape)
             nonzero = synapses  # weight sharing: a zero kernel tap still occupies its connection on a core
@@ -87,7 +90,7 @@ def layer_resources(model: NetxModel) -> list[dict[str, Any]]:
         rows.append(
             {
                 "layer": i,
-                "type": "dense" if isinstance(lay, NxDense) else "conv",
+                "type": _kind(lay),
                 "shape": list(lay.shape),
                 "neurons": neurons,
                 "synapses": synapses,
@@ -101,6 +104,12 @@ def layer_resources(model: NetxModel) -> list[dict[str, Any]]:
         )
         shape = tuple(lay.shape)
     return rows
+
+
+def _kind(lay: NxDense | NxConv) -> str:
+    if isinstance(lay, NxConv):
+        return "conv"
+    return "dense_rec" if lay.weight_rec is not None else ("dense+delay" if lay.delay is not None else "dense")
 
 
 def synops_per_inference(model: NetxModel, layer_spikes: list[np.ndarray], x: np.ndarray) -> list[float]:
@@ -121,6 +130,9 @@ def synops_per_inference(model: NetxModel, layer_spikes: list[np.ndarray], x: np
         if isinstance(lay, NxDense):
             fan_out = np.count_nonzero(lay.weight, axis=0).astype(np.float64)  # (in,)
             ops = counts.reshape(len(counts), -1) @ fan_out
+            if lay.weight_rec is not None:  # the layer's own spikes through its recurrent synapses
+                own = (neuron_spikes[k] != 0).sum(-1).astype(np.float64).reshape(len(counts), -1)
+                ops = ops + own @ np.count_nonzero(lay.weight_rec, axis=0).astype(np.float64)
         else:
             mask = torch.as_tensor((lay.weight != 0).astype(np.float64))
             # ops = sum over outputs of the active inputs they connect to = conv of the counts with the mask

@@ -48,6 +48,12 @@ def build_model(net: ir.Network) -> nn.Sequential:
     modules: list[nn.Module] = []
     layers = net.layers
     for k, layer in enumerate(layers):
+        if isinstance(layer, ir.Dense) and (layer.weight_rec is not None or layer.delay is not None):
+            what = "recurrent weights (weight_rec)" if layer.weight_rec is not None else "synaptic delays"
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}': {what} are not supported by loihic's training; compile such a network "
+                "from NIR or netx instead"
+            )
         if isinstance(layer, ir.Dense):
             out_f, in_f = layer.weight.shape
             modules.append(nn.Linear(in_f, out_f, bias=layer.bias is not None))

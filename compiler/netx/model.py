@@ -74,6 +74,17 @@ class NxDense:
     weight_exp: int  # a = (W @ s) >> -weight_exp (or << weight_exp); 0 for loihic files
     neuron: NxNeuronGroup
     shape: tuple[int, ...]  # (out,)
+    # 'dense_rec' (Lava RecurrentDense): int64 (out, out), the layer's spikes of step t enter its input at t + 1,
+    # shifted by the same weight_exp (netx stacks weight and weight_rec for one exponent); None: feed-forward
+    weight_rec: np.ndarray | None = None
+    # 'delay' (Lava DelayDense): int64 (out, in) in [0, 62], synapse (i, j) delivers input j's spike d_ij steps
+    # later than a plain Dense would; None: no delays (a plain Dense)
+    delay: np.ndarray | None = None
+
+    @property
+    def temporal(self) -> bool:
+        """Recurrent or delayed: its synaptic input depends on more than the layer below's current step."""
+        return self.weight_rec is not None or self.delay is not None
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,12 @@ class NetxModel:
         first = 1 if self.input.declared else 0  # layer/0 is the input layer when the file declares one
         head = [0] if self.has_input_neuron else []
         return head + [first + i for i, lay in enumerate(self.layers) if not isinstance(lay, NxFlatten)]
+
+    @property
+    def temporal(self) -> bool:
+        """A recurrent ('dense_rec') or delayed ('delay') layer anywhere: state crosses a netx reset (Lava resets u
+        and v, not the synapses' buffers), so such a file runs each sample from a fresh network."""
+        return any(isinstance(lay, NxDense) and lay.temporal for lay in self.layers)
 
     @property
     def output_shape(self) -> tuple[int, ...]:

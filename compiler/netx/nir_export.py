@@ -89,6 +89,12 @@ def netx_to_nir(model: NetxModel, dt: float = 1e-4) -> Any:
             edges.append((prev, f"{i}_flatten"))
             prev, shape = f"{i}_flatten", lay.shape
             continue
+        if isinstance(lay, NxDense) and lay.temporal:
+            what = "recurrent ('dense_rec')" if lay.weight_rec is not None else "delayed ('delay')"
+            raise NetxFormatError(
+                f"{where}: a {what} layer is not supported by export-nir yet (no recurrent Affine edge or Delay "
+                "node is written)"
+            )
         n = tuple(lay.shape)
         neuron, synapse_bias = _neuron_node(nir, lay, n, dt, where)
         bias = lay.neuron.bias

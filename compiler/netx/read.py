@@ -59,13 +59,10 @@ __all__ = [
 ]
 
 
-def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """lava-dl ``netx/utils.py optimize_weight_bits`` (lines 80-158) then lava-nc ``Dense`` run_spk's
-    ``clip_weights`` and ``truncate_weights`` (``utils/weightutils.py``), in numpy.
-
-    Returns (effective int64 weights, num_weight_bits, weight_exp).  Lossless for even integers in
-    [-256, 254]; reproduces netx's clipping and zeroing for everything else.
-    """
+def netx_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """lava-dl ``netx/utils.py optimize_weight_bits`` (lines 80-158) in numpy: (shifted int32 weights,
+    num_weight_bits, weight_exp).  A 'dense_rec' layer passes ``hstack([weight, weight_rec])`` (hdf5.py
+    create_dense, the rec branch): one exponent and one bit count for both synapses."""
     w = weight
     wmax, wmin = np.max(w), np.min(w)
     if wmax > 254 and wmin < 0:
@@ -74,7 +71,7 @@ def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
     if wmin < -256 and wmax > 0:
         w = np.clip(w, -256, 254)
         wmin = np.min(w)
-    # netx's own sign mode only sets the scale: Lava re-determines it from the shifted weights below.
+    # netx's own sign mode only sets the scale: Lava re-determines it from the shifted weights (lava_weights).
     if wmax < 0:
         signed, scale = 0, -256 / wmin
     elif wmin >= 0:
@@ -88,15 +85,66 @@ def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
     n -= signed
     num_weight_bits = 8 - scale_bits - n
     w = np.left_shift(w.astype(np.int32), scale_bits)
-    # Lava Dense: sign mode re-determined from the shifted weights, then clip and truncate.
+    return w.astype(np.int32), num_weight_bits, -scale_bits
+
+
+def lava_weights(w: np.ndarray, num_weight_bits: int) -> np.ndarray:
+    """lava-nc ``Dense`` / ``DelayDense`` run_spk on netx's weights: the sign mode re-determined from THIS
+    synapse's weights, then ``clip_weights`` and ``truncate_weights`` (``utils/weightutils.py``)."""
     w = w.astype(np.int32)
     lmode = "exc" if w.min() >= 0 else ("inh" if w.max() <= 0 else "mixed")
     mixed = int(lmode == "mixed")
     sign = -1 if lmode == "inh" else 1
     w = np.clip(sign * w, -(2**8) * mixed, 2**8 - 1)
     trunc = 8 - num_weight_bits + mixed
-    w = sign * ((w >> trunc) << trunc)
-    return w.astype(np.int64), num_weight_bits, -scale_bits
+    return (sign * ((w >> trunc) << trunc)).astype(np.int64)
+
+
+def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """:func:`netx_weight_bits` then :func:`lava_weights`: (effective int64 weights, num_weight_bits,
+    weight_exp).  Lossless for even integers in [-256, 254]; reproduces netx's clipping and zeroing for
+    everything else."""
+    w, bits, wexp = netx_weight_bits(weight)
+    return lava_weights(w, bits), bits, wexp
+
+
+def recurrent_weight_bits(weight: np.ndarray, weight_rec: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """A 'dense_rec' layer's (weight, weight_rec, weight_exp) as Lava's two synapses compute with them: netx
+    stacks them for one :func:`netx_weight_bits`, splits them, and each synapse clips and truncates its own
+    (RecurrentDense builds two Dense synapses with the same num_weight_bits and weight_exponent)."""
+    both, bits, wexp = netx_weight_bits(np.hstack([weight, weight_rec]))
+    n_in = weight.shape[1]
+    return lava_weights(both[:, :n_in], bits), lava_weights(both[:, n_in:], bits), wexp
+
+
+def _delay(g: h5py.Group, n_out: int, n_in: int, where: str) -> np.ndarray:
+    """A dense layer's 'delay' as netx expands it to (out, in) (hdf5.py create_dense): a scalar, one per output
+    (length n_out, tested first), one per input (length n_in) or one per synapse.  Refused by name: other
+    shapes (netx raises), delays that are not whole steps (netx truncates them), negative ones (DelayDense
+    drops those synapses silently) and ones above 62 (netx clamps them to 62 with a warning)."""
+    d = _numbers(g[schema.DELAY_KEY], where, schema.DELAY_KEY)
+    if d.dtype.kind == "f" and not np.array_equal(d, np.floor(d)):
+        bad = d[d != np.floor(d)].ravel()[0]
+        raise NetxFormatError(f"{where}: delay {bad} is not a whole number of steps (netx would truncate it)")
+    if d.size and (d.min() < 0 or d.max() > schema.MAX_DELAY):
+        bad = d.max() if d.max() > schema.MAX_DELAY else d.min()
+        raise NetxFormatError(
+            f"{where}: delay {int(bad)} steps is not supported: outside [0, {schema.MAX_DELAY}] (netx clamps "
+            f"delays above {schema.MAX_DELAY}; Lava's DelayDense drops negative ones)"
+        )
+    d = d.astype(np.int64)
+    if d.ndim == 0:
+        return np.full((n_out, n_in), int(d), np.int64)
+    if d.ndim == 1 and d.size == n_out:  # per output neuron (slayer's axonal delay)
+        return np.repeat(d.reshape(-1, 1), n_in, axis=1)
+    if d.ndim == 1 and d.size == n_in:  # per input
+        return np.repeat(d.reshape(1, -1), n_out, axis=0)
+    if d.shape == (n_out, n_in):
+        return d
+    raise NetxFormatError(
+        f"{where}: delay of shape {d.shape}; netx takes a scalar, ({n_out},) per output, ({n_in},) per input or "
+        f"{(n_out, n_in)} per synapse"
+    )
 
 
 # Sizes are checked on the datasets' declared shapes before anything is read (a file may declare 10^9 elements
@@ -265,18 +313,23 @@ def _refuse_unemulated(g: h5py.Group, ltype: str, where: str, sigma_delta: bool 
         ntype = _text(ng["type"], where, "neuron/type")
         if ntype not in schema.CUBA_TYPES and not (sigma_delta and ntype == schema.SDNN_TYPE):
             raise NetxFormatError(f"{where}: neuron type '{ntype}' is not supported: {schema.refused_neuron(ntype)}")
-    if ltype != "dense":
+    if ltype not in schema.DENSE_TYPES:
         return
     if isinstance(g.get("weight"), h5py.Group) or any(k in g for k in schema.COMPLEX_WEIGHT_KEYS):
         raise NetxFormatError(
             f"{where}: complex weights ('weight/real', 'weight/imag': Lava ComplexDense, for resonate-and-fire "
             "neurons) are not supported by loihic"
         )
-    if schema.DELAY_KEY in g:
-        raise NetxFormatError(
-            f"{where}: synaptic '{schema.DELAY_KEY}' (Lava DelayDense: each spike arrives d steps later) is not "
-            "supported by loihic"
-        )
+    if ltype == "dense_rec" and schema.DELAY_KEY in g:
+        raise NetxFormatError(f"{where}: {schema.REC_DELAY_REFUSED}")
+    if ltype == "dense_rec" and schema.WEIGHT_REC_KEY not in g:
+        raise NetxFormatError(f"{where}: a 'dense_rec' layer lacks '{schema.WEIGHT_REC_KEY}' (netx needs it)")
+    if (ltype == "dense_rec" or schema.DELAY_KEY in g) and isinstance(ng, h5py.Group) and sigma_delta:
+        ntype = _text(ng["type"], where, "neuron/type") if "type" in ng else ""
+        if ntype == schema.SDNN_TYPE:
+            raise NetxFormatError(
+                f"{where}: recurrence or delays with sigma-delta neurons; loihic emulates them with LIF neurons only"
+            )
 
 
 def _given_shape(input_shape: Any, path: str) -> tuple[int, ...]:
@@ -379,7 +432,7 @@ def _read_layers(
         if w.dtype.kind == "f" and np.abs(w).max(initial=0) >= 2.0**63:  # astype(int) is undefined there
             raise NetxFormatError(f"{where}: weight magnitude {np.abs(w).max():.3g} does not fit an int64")
         w = w.astype(int).astype(np.int64)  # netx NetDict copy_keys truncate with astype(int)
-        if ltype == "dense":
+        if ltype in schema.DENSE_TYPES:
             if lshape is None:
                 raise NetxFormatError(f"{where}: dense layer lacks 'shape'")
             n_out = int(np.prod(lshape))
@@ -391,10 +444,28 @@ def _read_layers(
                 raise NetxFormatError(f"{where}: weight expects {w.shape[1]} inputs, {src} {int(np.prod(shape))}")
             if not w.any():
                 raise NetxFormatError(f"{where}: all-zero weight matrix (netx crashes on it)")
-            weff, _, wexp = optimize_weight_bits(w)
+            w_rec = delay = None
+            if ltype == "dense_rec":
+                w_rec = _numbers(g[schema.WEIGHT_REC_KEY], where, schema.WEIGHT_REC_KEY)
+                if w_rec.dtype.kind == "f" and np.abs(w_rec).max(initial=0) >= 2.0**63:
+                    raise NetxFormatError(f"{where}: weight_rec does not fit an int64")
+                w_rec = w_rec.astype(int).astype(np.int64)
+                w_rec = w_rec.reshape(n_out, -1) if w_rec.ndim == 1 else w_rec
+                if w_rec.shape != (n_out, n_out):
+                    raise NetxFormatError(f"{where}: weight_rec has shape {w_rec.shape}, expected {(n_out, n_out)}")
+                weff, w_rec, wexp = recurrent_weight_bits(w, w_rec)
+            else:
+                weff, _, wexp = optimize_weight_bits(w)
+            if schema.DELAY_KEY in g:
+                delay = _delay(g, n_out, w.shape[1], where)
+            if (w_rec is not None or delay is not None) and inp is not None and inp.neuron is not None:
+                raise NetxFormatError(
+                    f"{where}: recurrence or delays in a file whose 'input' layer has a neuron; loihic emulates "
+                    "them in networks driven by the source directly"
+                )
             neuron = _neuron(g, n_out, (n_out,), where, sigma_delta=sigma_delta)
             shape = (n_out,)
-            layers.append(NxDense(weff, wexp, neuron, shape))
+            layers.append(NxDense(weff, wexp, neuron, shape, w_rec, delay))
         else:  # conv
             if w.ndim == 5:
                 w = w[..., 0]

@@ -13,7 +13,8 @@ META_JSON = "meta_json"  # uint8 dataset holding one UTF-8 JSON document (no var
 
 # Types netx builds a block for (spec 1.2).  'input' without a 'neuron' group only sets the input
 # shape (hdf5.py _create); loihic always writes one so conv-first files load without input_shape.
-SUPPORTED_TYPES = ("input", "dense", "conv", "flatten")
+SUPPORTED_TYPES = ("input", "dense", "dense_rec", "conv", "flatten")
+DENSE_TYPES = ("dense", "dense_rec")  # hdf5.py _create: both go through create_dense (rec=True for dense_rec)
 # Types netx knows but cannot run, or runs with semantics we do not emulate: why, in words (hdf5.py _create,
 # lines 566-689; each checked by building a Network with lava-dl 0.6.0).  Any other type netx skips silently.
 _NOT_IMPLEMENTED = "netx (lava-dl 0.6.0) raises NotImplementedError for it, so Lava cannot run this file either"
@@ -23,7 +24,6 @@ REFUSED_TYPES = {
     "concat": _NOT_IMPLEMENTED,
     "convT": _NOT_IMPLEMENTED,
     "unpool": _NOT_IMPLEMENTED,
-    "dense_rec": "a recurrent dense layer ('weight_rec', Lava RecurrentDense), which loihic does not emulate",
     "dense_comp": (
         "netx (lava-dl 0.6.0) cannot build it (Network has no create_complex_dense), and loihic does not "
         "emulate complex (resonate-and-fire) layers"
@@ -92,7 +92,17 @@ CHANNEL_BITS = 32  # Dense a_buff and LIF state travel as int32 (wrap)
 # a sum outside int32 becomes INT_MIN there (x86-64's out-of-range conversion).
 CONV_CAST_BITS = 32
 # Synapse keys netx runs with processes loihic does not emulate (hdf5.py create_dense), refused by name:
-DELAY_KEY = "delay"  # dense / dense_rec: per-synapse delays, Lava DelayDense (conv: netx ignores it)
+DELAY_KEY = "delay"  # dense: synaptic delays, Lava DelayDense (conv: netx ignores it); hdf5.py create_dense
+# reads it as a scalar, per output (length n_out, tested first), per input (length n_in) or per synapse (out, in)
+MAX_DELAY = 62  # create_dense clamps larger delays with a warning and builds DelayDense(max_delay=62); loihic refuses
+WEIGHT_REC_KEY = "weight_rec"  # dense_rec: the recurrent weights (out, out); netx stacks [weight, weight_rec] for
+# ONE optimize_weight_bits (one weight exponent), and RecurrentDense wires s_out back into a second synapse
+# (lava-dl netx/blocks/process.py RecurrentDense): a spike of step t reaches the layer at step t + 1
+REC_DELAY_REFUSED = (
+    "a recurrent layer with delays is not supported: netx's RecurrentDense gives the recurrent synapse the "
+    "feed-forward delay matrix (shape (out, in)) and no weight exponent "
+    "(netx/blocks/process.py), which loihic does not emulate"
+)
 COMPLEX_WEIGHT_KEYS = ("weight/real", "weight/imag")  # Lava ComplexDense, for resonate-and-fire neurons
 
 # --- layout ------------------------------------------------------------------------------------------

@@ -45,6 +45,23 @@ def _write_neuron(group: h5py.Group, q: ir.Quant) -> None:
     neuron["refDelay"] = np.int64(1)  # ignored by netx (spec 1 item 10); written for slayer readers
 
 
+def _write_temporal(group: h5py.Group, layer: ir.Dense, weight: np.ndarray, where: str) -> None:
+    """A recurrent layer's ``weight_rec`` (type 'dense_rec') and a delayed layer's per-synapse ``delay`` (out, in):
+    what lava-dl's netx reads into RecurrentDense / DelayDense (hdf5.py create_dense; spec sec. 7)."""
+    q = layer.quant
+    if layer.weight_rec is not None and layer.delay is not None:
+        raise LoihicError(f"{where}: {schema.REC_DELAY_REFUSED}")
+    if layer.weight_rec is not None:
+        if q.weight_rec is None:
+            raise LoihicError(f"{where}: recurrent, but its weight_rec is not quantized")
+        w_rec = _exact_int(f"{where}: weight_rec", q.weight_rec, schema.WEIGHT_MIN, schema.WEIGHT_MAX)
+        if w_rec.shape != (weight.shape[0], weight.shape[0]):
+            raise LoihicError(f"{where}: weight_rec has shape {w_rec.shape}, expected {(weight.shape[0],) * 2}")
+        group[schema.WEIGHT_REC_KEY] = w_rec.astype(np.float32)
+    if layer.delay is not None:
+        group[schema.DELAY_KEY] = _exact_int(f"{where}: delay", layer.delay, 0, schema.MAX_DELAY)
+
+
 def write_sdnn_neuron(group: h5py.Group, neuron: NxSigmaDelta) -> None:
     """``group/neuron`` for a sigma-delta neuron group, as slayer writes one (slayer/neuron/sigma_delta.py
     device_params, slayer/block/sigma_delta.py:258) and netx reads it back into the same kind (hdf5.py
@@ -75,9 +92,12 @@ def _write_layer(group: h5py.Group, layer: ir.Layer, shape: tuple[int, ...]) -> 
     weight = _exact_int(f"{where}: weight", q.weight, schema.WEIGHT_MIN, schema.WEIGHT_MAX)
     if not weight.any():
         raise QuantizationError(f"{where}: all weights quantize to zero (netx cannot load that)")
-    _type(group, "dense" if isinstance(layer, ir.Dense) else "conv")
+    rec = isinstance(layer, ir.Dense) and layer.weight_rec is not None
+    _type(group, ("dense_rec" if rec else "dense") if isinstance(layer, ir.Dense) else "conv")
     group["shape"] = np.asarray(shape if len(shape) == 3 else shape, dtype=np.int64)
     group["weight"] = weight.astype(np.float32)  # slayer stores float32; exact for |w| < 2^24
+    if isinstance(layer, ir.Dense):
+        _write_temporal(group, layer, weight, where)
     if q.bias is not None:
         lo, hi = (schema.BIAS_MANT_MIN, schema.BIAS_MANT_MAX)
         if sigma_delta:

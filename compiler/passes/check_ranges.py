@@ -22,7 +22,9 @@ def layer_bounds(layer: ir.Dense | ir.Conv, steps: int) -> tuple[float, float]:
     q = layer.quant
     if q is None:
         raise QuantizationError(f"layer '{layer.name}': range check needs a quantized layer")
-    return quant.state_bounds(q.weight, q.bias, q.in_scale, q.i_decay, q.v_decay, steps, layer.neuron.spiking)
+    return quant.state_bounds(
+        q.weight, q.bias, q.in_scale, q.i_decay, q.v_decay, steps, layer.neuron.spiking, q.weight_rec
+    )
 
 
 def check_ranges(net: ir.Network, cfg: CompileConfig) -> ir.Network:
@@ -33,11 +35,16 @@ def check_ranges(net: ir.Network, cfg: CompileConfig) -> ir.Network:
         q = layer.quant
         if q is None:
             raise QuantizationError(f"layer '{layer.name}': range check needs a quantized layer")
-        if q.weight.min() < schema.WEIGHT_MIN or q.weight.max() > schema.WEIGHT_MAX:
-            raise QuantizationError(
-                f"layer '{layer.name}': weights in [{q.weight.min()}, {q.weight.max()}] "
-                f"exceed [{schema.WEIGHT_MIN}, {schema.WEIGHT_MAX}]"
-            )
+        for key, w in (("weights", q.weight), ("recurrent weights", q.weight_rec)):
+            if w is not None and (w.min() < schema.WEIGHT_MIN or w.max() > schema.WEIGHT_MAX):
+                raise QuantizationError(
+                    f"layer '{layer.name}': {key} in [{w.min()}, {w.max()}] "
+                    f"exceed [{schema.WEIGHT_MIN}, {schema.WEIGHT_MAX}]"
+                )
+        if getattr(layer, "weight_rec", None) is not None and q.weight_rec is None:
+            raise QuantizationError(f"layer '{layer.name}': recurrent, but its weight_rec is not quantized")
+        if getattr(layer, "weight_rec", None) is not None and getattr(layer, "delay", None) is not None:
+            raise QuantizationError(f"layer '{layer.name}': {schema.REC_DELAY_REFUSED}")
         if layer.neuron.spiking and not 1 <= q.v_th_mant <= schema.VTH_MANT_MAX:
             raise QuantizationError(f"layer '{layer.name}': vThMant {q.v_th_mant} outside [1, {schema.VTH_MANT_MAX}]")
         u_max, v_max = layer_bounds(layer, net.timesteps)

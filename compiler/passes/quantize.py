@@ -33,8 +33,11 @@ _STATE_MAX = schema.UV_LIMIT - 1
 
 def _scale(layer: ir.Dense | ir.Conv, in_scale: int, steps: int) -> tuple[float, str]:
     w, n = layer.weight, layer.neuron
+    w_rec = getattr(layer, "weight_rec", None)
     limits: dict[str, float] = {}
-    wmax = float(np.abs(w).max())
+    # a recurrent layer: weight and weight_rec share ONE scale (netx stacks them before choosing the
+    # weight exponent: lava-dl netx/hdf5.py create_dense, the rec branch)
+    wmax = float(max(np.abs(w).max(), 0.0 if w_rec is None else np.abs(w_rec).max()))
     if wmax == 0:
         raise QuantizationError(f"layer '{layer.name}': all weights are zero (netx cannot load that)")
     limits["weights"] = schema.WEIGHT_MAX / wmax
@@ -44,7 +47,7 @@ def _scale(layer: ir.Dense | ir.Conv, in_scale: int, steps: int) -> tuple[float,
         limits["bias"] = schema.BIAS_MANT_MAX / (in_scale * float(np.abs(layer.bias).max()))
     i_dec, v_dec = quant.decay_int(n.current_decay), quant.decay_int(n.voltage_decay)
     u_per_scale, v_per_scale = quant.state_bounds(
-        w, None if layer.bias is None else layer.bias * in_scale, in_scale, i_dec, v_dec, steps, n.spiking
+        w, None if layer.bias is None else layer.bias * in_scale, in_scale, i_dec, v_dec, steps, n.spiking, w_rec
     )
     limits["current range"] = _STATE_MAX / u_per_scale
     if not n.spiking:
@@ -54,18 +57,22 @@ def _scale(layer: ir.Dense | ir.Conv, in_scale: int, steps: int) -> tuple[float,
     return limits[why] * (1 - 1e-9), why
 
 
-def _fit(layer: ir.Dense | ir.Conv, scale: float, in_scale: int, steps: int) -> tuple[np.ndarray, float]:
+def _fit(
+    layer: ir.Dense | ir.Conv, scale: float, in_scale: int, steps: int
+) -> tuple[np.ndarray, float, np.ndarray | None]:
     """Quantize at ``scale``; rounding can lift the integer worst case above the float bound, so
-    shrink the scale until the *integer* state bounds hold."""
+    shrink the scale until the *integer* state bounds hold.  Returns (weight, scale, weight_rec)."""
     n = layer.neuron
+    w_rec = getattr(layer, "weight_rec", None)
     i_dec, v_dec = quant.decay_int(n.current_decay), quant.decay_int(n.voltage_decay)
     for _ in range(100):
         w_int = quant.quantize_weights(layer.weight, scale)
+        rec_int = None if w_rec is None else quant.quantize_weights(w_rec, scale)
         bias = None if layer.bias is None else np.rint(scale * in_scale * layer.bias)
-        u_max, v_max = quant.state_bounds(w_int, bias, in_scale, i_dec, v_dec, steps, n.spiking)
+        u_max, v_max = quant.state_bounds(w_int, bias, in_scale, i_dec, v_dec, steps, n.spiking, rec_int)
         excess = max(u_max, 0.0 if n.spiking else v_max) / _STATE_MAX
         if excess <= 1.0:
-            return w_int, scale
+            return w_int, scale, rec_int
         scale /= max(excess, 1.0 + 1e-3)
     raise QuantizationError(f"layer '{layer.name}': no scale keeps its state within 24 bits over {steps} steps")
 
@@ -84,6 +91,13 @@ def _bias_column_residual(
     residual = scale * layer.weight[:, c] - w_int[:, c]
     add = np.rint(residual / a_s).astype(np.int64)
     return add if bias is None else bias + add
+
+
+def _stacked(layer: ir.Dense | ir.Conv, w_int: np.ndarray, rec_int: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(float, integer) weights of a layer, a recurrent one's weight_rec beside its weight (one SQNR)."""
+    if rec_int is None:
+        return layer.weight, w_int
+    return np.hstack([layer.weight, layer.weight_rec]), np.hstack([w_int, rec_int])
 
 
 def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
@@ -109,7 +123,7 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             in_scale, scale, why = 1, float(fixed), "fixed (integer units)"
         else:
             scale, why = _scale(layer, in_scale, net.timesteps)
-        w_int, scale = _fit(layer, scale, in_scale, net.timesteps)
+        w_int, scale, rec_int = _fit(layer, scale, in_scale, net.timesteps)
         if not w_int.any():
             raise QuantizationError(
                 f"layer '{layer.name}': all weights round to zero at scale {scale:.3g} (limited by {why})"
@@ -133,7 +147,8 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             v_decay=quant.decay_int(n.voltage_decay),
             scale=scale,
             in_scale=in_scale,
-            sqnr_db=quant.sqnr_db(layer.weight, w_int, scale),
+            sqnr_db=quant.sqnr_db(*_stacked(layer, w_int, rec_int), scale),
+            weight_rec=rec_int,
         )
         out.append(dataclasses.replace(layer, quant=q))
         meta_limits = dict(net.meta.get("scale_limited_by", {}))

@@ -181,6 +181,8 @@ class Emulator:
             raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
         if not (memory_mb > 0 and math.isfinite(memory_mb)):
             raise InputError(f"memory budget {memory_mb!r} MB: expected a number > 0")
+        if model.temporal:
+            raise InputError(f"{model.path}: recurrent or delayed layers are not emulated by this version yet")
         self.model = model
         self.device = torch.device(device) if device is not None else default_device()
         if backend is None:
