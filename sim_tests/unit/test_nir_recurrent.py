@@ -220,3 +220,37 @@ def test_snntorch_rsynaptic_recurrence_timing_matches_its_own_forward(tmp_path: 
         rec = spk_arr[t - 1] if t else np.zeros(n)
         u = (1 - layer.neuron.current_decay) * u + layer.weight @ np.append(x[t], 1.0) + layer.weight_rec @ rec
         np.testing.assert_allclose(u, syn[t], rtol=1e-4, atol=1e-4)
+
+
+def _feedforward(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """The Braille graph without its recurrent synapse (what compiles and emulates without dense_rec)."""
+    nodes = {k: v for k, v in graph.nodes.items() if k != "lif1.w_rec"}
+    return nir.NIRGraph(nodes=nodes, edges=[e for e in graph.edges if "lif1.w_rec" not in e], type_check=False)
+
+
+@pytest.mark.lava
+def test_always_on_biases_compiled_match_the_graph_and_lava_in_both_timings(tmp_path: Path) -> None:
+    import loihic
+    from loihic.compiler.driver import compile_source, nir_source
+    from loihic.compiler.netx.read import read_netx
+    from loihic.deploy.emulator.network import Emulator
+    from loihic.deploy.netx_run import append_always_on
+    from loihic.deploy.verification.parity import verify
+
+    graph = _feedforward(nir.read(BRAILLE))
+    nir.write(tmp_path / "ff.nir", graph)
+    res = compile_source(nir_source(tmp_path / "ff.nir", 96, None), tmp_path / "ff.net")
+    assert res.meta["always_on_inputs"] == 1 and res.meta["graph_input_shape"] == [12]
+    assert any("always-on input channel" in n for n in res.notes) and any("always-on neuron" in n for n in res.notes)
+    x = braille_spikes(30, 1, steps=96)
+    ref = NIREuler(graph, DT).run(x).sum(-1)
+    out = loihic.simulate(tmp_path / "ff.net", x).output_spikes.sum(-1)  # the graph's own 12 channels
+    agree = ref[np.arange(len(ref)), out.argmax(1)] >= ref.max(1) - 3
+    assert agree.mean() >= 0.9 and np.corrcoef(ref.ravel(), out.ravel())[0, 1] >= 0.95
+    model = read_netx(tmp_path / "ff.net")
+    xs = append_always_on(model, x[:1, :, :40])
+    hidden = Emulator(model, device="cpu").run(xs, record_layers=True).layer_spikes[0]
+    assert hidden[:, 38].all(), "the always-on neuron fires at every step"
+    for stream in (False, True):
+        rep = verify(str(tmp_path / "ff.net"), xs, model=model, progress=False, stream=stream)
+        assert rep.identical, (stream, rep.first_mismatch)
