@@ -116,6 +116,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"{verdict}: {rep.samples} samples x {steps} steps, {rep.mismatches} of {rep.spikes_compared} "
         f"spikes differ"
         + ("" if rep.voltage_equal is None else f", readout v equal: {rep.voltage_equal}")
+        + (f"\n{rep.temporal_note}" if rep.temporal_note else "")
         + (
             ""
             if rep.accuracy_emulator is None

@@ -142,6 +142,34 @@ def scan_numba(
     _split(nb.scan_rows, acc.shape[0], torch.get_num_threads(), *args)
 
 
+def rec_scan_numba(a, w_rec, wexp, graded, pop, u, v, sprev, spikes, vtrace, counts, lo: int, hi: int) -> None:  # noqa: ANN001, PLR0913
+    """:func:`loihic.deploy.emulator.temporal.rec_scan_torch`'s contract on CPU tensors (steps [lo, hi) of a
+    recurrent LIF layer), in one numba kernel; ``w_rec`` the int64 (n, n) numpy weights."""
+    args = (
+        a.numpy(),
+        w_rec,
+        int(wexp),
+        bool(graded),
+        int(pop.du),
+        int(pop.dv),
+        int(pop.vth),
+        pop.bias6.numpy(),
+        u.numpy(),
+        v.numpy(),
+        sprev.numpy(),
+        spikes.numpy(),
+        _DUMMY_V if vtrace is None else vtrace.numpy(),
+        _DUMMY_C if counts is None else counts.numpy(),
+        vtrace is not None,
+        counts is not None,
+        int(lo),
+        int(hi),
+    )
+    from loihic.deploy.emulator import numba_kernels as nb
+
+    _split(nb.rec_scan_rows, a.shape[0], torch.get_num_threads(), *args)
+
+
 def sd_step(
     kind: str, relu: bool, vth: int, bias12: torch.Tensor, a: torch.Tensor, state: list[torch.Tensor]
 ) -> torch.Tensor:

@@ -59,7 +59,8 @@ from loihic.deploy.emulator import kernels as kern
 from loihic.deploy.emulator.layer_major import Workspace, run_layer_major
 from loihic.deploy.emulator.populations import Population, population
 from loihic.deploy.emulator.sigma_delta import MESSAGE_MAX
-from loihic.deploy.emulator.step_major import run_step_major
+from loihic.deploy.emulator.step_major import run_step_major, run_step_major_temporal
+from loihic.deploy.emulator.temporal import run_temporal
 
 MODES = ("layer", "step")
 BACKENDS = ("numba", "torch")
@@ -181,8 +182,6 @@ class Emulator:
             raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
         if not (memory_mb > 0 and math.isfinite(memory_mb)):
             raise InputError(f"memory budget {memory_mb!r} MB: expected a number > 0")
-        if model.temporal:
-            raise InputError(f"{model.path}: recurrent or delayed layers are not emulated by this version yet")
         self.model = model
         self.device = torch.device(device) if device is not None else default_device()
         if backend is None:
@@ -229,6 +228,30 @@ class Emulator:
             graded = pop.graded_out
             in_max = MESSAGE_MAX if graded else 1  # spikes after a LIF layer, messages after a sigma-delta one
         self._synaptic = [op for op in self.ops if op[0] != "flatten"]
+        self.temporal = model.temporal  # recurrent or delayed layers: deploy/emulator/temporal.py
+        # per synaptic layer: (int64 numpy (n, n), float64 torch (n, n) transposed) recurrent weights, or None; and
+        # [(delay value, (n_in, n_out) float weights of the synapses with that delay)], or None (no delays)
+        self.rec: list[tuple[np.ndarray, torch.Tensor] | None] = []
+        self.delays: list[list[tuple[int, torch.Tensor]] | None] = []
+        for layer, (_, params, _) in zip(model.neuron_layers, self._synaptic, strict=True):
+            w_rec = getattr(layer, "weight_rec", None)
+            delay = getattr(layer, "delay", None)
+            self.rec.append(
+                None
+                if w_rec is None
+                else (
+                    np.ascontiguousarray(w_rec, np.int64),
+                    torch.as_tensor(w_rec.T, dtype=torch.float64, device=self.device),
+                )
+            )
+            groups = None
+            if delay is not None:
+                w = params[0]  # type: ignore[index]
+                groups = [
+                    (int(d), w * torch.as_tensor(delay.T == d, dtype=w.dtype, device=self.device))
+                    for d in np.unique(delay)
+                ]
+            self.delays.append(groups)
         self.workspace = Workspace(self.device)  # layer mode's buffers, kept between runs
 
     # names the conformance harness (sim_tests/conformance) reads
@@ -275,7 +298,10 @@ class Emulator:
         with _exact_float_math():
             if self.mode == "step":
                 xt = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x, device=self.device)
-                out = run_step_major(self, xt.to(torch.int64), record_layers, record_v, check_overflow)
+                run = run_step_major_temporal if self.temporal else run_step_major
+                out = run(self, xt.to(torch.int64), record_layers, record_v, check_overflow)
+            elif self.temporal:
+                out = run_temporal(self, x, record_layers, record_v, check_overflow)
             else:
                 out = run_layer_major(self, x, record_layers, record_v, check_overflow)
         counts = out.pop("counts")

@@ -113,6 +113,94 @@ def scan_rows(acc, wexp, conv, graded, du, dv, vth, bias6, u, v, spikes, vtrace,
     _SCANS[key](acc, wexp, conv, graded, du, dv, vth, bias6, u, v, spikes, vtrace, counts, lo, hi)
 
 
+def _make_rec_scan(RECORD_V: bool, MONITOR: bool):  # noqa: ANN202, N803 - constants of the compiled code
+    """A recurrent LIF layer (deploy/emulator/temporal.py) over steps [t0, t1): each step adds the recurrent
+    synapse's shifted sum over the layer's spikes of the step before (``sprev``, carried across calls) to the
+    feed-forward input ``a`` (int64, already the synaptic value), then :func:`lif.step`.  Flags as in
+    :func:`_make_scan`."""
+    digest = _DIGEST
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def scan(a, w, wexp, graded, du, dv, vth, bias6, u, v, sprev, spikes, vtrace, counts, t0, t1, lo, hi):  # noqa: ANN001, ANN202, PLR0913
+        digest  # noqa: B018 - in the closure, hence in the cache key (_digest)
+        nn = a.shape[2]
+        active = np.empty(nn, np.int64)
+        for b in range(lo, hi):
+            ub = u[b]
+            vb = v[b]
+            sb = sprev[b]
+            cu = 0
+            cv = 0
+            ca = 0
+            for t in range(t0, t1):
+                na = 0
+                for j in range(nn):
+                    if sb[j] != 0:
+                        active[na] = j
+                        na += 1
+                at = a[b, t]
+                st = spikes[b, t]
+                for i in range(nn):
+                    acc = np.int64(0)
+                    wi = w[i]
+                    for q in range(na):
+                        acc += wi[active[q]]
+                    ar, shifted = synapse.synaptic(acc, wexp, False, graded)
+                    tot = synapse.wrap(np.int64(at[i]) + ar, 32)
+                    uu, vv, s, u_wrapped, v_clipped = lif.step(
+                        ub[i], vb[i], lif.current_input(tot), du, dv, bias6[i], vth
+                    )
+                    ub[i] = uu
+                    vb[i] = vv
+                    st[i] = s
+                    if MONITOR:
+                        ca += tot != np.int64(at[i]) + shifted
+                        cu += u_wrapped
+                        cv += v_clipped
+                    if RECORD_V:
+                        vtrace[b, t, i] = vv
+                for i in range(nn):
+                    sb[i] = st[i]
+            if MONITOR:
+                counts[b, 0] += cu
+                counts[b, 1] += cv
+                counts[b, 2] += ca
+
+    return scan
+
+
+_REC_SCANS: dict[tuple[bool, bool], object] = {}
+
+
+def rec_scan_rows(  # noqa: PLR0913
+    a,
+    w,
+    wexp,
+    graded,
+    du,
+    dv,
+    vth,
+    bias6,
+    u,
+    v,
+    sprev,
+    spikes,
+    vtrace,
+    counts,
+    record_v,
+    monitor,
+    t0,
+    t1,
+    lo,
+    hi,  # noqa: ANN001
+):  # noqa: ANN201
+    """A recurrent LIF layer over samples [lo, hi) and steps [t0, t1) (emulator_kernels.rec_scan_numba)."""
+    key = (bool(record_v), bool(monitor))
+    if key not in _REC_SCANS:
+        _REC_SCANS[key] = _make_rec_scan(*key)
+    _REC_SCANS[key](a, w, wexp, graded, du, dv, vth, bias6, u, v, sprev, spikes, vtrace, counts, t0, t1, lo, hi)
+
+
 SD_KINDS = {"delta": 0, "sigma_delta": 1, "sigma": 2}  # the kernel's compile-time kind codes
 
 

@@ -167,10 +167,14 @@ def run_lava(
         stream = model.is_sigma_delta
     if model.is_sigma_delta and not stream:
         raise LoihicError(f"{path}: a sigma-delta network runs in stream timing only (netx never resets it)")
-    if stream and x.shape[0] > 1:  # each sample from a fresh network, as a plain netx run starts
+    # Each sample from a fresh network: in stream timing, as a plain netx run starts; and in both timings for a
+    # recurrent or delayed file, whose synapses carry spikes across netx's resets (which zero u and v only), so
+    # that one network would leak each sample into the next (deploy/emulator/temporal.py)
+    if (stream or model.temporal) and x.shape[0] > 1:
         each = dict(backend=backend, input_message_bits=input_message_bits, record_layers=record_layers)
-        each.update(read_v=read_v, progress=False, model=model, timeout=timeout, stream=True)
-        runs = tqdm(range(x.shape[0]), desc=f"Lava {backend} (stream)", unit="sample", disable=not progress)
+        each.update(read_v=read_v, progress=False, model=model, timeout=timeout, stream=stream)
+        what = "stream" if stream else "aligned, one network per sample"
+        runs = tqdm(range(x.shape[0]), desc=f"Lava {backend} ({what})", unit="sample", disable=not progress)
         return merge_results([run_lava(path, x[i : i + 1], **each) for i in runs])
     lava_compat.import_netx()
     from loihic.deploy.lava.lavaproc import recorder

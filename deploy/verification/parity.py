@@ -38,6 +38,21 @@ class VerifyReport:
     lava_seconds: float
     overflow: list[LayerOverflow] | None = None  # the emulator's overflow monitor, per neuron layer
     stream: bool = False  # the timing both ran in: stream, or aligned
+    # netx layer numbers of the recurrent ('dense_rec') and delayed ('delay') layers compared (each sample then
+    # runs from a fresh Lava network in both timings: deploy/emulator/temporal.py), and the largest delay
+    recurrent_layers: list[int] | None = None
+    delayed_layers: list[int] | None = None
+    max_delay: int | None = None
+
+    @property
+    def temporal_note(self) -> str:
+        """One line naming the recurrent and delayed layers, or '' for a feed-forward network."""
+        parts = []
+        if self.recurrent_layers:
+            parts.append(f"recurrent layers {self.recurrent_layers}")
+        if self.delayed_layers:
+            parts.append(f"delayed layers {self.delayed_layers} (delays up to {self.max_delay} steps)")
+        return ("; ".join(parts) + ", one Lava network per sample") if parts else ""
 
     @property
     def identical(self) -> bool:
@@ -129,4 +144,19 @@ def verify(
         lava_seconds=t2 - t1,
         overflow=emu.overflow,
         stream=emulator.stream,
+        **_temporal_fields(model),
     )
+
+
+def _temporal_fields(model: NetxModel) -> dict[str, Any]:
+    numbers = model.neuron_layer_index[1:] if model.has_input_neuron else model.neuron_layer_index
+    layers = list(zip(numbers, model.neuron_layers, strict=True))
+    rec = [i for i, lay in layers if getattr(lay, "weight_rec", None) is not None]
+    dly = [(i, int(lay.delay.max())) for i, lay in layers if getattr(lay, "delay", None) is not None]
+    if not rec and not dly:
+        return {}
+    return {
+        "recurrent_layers": rec,
+        "delayed_layers": [i for i, _ in dly],
+        "max_delay": max((d for _, d in dly), default=None),
+    }
