@@ -51,6 +51,14 @@ cannot say "subtractive reset"; its neurons reset to ``v_reset``, and loihic dep
 model trained with snnTorch's default ``reset_mechanism="subtract"`` behaves differently here (train with
 ``"zero"`` for an exact match).
 
+Norse (``convention="norse"``, ``loihic compile --from norse``; ``dt`` is then Norse's step, default 1e-3):
+Norse's ``to_nir`` (norse 1.1.0) writes ``tau = dt / tau_inv``, i.e. ``dt * tau_true`` (1e-5 s for a 10 ms
+neuron at dt = 1e-3), so ``a = dt * tau_inv = dt^2 / tau``; and its LIFCell (norse/torch/functional/lif.py,
+``lif_feed_forward_step``) adds its input to the current as a jump, ``i += x``, then
+``v += a_m (v_leak - v + i)`` and ``i -= a_s i``: the same as the CubaLIF above with the current's input
+gain ``a_s w_in`` replaced by 1, i.e. ``W = diag(a_m R) W_nir``.  LIFBoxCell (LIF), LIBoxCell (LI) and
+IAFCell (IF, ``r = 1``) follow NIR's equations with the same ``a``.
+
 A synapse that feeds ``Output`` directly (sinabs' converted networks end that way) becomes a non-spiking
 integrator read-out, ``v[t] = v[t-1] + W s[t] + b``: the sum over time of its output, which is what a rate
 read-out of such a network computes.
@@ -310,26 +318,34 @@ class _CurrentBias:
 
 
 def _neuron(
-    layer: ir.Dense | ir.Conv, node: Any, name: str, dt: float, source: str, spiking_allowed: bool
+    layer: ir.Dense | ir.Conv,
+    node: Any,
+    name: str,
+    dt: float,
+    source: str,
+    spiking_allowed: bool,
+    convention: str = "nir",
 ) -> tuple[ir.Dense | ir.Conv, _CurrentBias | None]:
     """Fold a NIR neuron node into the synapse before it (module docstring).  A CubaLIF's synapse bias is
-    returned apart (its caller deploys it); every other bias is the layer's ``bias`` (added to v)."""
+    returned apart (its caller deploys it); every other bias is the layer's ``bias`` (added to v).
+    ``convention`` "norse": the graph was written by Norse's ``to_nir`` (module docstring, "Norse")."""
     kind = type(node).__name__
+    norse = convention == "norse"
+    dt_tau = dt * dt if norse else dt  # Norse writes tau = dt * tau_true: a = dt / tau_true = dt^2 / tau
     r = _per_row(_arr(node.r), layer, name, "r", source)
 
     def alpha(tau_attr: str) -> float:
         tau = _arr(getattr(node, tau_attr))
         if (tau <= 0).any() or not np.isfinite(tau).all():
             raise UnsupportedLayerError(f"{source}: node '{name}': {tau_attr} must be finite and > 0")
-        a = dt / _uniform(tau, name, tau_attr, source, "decay")
+        a = dt_tau / _uniform(tau, name, tau_attr, source, "decay")
         if a > 1.0 + 1e-12:
             raise UnsupportedLayerError(
-                f"{source}: node '{name}': {tau_attr} {dt / a:.6g} s is shorter than dt {dt:g} s (the Euler step "
-                "would overshoot); pass the exporter's --dt"
+                f"{source}: node '{name}': {tau_attr} {dt_tau / a:.6g} s is shorter than dt {dt:g} s (the Euler "
+                "step would overshoot); pass the exporter's --dt"
                 + (
-                    " (Norse's to_nir writes tau = dt * tau_true: a Norse graph stepped at dt = 1e-3 compiles with "
-                    "--dt 1e-6, the square of its dt)"
-                    if dt / a < 1e-4
+                    " (a graph from Norse's to_nir, which writes tau = dt * tau_true: compile it with --from norse)"
+                    if dt_tau / a < 1e-4 and not norse
                     else ""
                 )
             )
@@ -344,7 +360,8 @@ def _neuron(
     elif kind in ("CubaLIF", "CubaLI"):
         a_s, a_m = alpha("tau_syn"), alpha("tau_mem")
         w_in = _per_row(_arr(node.w_in), layer, name, "w_in", source)
-        gain, i_decay, v_decay = a_m * r * a_s * w_in, a_s, a_m
+        # NIR: I += a_s (w_in x - I); Norse: i += x, then decays (its "current jump", no a_s factor)
+        gain, i_decay, v_decay = (a_m * r * w_in if norse else a_m * r * a_s * w_in), a_s, a_m
         bias = a_m * _per_row(_arr(node.v_leak), layer, name, "v_leak", source)
         if b_nir is not None:
             current = _CurrentBias(np.broadcast_to(gain * b_nir, (layer.weight.shape[0],)).astype(np.float64), a_s)
@@ -417,6 +434,7 @@ def network_from_nir(
     source: str = "<NIR graph>",
     encoding: str = "poisson",
     bias: str = "exact",
+    convention: str = "nir",
 ) -> ir.Network:
     """The IR of a NIR graph (module docstring); ``graph`` is a ``nir.NIRGraph``.  ``bias``: how a CubaLIF's
     synapse bias is deployed, "exact" (through an always-on source where the network allows one) or "steady"
@@ -425,6 +443,8 @@ def network_from_nir(
         raise UnsupportedLayerError(f"--dt {dt}: expected a time step > 0 in seconds")
     if bias not in BIAS_MODES:
         raise UnsupportedLayerError(f"bias deployment {bias!r}: expected one of {BIAS_MODES}")
+    if convention not in CONVENTIONS:
+        raise UnsupportedLayerError(f"--from {convention!r}: expected one of {CONVENTIONS}")
     order, rec = _prepare(graph, source)
     in_node = order[0][1]
     shape = tuple(int(s) for s in np.asarray(in_node.input_type["input"]).ravel())
@@ -516,7 +536,7 @@ def network_from_nir(
                 )
             if k in rec:
                 layers[open_syn] = _with_recurrence(layers[open_syn], k, *rec[k], source)
-            layers[open_syn], current = _neuron(layers[open_syn], node, k, dt, source, True)
+            layers[open_syn], current = _neuron(layers[open_syn], node, k, dt, source, True, convention)
             if current is not None:
                 currents[open_syn] = current
             open_syn = None
@@ -629,6 +649,8 @@ def _with_recurrence(layer: ir.Layer, neuron: str, r_name: str, r_node: Any, sou
 
 
 BIAS_MODES = ("exact", "steady")
+CONVENTIONS = ("nir", "norse")  # how the exporter discretised: NIR's equations, or Norse's to_nir (docstring)
+NORSE_DT = 1e-3  # Norse's default step (its to_nir's dt)
 ALWAYS_ON_BIAS = 1.5  # an always-on neuron's bias, in units of its layer's threshold: it fires at every step
 
 

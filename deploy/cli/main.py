@@ -262,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dt", type=float, default=None, help="NIR graphs: Euler step in seconds (default 1e-4, snnTorch's)"
     )
     p.add_argument(
+        "--from",
+        dest="nir_from",
+        choices=("nir", "norse"),
+        default="nir",
+        help="NIR graphs: who wrote it; 'norse': Norse's to_nir (tau = dt * tau_true, the current as a jump; --dt is "
+        "then Norse's step, default 1e-3) (default: nir, the graph's own equations)",
+    )
+    p.add_argument(
         "--nir-bias",
         choices=("exact", "steady"),
         default="exact",
