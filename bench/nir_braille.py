@@ -8,7 +8,8 @@ bias) and each graph (the published recurrent one, and the same without its recu
 the float IR's spike differences to the Euler equations, and for the compiled file on the emulator the
 predicted-class agreement with the float graph (a prediction counts as agreeing when the float graph's count
 for it is within ``--tie`` spikes of its maximum), the output spike-count correlation, the mean absolute
-count difference, and emulator vs Lava (identical outputs on ``--lava-samples`` samples, seconds per sample).
+count difference, the same for the float IR run with the compiled weights (what the 8-bit weights alone
+cost), and emulator vs Lava (identical outputs on ``--lava-samples`` samples, seconds per sample).
 
     .venv/bin/python bench/nir_braille.py [--samples 200] [--seed 0] [--lava-samples 3]
 """
@@ -16,6 +17,7 @@ count difference, and emulator vs Lava (identical outputs on ``--lava-samples`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -29,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from loihic.compiler import ir  # noqa: E402
 from loihic.compiler.driver import compile_source, nir_source  # noqa: E402
 from loihic.compiler.load.nir import network_from_nir  # noqa: E402
 from sim_tests.nir_euler import NIREuler  # noqa: E402
@@ -50,6 +53,24 @@ def agreement(ref: np.ndarray, out: np.ndarray, tie: int) -> dict:
         "count_correlation": float(np.corrcoef(ref.ravel(), out.ravel())[0, 1]),
         "mean_abs_count_diff": float(np.abs(ref - out).mean()),
     }
+
+
+def quantized_float(net: ir.Network, compiled: ir.Network) -> ir.Network:
+    """``net`` (float IR) with the compiled integers' weights, biases and thresholds divided by each layer's
+    scale, the dynamics left in float: what the 8-bit weights alone cost, without Lava's integer decays."""
+    layers = []
+    for lay, ql in zip(net.synaptic(), compiled.synaptic(), strict=True):
+        q, s = ql.quant, ql.quant.scale
+        layers.append(
+            dataclasses.replace(
+                lay,
+                weight=q.weight / s,
+                weight_rec=None if q.weight_rec is None else q.weight_rec / s,
+                bias=None if q.bias is None else q.bias / s,
+                neuron=dataclasses.replace(lay.neuron, threshold=q.v_th_mant / s),
+            )
+        )
+    return net.replace(layers=tuple(layers))
 
 
 def feedforward(graph: nir.NIRGraph) -> nir.NIRGraph:
@@ -106,6 +127,9 @@ def main() -> int:
                     ]
                     if dropped:  # the compile path of branch 'rec' carries weight_rec into netx dense_rec
                         raise RuntimeError(f"the compile path does not quantize weight_rec yet (layers {dropped})")
+                    qnet = quantized_float(net, res.network)
+                    qout = ir_float(qnet, with_always_on(qnet, x))[-1].sum(-1)
+                    case["quantized_weights_float_dynamics_vs_graph"] = agreement(ref, qout, args.tie)
                     t0 = time.perf_counter()
                     emu = loihic.simulate(res.path, x)
                     case["emulator_seconds_per_sample"] = (time.perf_counter() - t0) / len(x)
