@@ -4,7 +4,7 @@ front end that has no SNN checkpoint of its own (a NIR graph).
 It computes the IR's neuron equations in float64, unquantized, on the IR after the two exact float passes
 (``fold_batchnorm``, ``lower_avgpool``)::
 
-    u[t] = (1 - current_decay) u[t-1] + W s[t]
+    u[t] = (1 - current_decay) u[t-1] + W s[t]     (+ W_rec s_self[t-1], + per synapse s_j[t - delay_ij])
     v[t] = (1 - voltage_decay) v[t-1] + u[t] + bias ;  s[t] = v[t] > threshold, then v <- 0 (hard) / v - th (soft)
 
 with the input divided by the encoding's integer scale (``training/encoding.input_scale``), as
@@ -46,8 +46,16 @@ class IRModel:
             elif not isinstance(layer, ir.Flatten | ir.AvgPool):
                 raise InputError(f"{layer.name}: {type(layer).__name__} is not simulated in float")
 
-    def _synapse(self, i: int, layer: ir.Dense | ir.Conv, h: torch.Tensor) -> torch.Tensor:
+    def _synapse(self, i: int, layer: ir.Dense | ir.Conv, h: torch.Tensor, past: list | None = None) -> torch.Tensor:
         w, _ = self._t[i]
+        if isinstance(layer, ir.Dense) and layer.delay is not None:  # past[d]: the input of d steps ago
+            past.insert(0, h.reshape(len(h), -1))
+            del past[int(layer.delay.max()) + 1 :]
+            return sum(
+                past[d] @ torch.where(torch.from_numpy(layer.delay.T == d), w.T, 0.0)
+                for d in np.unique(layer.delay)
+                if d < len(past)
+            )
         if isinstance(layer, ir.Dense):
             return h.reshape(len(h), -1) @ w.T
         return F.conv2d(h, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
@@ -63,6 +71,8 @@ class IRModel:
         layers = list(self.net.layers)
         syn = [i for i, lay in enumerate(layers) if isinstance(lay, ir.Dense | ir.Conv)]
         state: dict[int, list[torch.Tensor | float]] = {i: [0.0, 0.0] for i in syn}
+        past: dict[int, list[torch.Tensor]] = {i: [] for i in syn}  # delayed layers' input history
+        s_prev: dict[int, torch.Tensor | None] = {i: None for i in syn}  # recurrent layers' spikes of t - 1
         rec: dict[int, list[torch.Tensor]] = {i: [] for i in syn if layers[i].neuron.spiking}
         counts: torch.Tensor | float = 0.0
         v_last: torch.Tensor | None = None
@@ -77,7 +87,9 @@ class IRModel:
                     continue
                 n = layer.neuron
                 u, v = state[i]
-                u = (1.0 - n.current_decay) * u + self._synapse(i, layer, h)
+                u = (1.0 - n.current_decay) * u + self._synapse(i, layer, h, past[i])
+                if getattr(layer, "weight_rec", None) is not None and s_prev[i] is not None:
+                    u = u + s_prev[i] @ torch.from_numpy(np.array(layer.weight_rec, dtype=np.float64)).T
                 bias = self._t[i][1]
                 if bias is not None:
                     bias = bias.reshape(1, -1, 1, 1) if isinstance(layer, ir.Conv) else bias
@@ -88,6 +100,7 @@ class IRModel:
                     if record:
                         rec[i].append(s)
                     h = s.to(torch.float64)
+                    s_prev[i] = h
                     if i == syn[-1]:
                         counts = counts + h
                 state[i] = [u, v]

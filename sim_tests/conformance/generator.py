@@ -61,7 +61,8 @@ class Case:
 
     @property
     def name(self) -> str:
-        return f"seed{self.spec['seed']}-{'sdnn' if self.sigma_delta else 'case'}{self.spec['index']}"
+        kind = {"sdnn": "sdnn", "temporal": "temporal"}.get(self.spec.get("kind", ""), "case")
+        return f"seed{self.spec['seed']}-{kind}{self.spec['index']}"
 
     @property
     def bits(self) -> int:
@@ -358,6 +359,12 @@ def write_case(case: Case, path: str | Path) -> Path:
                 continue
             w = layer["weight"]
             g["weight"] = w.astype(wdtype) if np.array_equal(w.astype(wdtype), w) else w
+            if "weight_rec" in layer:
+                wr = layer["weight_rec"]
+                g["weight_rec"] = wr.astype(wdtype) if np.array_equal(wr.astype(wdtype), wr) else wr
+            if "delay" in layer:  # slayer writes floor(delay) per output neuron as floats
+                d = layer["delay"]
+                g["delay"] = d.astype(np.float32) if layer["delay_form"] == "output" else d
             if layer["type"] == "conv":
                 for key in ("stride", "padding", "dilation"):
                     g[key] = _pair_data(tuple(layer[key]), styles["pairs"])
@@ -530,3 +537,66 @@ def _write_sdnn_neuron(g: h5py.Group, neuron: dict[str, Any], styles: dict[str, 
         ng["sigma_output"] = np.bool_(True) if writer == "bare" else np.int64(1)
     else:
         ng["vThMant"] = np.dtype(styles["neuron"]).type(neuron["vThMant"])
+
+
+# --- recurrent ('dense_rec') and delayed ('delay') cases ----------------------------------------------------
+# Their own index space and random stream (``default_rng([seed, index, TEMPORAL_STREAM])``): a LIF case of
+# :func:`make_case` without an input neuron, whose dense layers become recurrent, delayed or stay plain; delays in
+# every form netx reads (per synapse, per output as slayer's float floor(delay), per input, a scalar), up to 62
+# steps, with long and short samples; aligned timing for even indices, stream timing for odd ones.
+TEMPORAL_STREAM = 3
+DELAY_FORMS = ("synapse", "output", "input", "scalar")
+
+
+def _temporal_layer(rng: np.random.Generator, layer: dict[str, Any], first: bool) -> None:
+    n_out, n_in = layer["weight"].shape
+    kind = str(rng.choice(("rec", "delay", "plain"), p=(0.4, 0.4, 0.2)))
+    if first and kind == "plain":
+        kind = "delay"
+    layer["temporal"] = kind
+    if kind == "rec":
+        style = layer["weight_style"]
+        scale = 1 if style in ("small", "odd") else 2
+        w_rec = rng.integers(-16 if style == "small" else -127, 128, (n_out, n_out)) * scale
+        if style in ("excit", "inhib"):
+            w_rec = np.abs(w_rec) * (1 if style == "excit" else -1)
+        layer["type"] = "dense_rec"
+        layer["weight_rec"] = _sparsify(rng, w_rec.astype(np.int64))
+    elif kind == "delay":
+        top = int(rng.choice((1, 5, 20, 62)))
+        form = str(rng.choice(DELAY_FORMS, p=(0.55, 0.2, 0.15, 0.1)))
+        size = {"synapse": (n_out, n_in), "output": (n_out,), "input": (n_in,), "scalar": ()}[form]
+        layer["delay"] = rng.integers(0, top + 1, size).astype(np.int64)
+        layer["delay_form"] = form
+
+
+def make_temporal_case(seed: int, index: int) -> Case:
+    """Recurrent / delayed case ``index`` of ``seed`` (see above), a pure function of ``(seed, index)``."""
+    rng = np.random.default_rng([seed, index, TEMPORAL_STREAM])
+    base_index = int(rng.integers(0, 1 << 30))
+    while True:  # recurrence and delays need the source on the first synapse, and a dense layer to sit on
+        base = make_case(seed + 7919, base_index)
+        if base.spec["input_mode"] != "neuron" and any(lay["type"] == "dense" for lay in base.layers):
+            break
+        base_index += 1
+    layers = [dict(lay) for lay in base.layers]
+    dense = [lay for lay in layers if lay["type"] == "dense"]
+    for k, lay in enumerate(dense):
+        _temporal_layer(rng, lay, k == 0)
+    long = rng.random() < 0.3
+    steps = int(rng.integers(20, 81)) if long else int(rng.integers(1, 12))
+    samples = int(rng.integers(1, 3))
+    bits = int(base.spec["input_message_bits"])
+    x = _inputs(rng, tuple(base.spec["input_shape"]), bits, samples, steps, bool(base.spec["hot"]))
+    spec = {
+        **base.spec,
+        "seed": int(seed),
+        "index": int(index),
+        "kind": "temporal",
+        "base_case": [seed + 7919, base_index],
+        "stream": bool(index % 2),
+        "timesteps": steps,
+        "samples": samples,
+        "layers": [_layer_json(lay) for lay in layers],
+    }
+    return Case(spec, layers, x)

@@ -166,6 +166,67 @@ def test_conformance_full():
     assert not failures, f"{len(failures)} of {count} cases differ: {failures[:5]}"
 
 
+# --- recurrent ('dense_rec') and delayed ('delay') networks --------------------------------------------------
+ENV_TEMPORAL_COUNT = "LOIHIC_CONFORMANCE_TEMPORAL_COUNT"
+TEMPORAL_SUBSET = 8  # cases of the normal suite (even: aligned timing, odd: stream timing)
+
+
+def test_temporal_generator_covers_the_space():
+    cases = [gen.make_temporal_case(seed(), i) for i in range(80)]
+    layers = [lay for c in cases for lay in c.layers]
+    assert {lay.get("temporal") for lay in layers} >= {"rec", "delay", "plain"}
+    assert {lay.get("delay_form") for lay in layers} >= set(gen.DELAY_FORMS)
+    assert max(int(lay["delay"].max()) for lay in layers if "delay" in lay) == 62
+    assert {c.spec["stream"] for c in cases} == {False, True}
+    assert min(c.spec["timesteps"] for c in cases) <= 2 and max(c.spec["timesteps"] for c in cases) >= 60
+    assert {c.spec["input_message_bits"] > 0 for c in cases} == {False, True}
+    a, b = gen.make_temporal_case(seed(), 3), gen.make_temporal_case(seed(), 3)
+    assert a.spec == b.spec and np.array_equal(a.x, b.x)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("index", range(TEMPORAL_SUBSET))
+def test_conformance_temporal_subset(index):
+    case = gen.make_temporal_case(seed(), index)
+    out = run_case(case, stream=case.spec["stream"])
+    assert out.ok, f"{out.name}: {out.problem} (saved in {out.saved})"
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_conformance_temporal_full():
+    """``LOIHIC_CONFORMANCE_TEMPORAL_COUNT`` (default ``LOIHIC_CONFORMANCE_COUNT``) recurrent / delayed cases."""
+    count, s = _env_int(ENV_TEMPORAL_COUNT, _env_int(ENV_COUNT, 1000)), seed()
+    log_dir = REPO / "runs" / "conformance"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    failures, reached, lava_s = [], Counter(), 0.0
+    with open(log_dir / f"progress-temporal-seed{s}.log", "w") as log:
+        for i in range(count):
+            case = gen.make_temporal_case(s, i)
+            out = run_case(case, stream=case.spec["stream"])
+            lava_s += out.lava_seconds
+            reached.update({k: int(v > 0) for k, v in out.events.items()})
+            print(
+                f"{i} {'ok' if out.ok else 'FAIL'} {time.perf_counter() - t0:.0f}s {out.problem or ''}",
+                file=log,
+                flush=True,
+            )
+            if not out.ok:
+                failures.append({"case": out.name, "problem": out.problem, "saved": out.saved})
+    summary = {
+        "kind": "temporal",
+        "count": count,
+        "seed": s,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "lava_seconds": round(lava_s, 1),
+        "failures": failures,
+        "cases_reaching": dict(reached),
+    }
+    (log_dir / f"summary-temporal-seed{s}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    assert not failures, f"{len(failures)} of {count} cases differ: {failures[:5]}"
+
+
 # --- sigma-delta (SDNN) networks -----------------------------------------------------------------------------
 def test_sdnn_generator_covers_the_space():
     specs = [gen.make_sdnn_case(seed(), i).spec for i in range(240)]

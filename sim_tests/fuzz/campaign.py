@@ -11,6 +11,7 @@ Per file type, the command that reads it (emulator backend throughout)::
     labels      evaluate model.net --data X.npy --labels M.npy
     sdnn        simulate M.net --input SD.npy -o out.npy   (sdnn.net; sdnn_conv.net with SDC.npy)
                 |  evaluate M.net --data X.npy --labels Y.npy   (refused by name for an SDNN file)
+    temporal    simulate M.net --input TS.npy -o out.npy [--stream]   (temporal.net: delays and a dense_rec layer)
 
 A case passes when it ends with a valid output (exit 0, the output file written, no error line, no traceback)
 or with a clean refusal (non-zero exit, exactly one ``loihic: error:`` line, no traceback, no file left in the
@@ -33,7 +34,16 @@ import numpy as np
 
 from sim_tests.fuzz.mutate import MUTATORS
 
-TYPES = ("netx", "checkpoint", "pt2", "nir", "npy", "labels", "sdnn")  # new types go last: (seed, t, k) stays
+TYPES = (
+    "netx",
+    "checkpoint",
+    "pt2",
+    "nir",
+    "npy",
+    "labels",
+    "sdnn",
+    "temporal",
+)  # new types go last: (seed, t, k) stays
 DEADLINE_S = 20.0
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,6 +94,9 @@ def _command(kind: str, k: int, seeds: dict[str, Path], m: str) -> tuple[str, li
         if k % 8 == 7:
             return seed, evaluate_net, None
         return seed, ["simulate", m, "--input", s[x], "-o", "out.npy"], "out.npy"
+    if kind == "temporal":
+        argv = ["simulate", m, "--input", s["TS.npy"], "-o", "out.npy"] + (["--stream"] if k % 2 else [])
+        return "temporal.net", argv, "out.npy"
     raise ValueError(kind)
 
 

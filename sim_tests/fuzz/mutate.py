@@ -296,6 +296,69 @@ def mutate_sdnn(src: Path, out: Path, rng: np.random.Generator) -> str:
     return "sdnn: " + "; ".join(whats)
 
 
+TEMPORAL_DELAYS = (63, 62, -1, 1.5, np.nan, np.inf, 2.0**62, 1e30, 0)
+
+
+def _temporal_op(f: h5py.File, rng: np.random.Generator) -> str:  # noqa: PLR0911
+    """One edit of what netx reads into RecurrentDense / DelayDense: 'delay' values, forms and shapes,
+    'weight_rec' shape, values and presence, the layer type switched between 'dense' and 'dense_rec'."""
+    layers = [k for k in f["layer"] if isinstance(f["layer"][k], h5py.Group) and "weight" in f["layer"][k]]
+    name = f"layer/{pick(rng, sorted(layers))}"
+    g = f[name]
+    n_out, n_in = np.asarray(g["weight"]).reshape(int(np.prod(g["shape"][()])), -1).shape
+    op = str(rng.choice(("delay-value", "delay-shape", "delay-form", "rec-shape", "rec-value", "rec-drop", "type")))
+    if op in ("delay-value", "delay-shape", "delay-form"):
+        if "delay" in g:
+            del g["delay"]
+        if op == "delay-value":
+            d = rng.integers(0, 63, (n_out, n_in)).astype(np.float64)
+            value = pick(rng, TEMPORAL_DELAYS)
+            d.flat[int(rng.integers(0, d.size))] = value
+            g["delay"] = d
+            return f"{name}/delay: one entry = {value}"
+        if op == "delay-shape":
+            shape = pick(rng, ((n_out + 1,), (n_in, n_out + 1), (1,), (2, n_out, n_in), (0,)))
+            g["delay"] = np.ones(shape)
+            return f"{name}/delay of shape {shape}"
+        form = pick(rng, ((), (n_out,), (n_in,)))
+        g["delay"] = rng.integers(0, 63, form).astype(np.int64)
+        return f"{name}/delay of form {form}"
+    if op in ("rec-shape", "rec-value"):
+        if "weight_rec" in g:
+            del g["weight_rec"]
+        shape = (n_out, n_out) if op == "rec-value" else pick(rng, ((n_out, n_in + 1), (n_out + 1, n_out), (n_out,)))
+        w = rng.integers(-128, 128, shape).astype(np.float64) * 2
+        value = pick(rng, HUGE_FLOATS) if op == "rec-value" else None
+        if value is not None:
+            w.flat[0] = value
+        g["weight_rec"] = w
+        return f"{name}/weight_rec {shape}" + ("" if value is None else f" with {value}")
+    if op == "rec-drop":
+        if "weight_rec" in g:
+            del g["weight_rec"]
+            return f"{name}/weight_rec removed"
+        return f"{name}: nothing to remove"
+    new = "dense" if g["type"][0] == b"dense_rec" else "dense_rec"
+    del g["type"]
+    g.create_dataset("type", (1,), "S10", [new.encode()])
+    return f"{name}/type = {new}"
+
+
+def mutate_temporal(src: Path, out: Path, rng: np.random.Generator) -> str:
+    """Half the time recurrence / delay edits (:func:`_temporal_op`, once or twice), else :func:`mutate_h5`'s."""
+    if rng.random() < 0.4:
+        return mutate_h5(src, out, rng)
+    shutil.copyfile(src, out)
+    whats = []
+    with h5py.File(out, "r+") as f:
+        for _ in range(int(rng.choice((1, 1, 2)))):
+            try:
+                whats.append(_temporal_op(f, rng))
+            except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
+                whats.append(f"(edit refused by h5py: {type(exc).__name__})")
+    return "temporal: " + "; ".join(whats)
+
+
 # --- checkpoints (torch.save of a dict, read weights_only) ------------------------------------------------
 class Payload:
     """An object whose unpickling would run code (weights_only must refuse it)."""
@@ -573,4 +636,5 @@ MUTATORS: dict[str, Callable[[Path, Path, np.random.Generator], str]] = {
     "npy": mutate_npy,
     "labels": lambda s, o, r: mutate_npy(s, o, r, "labels"),
     "sdnn": mutate_sdnn,
+    "temporal": mutate_temporal,
 }

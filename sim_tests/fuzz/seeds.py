@@ -75,6 +75,14 @@ def _sdnn_seeds(folder: Path) -> None:
     np.save(folder / "SDC.npy", rng.integers(0, 256, (1, 3, 33, 33, T)).astype(np.int32))
 
 
+def _temporal_seeds(folder: Path) -> None:
+    """temporal.net: 12 -> 10 (per-synapse delays 0..62) -> 8 (recurrent) -> 3, and its input TS.npy."""
+    from sim_tests.temporal_cases import spikes, temporal_net, write_temporal
+
+    write_temporal(folder / "temporal.net", temporal_net(0, (12, 10, 8, 3), (1,), (0,), 62, T))
+    np.save(folder / "TS.npy", spikes(0, 2, 12, T, 0.3))
+
+
 def build_seeds(folder: Path) -> dict[str, Path]:
     from loihic.compiler.config import CompileConfig
     from loihic.compiler.netx.nir_export import export_nir
@@ -118,4 +126,5 @@ def build_seeds(folder: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     np.save(folder / "S.npy", (rng.random((4, 1, 8, 8, T)) < 0.3).astype(np.int8))
     _sdnn_seeds(folder)
+    _temporal_seeds(folder)
     return {p.name: p for p in sorted(folder.iterdir())}

@@ -71,10 +71,17 @@ def _types() -> tuple[str, ...]:
     return types
 
 
-def _campaign(seeds: dict[str, Path], work: Path, per_type: int, seed: int) -> dict[str, Any]:
+# the normal suite's subset runs fewer cases of these types (time budget of ``make test``); the full run all
+SUBSET_CAP = {"temporal": 6}
+
+
+def _campaign(
+    seeds: dict[str, Path], work: Path, per_type: int, seed: int, cap: dict[str, int] | None = None
+) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # h5py / numpy notes while *writing* the mutants
         cases = make_cases(seeds, work / "cases", per_type, seed, _types())
+    cases = [c for c in cases if c.k < (cap or {}).get(c.type, per_type)]
     results = run_cases(cases, work)
     counts: Counter = Counter()
     failures = []
@@ -97,7 +104,7 @@ def _check(summary: dict[str, Any]) -> None:
 
 
 def test_fuzz_subset(seeds, tmp_path):
-    _check(_campaign(seeds, tmp_path, _env_int(ENV_SUBSET, 20), _env_int(ENV_SEED, 0)))
+    _check(_campaign(seeds, tmp_path, _env_int(ENV_SUBSET, 20), _env_int(ENV_SEED, 0), SUBSET_CAP))
 
 
 @pytest.mark.slow

@@ -10,8 +10,12 @@ import dataclasses
 
 import numpy as np
 
-from loihic.compiler.netx.read import NetxModel, NxDense, NxInput, NxNeuron
+from loihic.compiler import ir
+from loihic.compiler.netx.read import NetxModel, NxDense, NxInput, NxNeuron, read_netx
+from loihic.compiler.pipeline import compile_network
 from loihic.deploy.emulator.network import Emulator
+from loihic.deploy.verification.float_ir import IRModel
+from sim_tests.temporal_cases import spikes, write_temporal
 from sim_tests.unit.test_emulator_layer_major import LAYER_BACKENDS, _assert_same, random_input, random_model
 
 
@@ -40,7 +44,7 @@ def temporal_model(rng: np.random.Generator) -> tuple[NetxModel, int]:
 def test_layer_major_equals_step_major_with_recurrence_and_delays():
     rng = np.random.default_rng(20)
     seen = {"rec": 0, "delay": 0, "stream": 0, "aligned": 0, "short": 0, "spikes": 0, "overflow": 0}
-    for case in range(40):
+    for case in range(30):
         model, bits = temporal_model(rng)
         if not model.temporal:
             continue
@@ -74,3 +78,28 @@ def test_recurrent_wrap_is_counted_and_equal():
     assert ref.overflow[0].u_wraps > 0
     for backend in LAYER_BACKENDS:
         _assert_same(ref, Emulator(model, "cpu", backend=backend, stream=True).run(x, **kw), backend)
+
+
+def test_aligned_emulator_is_the_ir_equations(tmp_path):
+    """Without biases (nothing fires before a sample arrives) and with exact integer arithmetic (weights on the
+    integer grid, iDecay 4096, vDecay 0), the aligned emulator computes the IR's float equations
+    (``ir.Dense``: ``u[t] = W s_in[t] + W_rec s[t-1]``, synapse (i, j) delivering ``s_j[t - delay_ij]``) spike for
+    spike: the float reference (deploy/verification/float_ir.py) and the compiled file agree."""
+    rng = np.random.default_rng(4)
+    sizes, layers = (10, 14, 9, 4), []
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        w = rng.integers(-60, 128, (n_out, n_in)) * 2 / 64.0
+        w.flat[0] = 254 / 64.0  # the largest weight sets the scale to 64: every weight exact
+        w_rec = rng.integers(-100, 60, (n_out, n_out)) * 2 / 64.0 if k == 1 else None
+        delay = rng.integers(0, 6, (n_out, n_in)) if k != 1 else None
+        neuron = ir.Neuron(threshold=3.0, current_decay=1.0, voltage_decay=0.0)
+        layers.append(ir.Dense(f"fc{k}", w, None, neuron, weight_rec=w_rec, delay=delay))
+    net = ir.Network(ir.Input((sizes[0],)), tuple(layers), 30, "poisson")
+    x = spikes(9, 4, sizes[0], 30, 0.3)
+    assert all(abs(lay.quant.scale - 64) < 1e-3 for lay in compile_network(net).synaptic())
+    model = read_netx(write_temporal(tmp_path / "f.net", net))
+    emu = Emulator(model, "cpu").run(x, record_layers=True)
+    ref = IRModel(net).simulate(x, record=True)
+    for k, (a, b) in enumerate(zip(emu.layer_spikes, ref.spikes, strict=True)):
+        assert np.array_equal(a, b.numpy().astype(np.uint8)), f"layer {k}"
+    assert sum(int(a.sum()) for a in emu.layer_spikes) > 50
