@@ -346,3 +346,25 @@ def test_nir_delay_graph_compiled_is_lava_exact_and_follows_the_graph(tmp_path: 
             str(tmp_path / "d.net"), append_always_on(model, x[:2]), model=model, progress=False, stream=stream
         )
         assert rep.identical and rep.spikes_compared > 0, (stream, rep.first_mismatch)
+
+
+def test_tools_take_the_graph_input_shape_and_append_the_always_on_channel(tmp_path: Path) -> None:
+    """A file with an always-on input channel: the CLI and the API take spikes in the graph's own shape (12
+    channels) and append the channel themselves; the file's 13 channels are refused, naming the 12."""
+    import loihic
+    from loihic.compiler.driver import compile_source, nir_source
+    from loihic.compiler.errors import InputError
+    from loihic.compiler.netx.read import read_netx
+    from loihic.deploy.emulator.network import Emulator
+    from sim_tests.unit.test_cli_bad_input import run_cli
+
+    compile_source(nir_source(BRAILLE, 32, None), tmp_path / "b.net")
+    x = braille_spikes(3, 4, steps=32)
+    np.save(tmp_path / "s.npy", x)
+    res = run_cli(tmp_path, "simulate", "b.net", "--input", "s.npy", "-o", "o.npy")
+    assert res.rc == 0, res.stderr
+    direct = Emulator(read_netx(tmp_path / "b.net")).run(np.concatenate([x, np.ones((3, 1, 32), np.uint8)], 1))
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), direct.output_spikes)
+    np.testing.assert_array_equal(loihic.simulate(tmp_path / "b.net", x).output_spikes, direct.output_spikes)
+    with pytest.raises(InputError, match=r"expected \(N, 12, T\)"):
+        loihic.simulate(tmp_path / "b.net", np.concatenate([x, x[:, :1]], 1))
