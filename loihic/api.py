@@ -166,12 +166,15 @@ def compile(  # noqa: A001
     force: bool = False,
     timesteps: int | None = None,
     dt: float | None = None,
+    nir_bias: str = "exact",
+    nir_from: str = "nir",
     **config: Any,
 ) -> Path:
     """SNN checkpoint (dict or file) or NIR graph file -> netx HDF5 at ``path``, through the compile driver
-    (compiler/driver.py).  ``timesteps`` and ``dt``: NIR graphs only.  ``config``: :class:`CompileConfig` fields
-    (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``).  What may cost accuracy is issued as a
-    :class:`~loihic.compiler.errors.LoihicWarning`; nothing is printed."""
+    (compiler/driver.py).  ``timesteps``, ``dt``, ``nir_bias`` ("exact" | "steady": CubaLIF synapse biases) and
+    ``nir_from`` ("nir" | "norse": the exporter's convention): NIR graphs only (CLI ``--nir-bias``, ``--from``).
+    ``config``: :class:`CompileConfig` fields (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``).  What
+    may cost accuracy is issued as a :class:`~loihic.compiler.errors.LoihicWarning`; nothing is printed."""
     import warnings
 
     from loihic.compiler.config import CompileConfig
@@ -184,9 +187,9 @@ def compile(  # noqa: A001
     cfg = CompileConfig(**config)
     check_output(path, force)
     if not isinstance(snn, dict) and Path(snn).is_file() and is_nir(snn):
-        source = nir_source(snn, timesteps, dt)
-    elif timesteps is not None or dt is not None:
-        raise InputError("timesteps and dt apply to NIR graphs; a checkpoint records its T")
+        source = nir_source(snn, timesteps, dt, nir_bias, nir_from)
+    elif timesteps is not None or dt is not None or nir_bias != "exact" or nir_from != "nir":
+        raise InputError("timesteps, dt, nir_bias and nir_from apply to NIR graphs; a checkpoint records its T")
     else:
         source = checkpoint_source(snn if isinstance(snn, dict) else str(snn), cfg, default_offset=True)
     result = compile_source(source, path, cfg, force)
