@@ -368,3 +368,8 @@ def test_tools_take_the_graph_input_shape_and_append_the_always_on_channel(tmp_p
     np.testing.assert_array_equal(loihic.simulate(tmp_path / "b.net", x).output_spikes, direct.output_spikes)
     with pytest.raises(InputError, match=r"expected \(N, 12, T\)"):
         loihic.simulate(tmp_path / "b.net", np.concatenate([x, x[:, :1]], 1))
+    from loihic.compiler.errors import NetxFormatError
+    from loihic.compiler.netx.nir_export import export_nir
+
+    with pytest.raises(NetxFormatError, match="always-on channel"):
+        export_nir(tmp_path / "b.net", tmp_path / "b.nir")
