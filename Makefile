@@ -8,7 +8,8 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.loihic-setup
 
-.PHONY: setup demo test test-lava test-slow test-pip conformance lint bench clean setup-ray test-ray
+.PHONY: setup demo test test-lava test-slow test-pip conformance lint bench clean setup-ray test-ray setup-norse \
+	test-norse
 
 setup: $(STAMP)
 
@@ -30,7 +31,7 @@ demo: setup
 	$(VENV)/bin/loihic demo --workdir runs/demo --force
 
 test: setup
-	$(PY) -m pytest -q -m "not slow and not ray" -p no:cacheprovider
+	$(PY) -m pytest -q -m "not slow and not ray and not norse" -p no:cacheprovider
 
 # Ray, the optional engine for sharding Lava verification (deploy/scale/ray_lava.py): an extra, not in `setup`.
 setup-ray: setup
@@ -38,6 +39,16 @@ setup-ray: setup
 
 test-ray: setup-ray
 	$(PY) -m pytest -q -m ray -p no:cacheprovider
+
+# Norse's NIR exporter (sim_tests/unit/test_nir_norse.py), an extra, not in `setup`: norse 1.1.0 declares
+# torchvision, which pulls a CUDA torch; it is installed without its declared dependencies (what it imports,
+# torch, numpy, nir and nirtorch, `setup` has).
+setup-norse: setup
+	$(PIP) install -q --no-deps "norse==1.1.0"
+	$(PY) -c "import norse.torch.utils.export_nir"
+
+test-norse: setup-norse
+	$(PY) -m pytest -q -m norse -p no:cacheprovider
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow -p no:cacheprovider

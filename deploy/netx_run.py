@@ -7,6 +7,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import numpy as np
+
 from loihic.compiler.encoding import direct_bits
 from loihic.compiler.errors import InputError, LoihicWarning, NetxFormatError, NetxInputShapeError
 from loihic.compiler.netx.read import NetxModel, read_netx
@@ -47,6 +49,32 @@ def netx_run_settings(model: NetxModel, dataset: str | None, timesteps: int | No
     if compiled_t and steps > compiled_t:
         warnings.warn(f"running {steps} steps; range checks assumed T={compiled_t}", LoihicWarning, stacklevel=2)
     return ds, int(steps), str(model.meta.get("encoding", "poisson"))
+
+
+def always_on_inputs(model: NetxModel) -> int:
+    """How many always-on input channels the file's input has beyond the graph's own (metadata
+    ``always_on_inputs``, written by the NIR front end for CubaLIF biases: compiler/load/nir.py)."""
+    return int(model.meta.get("always_on_inputs") or 0)
+
+
+def user_input_shape(model: NetxModel) -> tuple[int, ...]:
+    """The per-sample input shape a user feeds: the graph's own (``graph_input_shape``) for a file with
+    always-on input channels, else the file's."""
+    if always_on_inputs(model):
+        return tuple(int(s) for s in model.meta["graph_input_shape"])
+    return tuple(model.input.shape)
+
+
+def append_always_on(model: NetxModel, x: np.ndarray) -> np.ndarray:
+    """``x`` in the user's shape, (N, n) real inputs or (N, n, T) spikes, with the file's always-on channels
+    appended (1: a spike at every step; a real 1.0 encodes to one with the rate code); unchanged for other
+    files."""
+    k = always_on_inputs(model)
+    if not k:
+        return x
+    pad = [(0, 0)] * x.ndim
+    pad[1] = (0, k)
+    return np.pad(x, pad, constant_values=1)
 
 
 def parse_input_shape(text: str | None) -> tuple[int, ...] | None:

@@ -166,12 +166,15 @@ def compile(  # noqa: A001
     force: bool = False,
     timesteps: int | None = None,
     dt: float | None = None,
+    nir_bias: str = "exact",
+    nir_from: str = "nir",
     **config: Any,
 ) -> Path:
     """SNN checkpoint (dict or file) or NIR graph file -> netx HDF5 at ``path``, through the compile driver
-    (compiler/driver.py).  ``timesteps`` and ``dt``: NIR graphs only.  ``config``: :class:`CompileConfig` fields
-    (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``).  What may cost accuracy is issued as a
-    :class:`~loihic.compiler.errors.LoihicWarning`; nothing is printed."""
+    (compiler/driver.py).  ``timesteps``, ``dt``, ``nir_bias`` ("exact" | "steady": CubaLIF synapse biases) and
+    ``nir_from`` ("nir" | "norse": the exporter's convention): NIR graphs only (CLI ``--nir-bias``, ``--from``).
+    ``config``: :class:`CompileConfig` fields (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``).  What
+    may cost accuracy is issued as a :class:`~loihic.compiler.errors.LoihicWarning`; nothing is printed."""
     import warnings
 
     from loihic.compiler.config import CompileConfig
@@ -184,9 +187,9 @@ def compile(  # noqa: A001
     cfg = CompileConfig(**config)
     check_output(path, force)
     if not isinstance(snn, dict) and Path(snn).is_file() and is_nir(snn):
-        source = nir_source(snn, timesteps, dt)
-    elif timesteps is not None or dt is not None:
-        raise InputError("timesteps and dt apply to NIR graphs; a checkpoint records its T")
+        source = nir_source(snn, timesteps, dt, nir_bias, nir_from)
+    elif timesteps is not None or dt is not None or nir_bias != "exact" or nir_from != "nir":
+        raise InputError("timesteps, dt, nir_bias and nir_from apply to NIR graphs; a checkpoint records its T")
     else:
         source = checkpoint_source(snn if isinstance(snn, dict) else str(snn), cfg, default_offset=True)
     result = compile_source(source, path, cfg, force)
@@ -230,10 +233,11 @@ def evaluate(
     """Accuracy of a netx file on inputs ``x`` with labels ``y`` (``backend``: emulator, lava-sim, loihi2).  A
     sigma-delta file: every image held for ``timesteps`` steps (default: the file's), each sample from a fresh
     state (stream timing), the prediction the argmax of the Sigma read-out at the last step."""
+    from loihic.deploy.netx_run import append_always_on, user_input_shape
     from loihic.deploy.verification.accuracy import netx_accuracy
 
     model, steps, encoding = _netx(path, timesteps, x, sigma_delta=True)
-    xs = _inputs(x, model.input.shape, "inputs")
+    xs = append_always_on(model, _inputs(x, user_input_shape(model), "inputs"))
     labels = np.asarray(y)
     if labels.shape != (len(xs),) or labels.dtype.kind not in "iu":
         raise InputError(f"labels have shape {labels.shape} and dtype {labels.dtype}; expected ({len(xs)},) ints")
@@ -257,11 +261,11 @@ def verify(
     sample through a fresh plain netx network, pipeline fill included) instead of aligned; None: stream for a
     sigma-delta network (its only timing), aligned otherwise."""
     from loihic.compiler.encoding import encode_all as encoded
-    from loihic.deploy.netx_run import message_bits
+    from loihic.deploy.netx_run import append_always_on, message_bits, user_input_shape
     from loihic.deploy.verification.parity import verify as run_verify
 
     model, steps, encoding = _netx(path, timesteps, x, sigma_delta=True)
-    xs = _inputs(x, model.input.shape, "inputs")
+    xs = append_always_on(model, _inputs(x, user_input_shape(model), "inputs"))
     spikes = encoded(xs, steps, encoding, seed)
     labels = None if y is None else np.asarray(y)
     bits = message_bits(model)
@@ -286,15 +290,18 @@ def simulate(
     of aligned; None: stream for a sigma-delta network (its only timing), aligned otherwise."""
     from loihic.compiler.encoding import encode_all as encoded
     from loihic.deploy.emulator.network import Emulator
-    from loihic.deploy.netx_run import message_bits
+    from loihic.deploy.netx_run import append_always_on, message_bits, user_input_shape
 
     arr = np.asarray(x)
     is_spikes = arr.dtype.kind in "iub" and arr.ndim in (3, 5)  # (N, n, T) or (N, C, H, W, T) integers
     model, steps, encoding = _netx(path, timesteps, arr, spikes=is_spikes, sigma_delta=True)
-    if arr.ndim == len(model.input.shape) + 2 and arr.dtype.kind in "iub":
-        spikes = arr
+    shape = user_input_shape(model)
+    if arr.ndim == len(shape) + 2 and arr.dtype.kind in "iub":
+        if tuple(arr.shape[1:-1]) != shape:
+            raise InputError(f"spikes of shape {arr.shape}; expected (N, {', '.join(map(str, shape))}, T)")
+        spikes = append_always_on(model, arr)
     else:
-        spikes = encoded(_inputs(arr, model.input.shape, "inputs"), steps, encoding, seed)
+        spikes = append_always_on(model, encoded(_inputs(arr, shape, "inputs"), steps, encoding, seed))
     bits = message_bits(model)
     if backend == "emulator":
         return Emulator(model, device=device, input_message_bits=bits, stream=stream).run(spikes)

@@ -80,6 +80,12 @@ def netx_to_nir(model: NetxModel, dt: float = 1e-4) -> Any:
 
     if model.has_input_neuron:
         raise NetxFormatError(f"{model.path}: an input layer with a neuron has no NIR equivalent")
+    if model.meta.get("always_on_inputs"):
+        raise NetxFormatError(
+            f"{model.path}: its input has {model.meta['always_on_inputs']} always-on channel(s) carrying a NIR "
+            "graph's CubaLIF biases (compiler/load/nir.py); a NIR graph of it would need them fed. Export a file "
+            "compiled with --nir-bias steady"
+        )
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(model.input.shape)})}
     edges, prev, shape = [], "input", tuple(model.input.shape)
     for i, lay in enumerate(model.layers):

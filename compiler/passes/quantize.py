@@ -77,6 +77,22 @@ def _fit(
     raise QuantizationError(f"layer '{layer.name}': no scale keeps its state within 24 bits over {steps} steps")
 
 
+def _bias_column_residual(
+    layer: ir.Dense | ir.Conv, col: dict | None, w_int: np.ndarray, scale: float, bias: np.ndarray | None
+) -> np.ndarray | None:
+    """A CubaLIF synapse bias carried by an always-on weight column (compiler/load/nir.py, ``meta
+    ["bias_columns"]``: its column index and the current's decay ``a_s``) is rounded to an even weight; what
+    the rounding lost, ``r = scale * w - w_int`` per step into u, is added to v as its steady state ``r / a_s``
+    (13-bit bias resolution), so the deployed bias is right in steady state and carries the synapse's
+    transient for all but the rounding residue."""
+    if col is None:
+        return bias
+    c, a_s = int(col["column"]), float(col["a_s"])
+    residual = scale * layer.weight[:, c] - w_int[:, c]
+    add = np.rint(residual / a_s).astype(np.int64)
+    return add if bias is None else bias + add
+
+
 def _stacked(layer: ir.Dense | ir.Conv, w_int: np.ndarray, rec_int: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(float, integer) weights of a layer, a recurrent one's weight_rec beside its weight (one SQNR)."""
     if rec_int is None:
@@ -122,6 +138,7 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
         else:
             vth = schema.VTH_MANT_NEVER
         bias = None if layer.bias is None else np.rint(scale * in_scale * layer.bias).astype(np.int64)
+        bias = _bias_column_residual(layer, net.meta.get("bias_columns", {}).get(layer.name), w_int, scale, bias)
         q = ir.Quant(
             weight=w_int,
             bias=bias,

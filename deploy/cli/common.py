@@ -138,7 +138,9 @@ def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
     p = Path(path)
     if x.dtype.kind not in "iub":
         raise InputError(f"{p}: dtype {x.dtype}; expected an integer array of spikes")
-    want = model.input.shape
+    from loihic.deploy.netx_run import append_always_on, user_input_shape
+
+    want = user_input_shape(model)
     if x.ndim != len(want) + 2 or tuple(x.shape[1:-1]) != want or x.shape[0] < 1 or x.shape[-1] < 1:
         raise InputError(f"{p}: shape {x.shape}; expected (N, {', '.join(map(str, want))}, T)")
     if model.input.neuron is not None and model.input.neuron.graded:  # a sigma-delta input layer (Delta)
@@ -149,4 +151,4 @@ def load_spike_input(path: str, model: NetxModel, bits: int) -> np.ndarray:
         raise InputError(f"{p}: values other than 0/1; binary spikes expected (or set --input-message-bits)")
     if bits > 0 and (x.min() < 0 or x.max() >= (1 << bits)):
         raise InputError(f"{p}: values outside [0, {(1 << bits) - 1}] for {bits}-bit graded input")
-    return np.array(x)  # read now, from the memory map whose size was checked
+    return append_always_on(model, np.array(x))  # read now, from the memory map whose size was checked

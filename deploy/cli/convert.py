@@ -160,8 +160,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     tmp = final.parent / f".{final.name}.{os.getpid()}.compiling"
     try:
         if Path(args.checkpoint).is_file() and is_nir(args.checkpoint):
-            source = nir_source(args.checkpoint, args.timesteps, args.dt)
+            source = nir_source(args.checkpoint, args.timesteps, args.dt, args.nir_bias, args.nir_from)
         else:
+            if args.nir_from != "nir" or args.nir_bias != "exact":
+                raise InputError(f"{args.checkpoint}: --from and --nir-bias apply to NIR graphs")
             if args.timesteps is not None or args.dt is not None:
                 raise InputError(
                     f"{args.checkpoint}: --timesteps and --dt apply to NIR graphs; a checkpoint records its T"

@@ -261,6 +261,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dt", type=float, default=None, help="NIR graphs: Euler step in seconds (default 1e-4, snnTorch's)"
     )
+    p.add_argument(
+        "--from",
+        dest="nir_from",
+        choices=("nir", "norse"),
+        default="nir",
+        help="NIR graphs: who wrote it; 'norse': Norse's to_nir (tau = dt * tau_true, the current as a jump; --dt is "
+        "then Norse's step, default 1e-3) (default: nir, the graph's own equations)",
+    )
+    p.add_argument(
+        "--nir-bias",
+        choices=("exact", "steady"),
+        default="exact",
+        help="NIR graphs: a CubaLIF's synapse bias through an always-on source into its current (exact), or as its "
+        "steady-state voltage bias (default: exact)",
+    )
     p.add_argument("--l4", action="store_true", help="L4-norm first-layer adjustment (Allred & Roy)")
     p.add_argument(
         "--rs",

@@ -10,7 +10,7 @@ from loihic.compiler.errors import OutputExistsError
 from loihic.compiler.netx.nir_export import export_nir
 from loihic.compiler.netx.read import read_netx
 from loihic.deploy.cli.common import check_options, emit, run_data
-from loihic.deploy.netx_run import netx_run_settings
+from loihic.deploy.netx_run import append_always_on, netx_run_settings, user_input_shape
 from loihic.deploy.verification.report import write_report
 
 
@@ -24,7 +24,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise OutputExistsError(f"{out}: is a file; the report is a folder")
     model = read_netx(args.net)
     dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
-    x, y, what = run_data(args, args.net, model.input.shape, model.output_shape[0], dataset, need_labels=False)
+    x, y, what = run_data(args, args.net, user_input_shape(model), model.output_shape[0], dataset, need_labels=False)
+    x = append_always_on(model, x)
     res = write_report(args.net, args.reference, x, y, steps, encoding, args.seed, out, model)
     worst = min(
         (r for r in res["layers"] if r.get("spike_count_correlation") is not None),

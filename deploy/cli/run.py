@@ -24,7 +24,14 @@ from loihic.deploy.cli.common import (
 )
 from loihic.deploy.emulator.network import Emulator, format_overflow
 from loihic.deploy.lava.run import run_lava
-from loihic.deploy.netx_run import message_bits, netx_run_settings, read_net, sdnn_settle_index
+from loihic.deploy.netx_run import (
+    append_always_on,
+    message_bits,
+    netx_run_settings,
+    read_net,
+    sdnn_settle_index,
+    user_input_shape,
+)
 from loihic.deploy.verification.accuracy import netx_accuracy
 from loihic.deploy.verification.parity import verify
 from loihic.training.ann import evaluate_ann
@@ -86,7 +93,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     check_options(args)
     model = read_net(args.net, args.input_shape, lambda: data_input_shape(args), sigma_delta=True)
     dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
-    x, y, dataset = run_data(args, args.net, model.input.shape, model.output_shape[0], dataset, need_labels=False)
+    x, y, dataset = run_data(args, args.net, user_input_shape(model), model.output_shape[0], dataset, need_labels=False)
+    x = append_always_on(model, x)
     spikes = encode_all(x, steps, encoding, args.seed)
     rep = verify(
         args.net,
@@ -184,7 +192,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{args.target}: is a netx file; use --backend emulator or lava-sim")
         model = read_net(args.target, args.input_shape, lambda: data_input_shape(args), sigma_delta=True)
         dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
-        x, y, _ = run_data(args, args.target, model.input.shape, model.output_shape[0], dataset)
+        x, y, _ = run_data(args, args.target, user_input_shape(model), model.output_shape[0], dataset)
+        x = append_always_on(model, x)
         overflow = [] if args.check_overflow else None
         acc = netx_accuracy(
             model,

@@ -41,6 +41,9 @@ Execution order (``mode``):
   was; the reference the layer-major path is tested against.
 
 Both give the same integers: spikes of every layer, voltages, overflow counts.
+
+A network with recurrent ('dense_rec') or delayed ('delay') layers runs :mod:`loihic.deploy.emulator.temporal`
+(layer-major with a recurrent scan, or its step-major reference in ``mode="step"``), which has their timing.
 """
 
 from __future__ import annotations
@@ -229,6 +232,11 @@ class Emulator:
             in_max = MESSAGE_MAX if graded else 1  # spikes after a LIF layer, messages after a sigma-delta one
         self._synaptic = [op for op in self.ops if op[0] != "flatten"]
         self.temporal = model.temporal  # recurrent or delayed layers: deploy/emulator/temporal.py
+        if self.temporal and (self.input_lif is not None or self.sigma_delta):
+            raise InputError(
+                f"{model.path}: recurrent or delayed layers run with LIF neurons driven by the source directly "
+                "(no input neuron, no sigma-delta)"
+            )
         # per synaptic layer: (int64 numpy (n, n), float64 torch (n, n) transposed) recurrent weights, or None; and
         # [(delay value, (n_in, n_out) float weights of the synapses with that delay)], or None (no delays)
         self.rec: list[tuple[np.ndarray, torch.Tensor] | None] = []

@@ -92,7 +92,17 @@ def load_reference(source: str, model: NetxModel) -> Reference:
         if steps < 1:
             raise InputError(f"{model.path}: records no sample length; was it compiled from {source}?")
         dt = float(model.meta.get("dt", DEFAULT_DT))
-        net = network_from_nir(read_nir(source), steps, dt, source, str(model.meta.get("encoding", "poisson")))
+        net = network_from_nir(
+            read_nir(source),
+            steps,
+            dt,
+            source,
+            str(model.meta.get("encoding", "poisson")),
+            # the file's own bias deployment and exporter convention; files from before they were recorded
+            # had steady-state CubaLIF biases and NIR's convention
+            bias=str(model.meta.get("nir_bias", "steady")),
+            convention=str(model.meta.get("nir_convention", "nir")),
+        )
         compiled = compile_network(net, cfg)
         _check_shapes(compiled, model, source)
         return Reference(source, "nir", compiled, IRModel(net))

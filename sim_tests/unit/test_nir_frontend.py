@@ -106,13 +106,14 @@ def test_single_neurons_follow_the_nir_equations(kind: str) -> None:
     rng = np.random.default_rng(["LIF", "CubaLIF", "IF", "LI", "CubaLI", "I"].index(kind))
     n, n_in, steps = 4, 3, 60
     w, b = rng.normal(0.8, 0.5, (n, n_in)), rng.normal(0, 0.05, n)
-    if kind.startswith("Cuba"):  # a synapse bias is deployed at its steady state (module docstring): not step-exact
-        b = np.zeros(n)
     p = _params(kind, n, rng)
     s = (rng.random((steps, n_in)) < 0.4).astype(float)
-    layer = network_from_nir(_graph(w, b, _node(kind, p), n_in), steps, DT).synaptic()[0]
+    net = network_from_nir(_graph(w, b, _node(kind, p), n_in), steps, DT)
+    layer = net.synaptic()[0]
     z_ref, v_ref = _euler(kind, p, w, b, s, DT)
-    z, v = _ir_float(layer, s)
+    # a CubaLIF's synapse bias enters its current through an always-on input channel (module docstring)
+    assert net.meta.get("always_on_inputs", 0) == (1 if kind.startswith("Cuba") else 0)
+    z, v = _ir_float(layer, np.concatenate([s, np.ones((steps, 1))], 1) if kind.startswith("Cuba") else s)
     if kind in ("LIF", "CubaLIF", "IF"):
         assert z_ref.sum() > 5, "the case should spike"
         np.testing.assert_array_equal(z, z_ref)
@@ -134,10 +135,10 @@ def test_refusals_name_the_node_and_parameter() -> None:
     _refused(_graph(w, b, nir.LIF(**{**lif, "v_reset": np.full(2, 0.2)}), 3), "'lif'", "v_reset")
     _refused(_graph(w, b, nir.LIF(**{**lif, "tau": np.array([1e-3, 2e-3])}), 3), "'lif'", "tau varies")
     _refused(_graph(w, b, nir.LIF(**{**lif, "tau": np.full(2, 1e-5)}), 3), "'lif'", "shorter than dt")
-    rec = _graph(w, b, nir.LIF(**lif), 3)
-    rec.nodes["rec"] = nir.Linear(weight=np.eye(2))
-    rec.edges += [("lif", "rec"), ("rec", "lif")]
-    _refused(rec, "'lif'")
+    rec = _graph(w, b, nir.LIF(**lif), 3)  # a loop through two nodes is not a recurrent synapse
+    rec.nodes["rec"], rec.nodes["sc"] = nir.Linear(weight=np.eye(2)), nir.Scale(scale=np.ones(2))
+    rec.edges += [("lif", "rec"), ("rec", "sc"), ("sc", "lif")]
+    _refused(rec, "'lif'", "2 inputs")
     delay = nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type={"input": np.array([3])}),
@@ -149,7 +150,7 @@ def test_refusals_name_the_node_and_parameter() -> None:
         edges=[("input", "d"), ("d", "fc"), ("fc", "lif"), ("lif", "output")],
         type_check=False,
     )
-    _refused(delay, "'d' (Delay)", "delays")
+    _refused(delay, "'d' (Delay)", "10000 steps", "0..62")
 
 
 # --- real exporters -----------------------------------------------------------------------------------------
@@ -374,9 +375,9 @@ def _refusal_graphs() -> dict[str, tuple[nir.NIRGraph, str]]:
     rng = np.random.default_rng(0)
     w, b = rng.normal(size=(2, 3)), np.zeros(2)
     lif = {"tau": np.full(2, 1e-3), "r": np.ones(2), "v_leak": np.zeros(2), "v_threshold": np.ones(2)}
-    rec = _graph(w, b, nir.LIF(**lif), 3)
-    rec.nodes["rec"] = nir.Linear(weight=np.eye(2))
-    rec.edges += [("lif", "rec"), ("rec", "lif")]
+    rec = _graph(w, b, nir.LIF(**lif), 3)  # a loop through two nodes is not a recurrent synapse
+    rec.nodes["rec"], rec.nodes["sc"] = nir.Linear(weight=np.eye(2)), nir.Scale(scale=np.ones(2))
+    rec.edges += [("lif", "rec"), ("rec", "sc"), ("sc", "lif")]
     inp = {"input": nir.Input(input_type={"input": np.array([3])})}
     out = {"output": nir.Output(output_type={"output": np.array([2])})}
 

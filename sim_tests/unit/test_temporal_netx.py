@@ -125,3 +125,32 @@ def test_ir_refuses_delay_beyond_62_and_recurrent_delayed_compile():
     net = temporal_net(0, recurrent=(1,), delayed=(1,))
     with pytest.raises(LoihicError, match="recurrent layer with delays"):
         compile_network(net)
+
+
+def test_report_resources_and_refusals_elsewhere(tmp_path):
+    from loihic.compiler.netx.nir_export import export_nir
+    from loihic.compiler.report import format_report, layer_report
+    from loihic.compiler.resources import layer_resources, synops_per_inference
+    from loihic.deploy.emulator.network import Emulator
+    from loihic.training.models import build_model
+    from sim_tests.temporal_cases import spikes
+
+    net = temporal_net(2, sizes=(6, 8, 5), recurrent=(1,), delayed=(0,))
+    compiled = compile_network(net)
+    rows = layer_report(compiled)
+    assert [r["type"] for r in rows] == ["dense", "dense_rec"] and rows[1]["fan_in"] == 8 + 5
+    assert rows[0]["max_delay"] == int(net.layers[0].delay.max()) and "dense_rec" in format_report(rows)
+    path = write_temporal(tmp_path / "r.net", net)
+    model = read_netx(path)
+    res = layer_resources(model)
+    assert [r["type"] for r in res] == ["dense+delay", "dense_rec"] and res[1]["synapses"] == 5 * 8 + 5 * 5
+    x = spikes(0, 3, 6, 24, 0.4)
+    run = Emulator(model, "cpu").run(x, record_layers=True)
+    ops = synops_per_inference(model, run.layer_spikes, x)
+    own = (run.layer_spikes[1] != 0).sum(-1) @ np.count_nonzero(model.layers[1].weight_rec, axis=0)
+    ff = (run.layer_spikes[0] != 0).sum(-1) @ np.count_nonzero(model.layers[1].weight, axis=0)
+    assert ops[1] == pytest.approx(float(np.mean(ff + own)))
+    with pytest.raises(NetxFormatError, match="layer 0: a delayed"):
+        export_nir(path, tmp_path / "r.nir")
+    with pytest.raises(LoihicError, match="layer 'fc0': synaptic delays are not supported by loihic's training"):
+        build_model(net)
