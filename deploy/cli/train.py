@@ -19,7 +19,7 @@ from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.data import load_inputs, load_labels
 from loihic.training.distributed import finish, world
 from loihic.training.noise import train_bptt, train_noise
-from loihic.training.noise.deploy import DEPLOY_TIMESTEPS, deploy_stage
+from loihic.training.noise.deploy import DEPLOY_TIMESTEPS, check_deploy_options, deploy_stage
 from loihic.training.stdb import train_stdb, train_stdb_on_dataset
 
 
@@ -176,8 +176,10 @@ def cmd_train_noise(args: argparse.Namespace) -> int:
     """``loihic train --method noise``: T=1 training with noise (training/noise/), then, unless
     ``--deploy-epochs 0``, the deployment stage at ``--timesteps`` (training/noise/deploy.py)."""
     deploy = args.deploy_epochs
-    if not isinstance(deploy, int) or deploy < 0:
-        raise InputError(f"--deploy-epochs {deploy!r}: must be an integer >= 0")
+    if deploy < 0:
+        raise InputError(f"--deploy-epochs {deploy}: must be an integer >= 0 (0: no deployment stage)")
+    if deploy:
+        check_deploy_options(deploy, args.deploy_lr, args.batch_size)
     steps = args.timesteps if args.timesteps is not None else (DEPLOY_TIMESTEPS if deploy else 1)
     seconds: dict[str, float] = {}
 

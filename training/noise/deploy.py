@@ -61,7 +61,8 @@ def compiler_input_bits(ckpt: Mapping[str, Any]) -> int:
     return direct_bits(net.encoding)
 
 
-def _check(epochs: Any, lr: Any, batch_size: Any) -> None:
+def check_deploy_options(epochs: Any, lr: Any, batch_size: Any) -> None:
+    """The stage's options, checked before any training (``loihic train`` calls it first)."""
     for name, value in (("--deploy-epochs", epochs), ("--batch-size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InputError(f"{name} {value!r}: must be an integer >= 1")
@@ -102,7 +103,7 @@ def deploy_stage(
     if "deploy_stage" in snn or "deploy_offset" in snn:
         raise InputError("checkpoint already has its noise mean folded into the biases (deployment stage or offset)")
     steps = check_timesteps(timesteps)
-    _check(epochs, lr, batch_size)
+    check_deploy_options(epochs, lr, batch_size)
     offset = steady_offset()
     folded = with_offset(ckpt, offset)
     bits = compiler_input_bits(folded) if input_bits is None else int(input_bits)
