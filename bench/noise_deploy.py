@@ -206,7 +206,7 @@ def main() -> int:
     ap.add_argument("--deploy-lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lava-samples", type=int, default=16)
-    ap.add_argument("--bptt-max-epochs", type=int, default=10)
+    ap.add_argument("--bptt-max-epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="bench/results/noise_deploy.json")
     args = ap.parse_args()

@@ -65,9 +65,15 @@ def test_stage_keeps_or_improves_deterministic_accuracy(noise_ckpt: dict, deploy
     assert not torch.equal(deployed["state_dict"]["2.bias"], torch.full((32,), 0.25))
 
 
-def test_compiles_to_what_it_trained(deployed: dict, tmp_path) -> None:
-    save_checkpoint(tmp_path / "d.pt", deployed)
-    res = compile_checkpoint(str(tmp_path / "d.pt"), str(tmp_path / "d.net"), CompileConfig(), default_offset=True)
+@pytest.fixture(scope="module")
+def compiled(deployed: dict, tmp_path_factory):  # noqa: ANN201 - CompileResult
+    d = tmp_path_factory.mktemp("deployed")
+    save_checkpoint(d / "d.pt", deployed)
+    return compile_checkpoint(str(d / "d.pt"), str(d / "d.net"), CompileConfig(), default_offset=True)
+
+
+def test_compiles_to_what_it_trained(deployed: dict, compiled) -> None:  # noqa: ANN001
+    res = compiled
     meta = read_netx(res.path).meta
     assert meta["input_bits"] == deployed["snn"]["deploy_stage"]["input_bits"] and meta["offset"] is None
     assert any("deployment stage" in note for note in res.notes)
@@ -92,3 +98,15 @@ def test_refusals(noise_ckpt: dict, deployed: dict) -> None:
         deploy_stage(noise_ckpt, lr=0, progress=False)
     with pytest.raises(InputError, match=r"^--deploy-epochs 0: must be"):
         deploy_stage(noise_ckpt, epochs=0, progress=False)
+
+
+@pytest.mark.lava
+def test_lava_identical(deployed: dict, compiled) -> None:  # noqa: ANN001
+    from loihic.compiler.encoding import encode_all
+    from loihic.deploy.verification.parity import verify
+
+    bits = deployed["snn"]["deploy_stage"]["input_bits"]
+    x, y = load_dataset("digits", "test")
+    spikes = encode_all(x[:3], T, deployed["snn"]["encoding"], 0)
+    rep = verify(str(compiled.path), spikes, y[:3], input_message_bits=bits, device="cpu", progress=False)
+    assert rep.identical and rep.mismatches == 0, rep.first_mismatch
