@@ -89,7 +89,8 @@ def deploy_stage(
     ``timesteps`` for ``epochs`` epochs (module docstring); return the new SNN checkpoint.
 
     ``input_bits``: the graded input width to train with (None: :func:`compiler_input_bits`).  Training data:
-    the checkpoint's data set, the same ``limit_train`` subset as its noise training unless given.  Seeded:
+    the checkpoint's data set, the same ``limit_train`` subset as its noise training unless given (then drawn
+    with ``seed``).  Seeded:
     batch order from a generator seeded with ``seed`` (``_fit``); nothing else is random.  Metrics on the first
     ``test_samples`` test images (None: all): ``test_accuracy`` (the deployed float network after the stage),
     ``test_accuracy_before`` (the same network before it: noise-trained weights plus the noise mean),
@@ -111,10 +112,14 @@ def deploy_stage(
     start = {**start, "snn": {**start["snn"], "timesteps": steps}}
     dataset = str(ckpt["dataset"])
     noise_hp = dict(ckpt.get("hyperparams") or {})
-    limit = noise_hp.get("limit_train") if limit_train is None else limit_train
     x_tr, y_tr = load_dataset(dataset, "train", data_dir)
     x_te, y_te = load_dataset(dataset, "test", data_dir)
-    x_tr, y_tr = subset(x_tr, y_tr, limit, seed)
+    if limit_train is None:  # the noise training's own subset (drawn with its seed)
+        limit = noise_hp.get("limit_train")
+        x_tr, y_tr = subset(x_tr, y_tr, limit, int(ckpt["seed"]))
+    else:
+        limit = limit_train
+        x_tr, y_tr = subset(x_tr, y_tr, limit, seed)
     if test_samples is not None:
         x_te, y_te = x_te[:test_samples], y_te[:test_samples]
     record = {
