@@ -77,7 +77,11 @@ def emulator_predictions(net: Path, x: np.ndarray, steps: int, seed: int) -> np.
 
 
 def float_predictions(ckpt: dict[str, Any], x: np.ndarray, steps: int, seed: int) -> np.ndarray:
-    return noise_outputs(ckpt, x, steps, "lif", seed=seed).argmax(axis=1)
+    return float_counts(ckpt, x, steps, seed).argmax(axis=1)
+
+
+def float_counts(ckpt: dict[str, Any], x: np.ndarray, steps: int, seed: int) -> np.ndarray:
+    return noise_outputs(ckpt, x, steps, "lif", seed=seed)
 
 
 def compiled_row(ckpt: dict[str, Any], ref: dict[str, Any], work: Path, name: str, x, y, args) -> dict[str, Any]:
@@ -87,8 +91,14 @@ def compiled_row(ckpt: dict[str, Any], ref: dict[str, Any], work: Path, name: st
     save_checkpoint(pt, ckpt, force=True)
     compiled = compile_checkpoint(str(pt), str(net), CompileConfig(), force=True, default_offset=True)
     emu = emulator_predictions(net, x, args.timesteps, args.seed)
-    flt = float_predictions(ref, x, args.timesteps, args.seed)
+    counts = float_counts(ref, x, args.timesteps, args.seed)
+    flt = counts.argmax(axis=1)
+    top = np.sort(counts, axis=1)[:, -2:]
+    tied = top[:, 0] == top[:, 1]  # the float's top spike count is shared: argmax takes the lowest index
     return {
+        "float_top_count_tied": float(tied.mean()),
+        "agreement_where_tied": float((emu == flt)[tied].mean()) if tied.any() else None,
+        "agreement_where_not_tied": float((emu == flt)[~tied].mean()) if (~tied).any() else None,
         "input_bits": compiled.meta["input_bits"],
         "offset": compiled.meta.get("offset"),
         "emulator": float((emu == y).mean()),
