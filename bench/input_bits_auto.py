@@ -63,8 +63,9 @@ def main() -> None:
     res: dict = {"command": "python bench/input_bits_auto.py", "args": vars(args), "networks": {}}
     t0 = time.perf_counter()
     fm, mn_ann, mn = work / "fmnist_noise.pt", work / "mnist_ann.pt", work / "mnist_direct.pt"
+    # --deploy-epochs 0: the noise-trained network as such (training/noise/deploy.py is measured elsewhere)
     cli("train", "--method", "noise", "--model", "ap2-512fc", "--dataset", "fashion-mnist", "--epochs", "2",
-        "-o", str(fm), "--force")  # fmt: skip
+        "--deploy-epochs", "0", "-o", str(fm), "--force")  # fmt: skip
     cli("train", "--model", "mlp", "--dataset", "mnist", "--epochs", "3", "-o", str(mn_ann), "--force")
     cli("convert", str(mn_ann), "--encoding", "direct", "-T", "16", "-o", str(mn), "--force")
     for name, ckpt, steps, noise in (

@@ -78,6 +78,9 @@ _SNN_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "output": str,
     "method": str,
     "neuron": str,
+    "noise": dict,  # noise training's options (training/noise/options.py NoiseConfig)
+    "deploy_offset": (float, int),  # the constant current already folded into the biases (noise with_offset)
+    "deploy_stage": dict,  # the noise method's deployment stage options and seed (training/noise/deploy.py)
 }
 # A sigma-delta checkpoint (snn.neuron "sdnn", deploy/sdnn_convert.py): thresholds are the hidden layers' delta
 # thresholds (>= 0, None for the Sigma read-out), encoding "direct" (graded input through a Delta).

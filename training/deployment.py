@@ -3,7 +3,9 @@
 Two deployment policies need the float SNN, so they live here, on training's side of the compiler:
 
 - a noise-trained SNN (Jiang & Zhang) deploys as plain LIF plus the mean of its training noise, folded into the
-  bias (``offset="auto"``, training/noise/evaluate.py ``steady_offset``), unless the caller sets ``offset``;
+  bias (``offset="auto"``, training/noise/evaluate.py ``steady_offset``), unless the caller sets ``offset``; one
+  that went through the deployment stage (training/noise/deploy.py) has it in its trained biases already and
+  deploys as it is (an explicit ``offset`` is refused by ``with_offset``);
 - a soft-reset SNN (Datta et al. eq. 3) deployed with Lava's hard reset: the float accuracy of both resets is
   measured on the recorded data set and returned as a warning.
 """
@@ -61,9 +63,19 @@ def checkpoint_source(
                 f"loihic convert {where} --calib X.npy -T 64 -o snn.pt"
             )
         ckpt, sha = load_checkpoint(where), file_sha256(where)
-    if offset is None and default_offset and ckpt["kind"] == "snn" and ckpt["snn"].get("method") == "noise":
+    noise = ckpt["kind"] == "snn" and ckpt["snn"].get("method") == "noise"
+    if noise and "deploy_stage" in ckpt["snn"]:
+        stage = ckpt["snn"]["deploy_stage"]
+        notes.append(
+            f"noise-trained SNN after its deployment stage ({stage['epochs']} epoch(s) at T={stage['timesteps']}, "
+            f"{stage['input_bits']}-bit input): the noise mean is in its trained biases; deployed as trained"
+        )
+    elif offset is None and default_offset and noise and "deploy_offset" not in ckpt["snn"]:
         offset = "auto"  # a noise-trained SNN deploys as plain LIF plus the noise mean (training/noise/)
-        notes.append("noise-trained SNN: deploying the noise mean as a bias (--offset auto; --offset 0: none)")
+        notes.append(
+            "noise-trained SNN: deploying the noise mean as a bias (--offset auto; --offset 0: none); "
+            "'loihic train --method noise --deploy-epochs K' trains the network deployed this way"
+        )
     if offset is not None:
         try:
             value = steady_offset() if offset == "auto" else float(offset)

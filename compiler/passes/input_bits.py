@@ -19,7 +19,9 @@ estimated as the sum of two independent uniform rounding errors per neuron o:
 
 with ``m2 = E[x^2] = 1/3`` (inputs uniform on [0, 1]: the compiler sees no data, so this is a proxy).  The B
 with the smallest ``E_B`` is deployed (ties: more bits); every ``E_B`` is recorded in the IR's meta
-(``input_bits_error``) and the netx metadata.  Poisson (binary) inputs have no width to choose.
+(``input_bits_error``) and the netx metadata.  Poisson (binary) inputs have no width to choose.  A network
+whose encoding already names a width (``direct<B>``, B < 8: trained with B-bit input by the noise method's
+deployment stage, training/noise/deploy.py) keeps it under "auto": the width it was trained for is deployed.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ def input_bits(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             f"--input-bits {choice}: applies to direct-encoded (graded input) networks; this one is '{net.encoding}'"
         )
     meta = dict(net.meta)
+    if choice == "auto" and direct_bits(net.encoding) < DIRECT_MESSAGE_BITS:
+        # trained (or evaluated) with B-bit input already (``direct<B>``: training/noise/deploy.py,
+        # training/checkpoint.py ``with_input_bits``): deploy what was trained
+        return net.replace(meta={**meta, "input_bits": direct_bits(net.encoding), "input_bits_from": "network"})
     if choice == "auto":
         first = net.synaptic()[0]
         errors = {b: first_layer_error(first, b, net.timesteps) for b in range(1, DIRECT_MESSAGE_BITS + 1)}

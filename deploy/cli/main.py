@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-T",
         type=int,
         default=None,
-        help="time steps per sample (no default for stdb; default for bptt 10, for noise 1)",
+        help="time steps per sample (no default for stdb; default for bptt 10; for noise the T of its deployment "
+        "stage and of later evaluate/compile: 5, or 1 with --deploy-epochs 0)",
     )
     g.add_argument("--alpha", type=float, default=0.3, help="STDB surrogate scale (eq. 12)")
     g.add_argument("--beta", type=float, default=0.01, help="STDB surrogate decay per step since the last spike")
@@ -182,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-noise-clip", action="store_true", help="do not clip Gaussian noise to mean +- 3 std")
     g.add_argument("--t-max", type=int, default=100, help="cosine warm-restart period in epochs")
     g.add_argument("--surrogate-a", type=float, default=3.0, help="eq. 4 surrogate sharpness")
+    g.add_argument(
+        "--deploy-epochs",
+        type=int,
+        default=1,
+        help="noise: epochs of the deployment stage, fine-tuning at --timesteps as the deterministic LIF Loihi "
+        "runs (noise mean as bias, hard reset, the compiler's input bits); 0: none (training/noise/deploy.py)",
+    )
+    g.add_argument("--deploy-lr", type=float, default=1e-3, help="noise: Adam learning rate of the deployment stage")
     _common(p, seed="weight initialisation, data order and noise")
     p.set_defaults(func=train.cmd_train)
 
@@ -377,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--stage",
         default=None,
         choices=["2", "3", "lif", "lif+mean", "lif+noise"],
-        help="noise-trained checkpoints: evaluation stage (default 3)",
+        help="noise-trained checkpoints: evaluation stage (default 3; lif after the deployment stage)",
     )
     p.add_argument("--alpha", type=float, default=4.0, help="noise stage 3 alpha (eq. 10)")
     p.add_argument("--beta", type=float, default=0.5, help="noise stage 3 beta (eq. 10)")

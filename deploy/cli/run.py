@@ -172,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 x,
                 y,
                 timesteps=steps,
-                stage=args.stage or "3",
+                stage=args.stage or ("lif" if "deploy_offset" in ckpt["snn"] else "3"),
                 alpha=args.alpha,
                 beta=args.beta,
                 seed=args.seed,

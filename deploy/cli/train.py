@@ -19,6 +19,7 @@ from loihic.training.checkpoint import load_checkpoint, save_checkpoint
 from loihic.training.data import load_inputs, load_labels
 from loihic.training.distributed import finish, world
 from loihic.training.noise import train_bptt, train_noise
+from loihic.training.noise.deploy import DEPLOY_TIMESTEPS, check_deploy_options, deploy_stage
 from loihic.training.stdb import train_stdb, train_stdb_on_dataset
 
 
@@ -137,7 +138,11 @@ def _main_rank() -> bool:
 
 
 def _train_and_save(
-    args: argparse.Namespace, train: Callable[[], dict[str, Any]], extra: dict[str, Any], what: Callable[[float], str]
+    args: argparse.Namespace,
+    train: Callable[[], dict[str, Any]],
+    extra: dict[str, Any],
+    what: Callable[[float], str],
+    seconds: dict[str, float] | None = None,
 ) -> int:
     """What every from-scratch ``loihic train`` method does around its trainer: refuse an existing output
     and a bad epoch count before training, save the checkpoint, report accuracy and time."""
@@ -151,6 +156,10 @@ def _train_and_save(
         return 0
     save_checkpoint(out, ckpt, force=args.force)
     acc = ckpt["metrics"]["test_accuracy"]
+    for key in ("test_accuracy_before", "test_accuracy_stage3"):  # the noise method's deployment stage
+        if key in ckpt["metrics"]:
+            extra[key] = ckpt["metrics"][key]
+    extra.update(seconds or {})
     res = {
         "output": str(out),
         "model": args.model,
@@ -164,10 +173,19 @@ def _train_and_save(
 
 
 def cmd_train_noise(args: argparse.Namespace) -> int:
-    """``loihic train --method noise``: T=1 training with noise (training/noise/)."""
+    """``loihic train --method noise``: T=1 training with noise (training/noise/), then, unless
+    ``--deploy-epochs 0``, the deployment stage at ``--timesteps`` (training/noise/deploy.py)."""
+    deploy = args.deploy_epochs
+    if deploy < 0:
+        raise InputError(f"--deploy-epochs {deploy}: must be an integer >= 0 (0: no deployment stage)")
+    if deploy:
+        check_deploy_options(deploy, args.deploy_lr, args.batch_size)
+    steps = args.timesteps if args.timesteps is not None else (DEPLOY_TIMESTEPS if deploy else 1)
+    seconds: dict[str, float] = {}
 
     def train() -> dict[str, Any]:
-        return train_noise(
+        t0 = time.perf_counter()
+        ckpt = train_noise(
             args.model,
             args.dataset or "digits",
             args.epochs,
@@ -182,13 +200,29 @@ def cmd_train_noise(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             hidden=args.hidden if args.hidden != 128 else None,
             bias=args.bias,
-            timesteps=args.timesteps or 1,
+            timesteps=steps,
             limit_train=args.limit_train,
         )
+        seconds["noise_seconds"] = time.perf_counter() - t0
+        if deploy:
+            t0 = time.perf_counter()
+            ckpt = deploy_stage(
+                ckpt, deploy, args.seed, steps, args.deploy_lr, args.batch_size, limit_train=args.limit_train
+            )
+            seconds["deploy_seconds"] = time.perf_counter() - t0
+        return ckpt
 
-    return _train_and_save(
-        args, train, {}, lambda acc: f"noise-trained {args.model}, test accuracy {acc:.2f}% (stage 2, T=1)"
-    )
+    def what(acc: float) -> str:
+        if not deploy:
+            return f"noise-trained {args.model}, test accuracy {acc:.2f}% (stage 2, T=1)"
+        return (
+            f"noise-trained {args.model} + deployment stage ({deploy} epoch(s) at T={steps}): deterministic LIF "
+            f"test accuracy {acc:.2f}% (before the stage {100 * extra['test_accuracy_before']:.2f}%; the noise "
+            f"network's stage 3 at T={steps}: {100 * extra['test_accuracy_stage3']:.2f}%)"
+        )
+
+    extra: dict[str, Any] = {"timesteps": steps, "deploy_epochs": deploy}
+    return _train_and_save(args, train, extra, what, seconds)
 
 
 def cmd_train_bptt(args: argparse.Namespace) -> int:

@@ -475,6 +475,11 @@ OPTION_CASES = {
     ),
     "stdb-init-ann": (("train", "--method", "stdb", "--init", "ann.pt", "-T", "4", "-o", "x.pt"), ("ann.pt", "ANN")),
     "noise-std-negative": (("train", "--method", "noise", "--noise-std", "-1", "-o", "x.pt"), ("-1",)),
+    "noise-deploy-epochs-negative": (
+        ("train", "--method", "noise", "--deploy-epochs", "-1", "-o", "x.pt"),
+        ("--deploy-epochs", "-1", ">= 0"),
+    ),
+    "noise-deploy-lr-0": (("train", "--method", "noise", "--deploy-lr", "0", "-o", "x.pt"), ("--deploy-lr", "0")),
     "compile-input-bits-0": (("compile", "snn.pt", "--input-bits", "0", "-o", "m.net"), ("--input-bits", "0")),
     "compile-input-bits-poisson": (
         ("compile", "snn.pt", "--input-bits", "4", "-o", "m.net"),
@@ -493,3 +498,9 @@ OPTION_CASES = {
 def test_bad_option(ws: Path, case: str) -> None:
     args, needles = OPTION_CASES[case]
     assert_refused(run_cli(ws, *args), *needles)
+
+
+def test_noise_deploy_options_are_not_abbreviated(tmp_path: Path) -> None:
+    """``--deploy`` is a prefix of --deploy-epochs and --deploy-lr: an unknown option, never one of them."""
+    run = run_cli(tmp_path, "train", "--method", "noise", "--deploy", "2", "-o", "x.pt")
+    assert run.rc == 2 and "unrecognized arguments: --deploy" in run.stderr and not run.new_files

@@ -76,11 +76,19 @@ keep the formal consistency with Equation (1)"), optionally with a constant bias
    Lava (same integer inputs), but for no accuracy gain; the gap between stage 3 and the deployed network
    is the accumulated-potential normalisation, not the noise.
 
+4. The deterministic network of 2. never saw training, and on a short noise training it is several points below
+   stage 3 (Fashion-MNIST AP2-512FC, 2 epochs, seed 1: 74.7% vs stage 3 78.1% at T = 5).  The deployment
+   stage (``deploy.py``, ``loihic train --method noise --deploy-epochs K``, default 1) fine-tunes exactly that
+   network (noise mean as a trained bias, hard reset, thresholds 1, the compiler's input width) at T = N with a
+   per-step surrogate gradient; ``loihic compile`` deploys the result as trained.  Measured in
+   ``bench/noise_deploy.py`` (README, "Noise-trained networks on Loihi at the method's accuracy").
+
 Modules: ``options.py`` (constants, :class:`NoiseConfig`, option checks, the Table 1 architectures),
 ``train.py`` (stage 1 and the BPTT baseline), ``evaluate.py`` (stages 2 and 3, the deployed LIF,
-:func:`with_offset`).  This package re-exports the names callers use.
+:func:`with_offset`), ``deploy.py`` (the deployment stage).  This package re-exports the names callers use.
 """
 
+from loihic.training.noise.deploy import deploy_stage  # noqa: F401
 from loihic.training.noise.evaluate import (  # noqa: F401
     NoiseSNN,
     _normalised_potential,

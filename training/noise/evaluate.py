@@ -71,6 +71,21 @@ class NoiseSNN:
         self.leak, self.reset = float(snn["leak"]), str(snn["reset"])
         self.encoding = str(snn["encoding"])
         self.scale = float(input_scale(self.encoding))
+        self.folded = snn.get("deploy_offset")  # the noise mean already in the biases (with_offset, deploy.py)
+        self.stage3 = (ckpt.get("metrics") or {}).get("test_accuracy_stage3") if "deploy_stage" in snn else None
+
+    def check_stage(self, stage: Any) -> str:
+        """``stage`` checked (:data:`STAGES`); a checkpoint whose biases hold the noise mean runs "lif" only."""
+        mode = check_stage(stage)
+        if self.folded is not None and mode != "lif":
+            was = (
+                "" if self.stage3 is None else f"; its metrics keep the noise-trained stage 3: {100 * self.stage3:.2f}%"
+            )
+            raise InputError(
+                f"--stage {mode}: this checkpoint's biases already hold the noise mean ({self.folded:g}): it is the "
+                f"deterministic network Loihi runs, evaluated with --stage lif{was}"
+            )
+        return mode
 
     @torch.no_grad()
     def run(
@@ -87,7 +102,7 @@ class NoiseSNN:
         ``offset`` is the constant current of stages "lif+mean"/"lif+noise" (None: :func:`steady_offset`
         ``(beta)``).  Noise is drawn from ``gen`` step by step, layer by layer, in a fixed order.
         """
-        mode = check_stage(stage)
+        mode = self.check_stage(stage)
         check_stage3(alpha, beta)
         c = check_offset(steady_offset(beta, self.leak) if offset is None else offset)
         x = torch.as_tensor(spikes).to(torch.float32) / self.scale
@@ -143,6 +158,7 @@ def noise_outputs(
     if offset is not None:
         check_offset(offset)
     model = NoiseSNN(ckpt)
+    model.check_stage(mode)
     steps = check_timesteps(int(ckpt["snn"]["timesteps"]) if timesteps is None else timesteps)
     out = np.zeros((len(x), ckpt["num_classes"]), dtype=np.float32)
     bar = tqdm(total=len(x), desc=f"noise {mode}", unit="sample", file=sys.stderr, disable=not progress)
@@ -188,6 +204,13 @@ def with_offset(ckpt: Mapping[str, Any], offset: float) -> dict[str, Any]:
     stage "lif+mean" with ``offset`` of the original, and it compiles like any SNN checkpoint."""
     check_offset(offset)
     ckpt = validate_checkpoint(ckpt, f"checkpoint ({ckpt.get('model')} on {ckpt.get('dataset')})", "snn")
+    if "deploy_offset" in ckpt["snn"]:
+        raise InputError(
+            f"--offset {offset:g}: this checkpoint's biases already hold a constant current "
+            f"({ckpt['snn']['deploy_offset']:g}"
+            + (", trained by its deployment stage" if "deploy_stage" in ckpt["snn"] else "")
+            + "); compile it without --offset"
+        )
     layers = [dict(layer) for layer in ckpt["layers"]]
     state = dict(ckpt["state_dict"])
     for k, (i, layer) in enumerate(zip(module_indices(layers), layers, strict=True)):

@@ -59,9 +59,10 @@ def surrogate_spike(h: torch.Tensor, threshold: float = THRESHOLD, a: float = 3.
     return _Spike.apply(h - threshold, a)
 
 
-def _quantized_input(x: torch.Tensor) -> torch.Tensor:
-    """The 8-bit value the direct encoding delivers, ``round(255 x) / 255`` (same as the deployed input)."""
-    return torch.round(x * DIRECT_LEVELS) / DIRECT_LEVELS
+def _quantized_input(x: torch.Tensor, levels: int = DIRECT_LEVELS) -> torch.Tensor:
+    """The graded value the direct encoding delivers, ``round(levels x) / levels`` (same as the deployed input;
+    ``levels`` = 2^B - 1 for B-bit input, 255 by default)."""
+    return torch.round(x * levels) / levels
 
 
 def _forward_t1(
@@ -89,12 +90,17 @@ def _forward_bptt(
     x: torch.Tensor,
     timesteps: int,
     a: float,
+    levels: int = DIRECT_LEVELS,
+    through_time: bool = True,
 ) -> torch.Tensor:
     """Direct training's forward (the baseline of sec. 3.2 / Fig. 4-5): the plain LIF of eqs. 1-3 run for
-    ``timesteps`` steps on the direct-encoded input, spikes through the eq. 4 surrogate, hard reset
-    ``V = H (1 - S)`` differentiated as written (no detached reset); returns the output spikes averaged over
-    the steps (B, classes), differentiable through time (BPTT)."""
-    h0 = _quantized_input(x)
+    ``timesteps`` steps on the direct-encoded input (``levels`` = 2^B - 1 for B-bit input), spikes through the
+    eq. 4 surrogate, hard reset ``V = H (1 - S)`` differentiated as written (no detached reset); returns the
+    output spikes averaged over the steps (B, classes), differentiable through time (BPTT).  The synaptic
+    layers' biases (if any) are part of each step's current.  ``through_time=False`` detaches ``V(t-1)``: the
+    gradient then flows through every step's spikes and currents but not back along the membrane's recursion
+    (no backpropagation through time; the deployment stage, training/noise/deploy.py)."""
+    h0 = _quantized_input(x, levels)
     for module in prefix:
         h0 = module(h0)
     first = stages[0].current(h0)  # the same input current every step (direct encoding)
@@ -107,6 +113,8 @@ def _forward_bptt(
             hh = LEAK * v[n] + current  # eq. 1
             s = surrogate_spike(hh, THRESHOLD, a)  # eq. 2 with the eq. 4 backward
             v[n] = hh * (1.0 - s)  # eq. 3, V_reset = 0
+            if not through_time:
+                v[n] = v[n].detach()
             h = stage.forward_spikes(s)
         total = h if total is None else total + h
     return total / timesteps
@@ -184,13 +192,15 @@ def _fit(
     seed: int,
     progress: bool,
     on_epoch: Callable[[int, dict[str, Any]], None] | None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """The training loop both methods share: Adam, MSE of ``forward``'s output against one-hot targets,
     ``CosineAnnealingWarmRestarts(T_0=t_max)`` stepped per epoch (lr, epochs, batch size, t_max from
     ``run.hyperparams``).  Weight init from ``torch.manual_seed(seed)`` in a forked RNG state, batch order
     from a generator seeded with ``seed``.  ``make`` turns a state dict into a checkpoint (metrics empty);
     ``on_epoch(epoch, checkpoint)`` runs after each epoch (1-based): callers that time training subtract
-    their own time.  Returns the final checkpoint and the last epoch's loss."""
+    their own time.  ``init_state``: start from these weights instead of the seeded initialisation (the
+    deployment stage).  Returns the final checkpoint and the last epoch's loss."""
     hp = run.hyperparams
     epochs, batch_size = hp["epochs"], hp["batch_size"]
     xt, yt = torch.from_numpy(run.x_tr), torch.from_numpy(run.y_tr)
@@ -200,6 +210,8 @@ def _fit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_model(run.network)
+        if init_state is not None:
+            net.load_state_dict(init_state)
         prefix, stages = split_stages(net, run.network)
         train_forward = w.wrap(net, lambda x: forward(prefix, stages, x))
         if w.size > 1:
