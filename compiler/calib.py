@@ -45,7 +45,8 @@ def calibration_input(net: ir.Network, x: Any) -> np.ndarray:
     return np.concatenate([a, np.ones((a.shape[0], k, a.shape[2]))], 1) if k else a
 
 
-def _check(net: ir.Network) -> None:
+def check_calibratable(net: ir.Network) -> None:
+    """Refuse, naming the layer, what calibration does not cover: graded input, conv, pooling, delays."""
     if net.encoding != "poisson":
         raise QuantizationError(f"calibration: encoding '{net.encoding}' (graded input) is not calibrated; spikes only")
     for lay in net.layers:
@@ -59,7 +60,7 @@ def float_traces(net: ir.Network, x: np.ndarray) -> list[dict[str, np.ndarray]]:
     """The float IR (compiler/ir.py's equations, float64) on ``x`` (N, n_in, T, always-on channels included):
     per synaptic layer its input ``x`` (N, n_in [+ n_rec], T: feed-forward spikes, then the layer's own spikes of
     step t - 1 for ``weight_rec``), ``v`` before the reset and the spikes ``z`` (N, n, T)."""
-    _check(net)
+    check_calibratable(net)
     s_in, out = x, []
     for lay in net.synaptic():
         batch, _, steps = s_in.shape

@@ -162,6 +162,7 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
         return net
     traces = None
     if cfg.calib is not None and not net.meta.get("fixed_scales"):
+        calib.check_calibratable(net)
         traces = calib.float_traces(net, calib.calibration_input(net, cfg.calib))
         net = net.replace(meta={**net.meta, "calibration": {"samples": len(cfg.calib), "sigma": cfg.calib_sigma}})
     out: list[ir.Layer] = []
