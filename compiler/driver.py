@@ -116,10 +116,10 @@ def compile_source(
         "input_bits_auto": compiled.meta.get("input_bits_auto", False),
         "input_bits_error": compiled.meta.get("input_bits_error"),
         "l4": compiled.meta.get("l4"),
-        "calibration": compiled.meta.get("calibration"),
         "layer_scales": {r["layer"]: r["scale"] for r in rows},
         "report": rows,
         **_sdnn_meta(compiled),
+        **({"calibration": compiled.meta["calibration"]} if compiled.meta.get("calibration") else {}),
         **src.provenance,
     }
     write_netx(compiled, out, meta, force=force)
