@@ -174,7 +174,17 @@ def main() -> int:
                     result["diagnosis"] = diagnosis(net, x, ref, lambda r, o: agreement(r, o, args.tie))
                     print("diagnosis", json.dumps(result["diagnosis"]), flush=True)
                     if xc is not None:
-                        result["variants"] = variants(net, x, ref, xc, lambda r, o: agreement(r, o, args.tie))
+                        result["variants"] = variants(
+                            net,
+                            x,
+                            ref,
+                            xc,
+                            lambda r, o: agreement(r, o, args.tie),
+                            {
+                                s: spikes(args.calib_samples, s, args.rate)
+                                for s in range(args.calib_seed + 1, args.calib_seed + 5)
+                            },
+                        )
                         print("variants", json.dumps(result["variants"]), flush=True)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -187,8 +187,11 @@ def diagnosis(net: ir.Network, x: np.ndarray, ref: np.ndarray, metric: Metric, s
     return {"rows": rows, "float_weights_perturbed_at_sqnr": noise}
 
 
-def variants(net: ir.Network, x: np.ndarray, ref: np.ndarray, xc: np.ndarray, metric: Metric) -> dict:
-    """Each quantizer variant's integers in float dynamics (module docstring); ``xc`` the calibration spikes."""
+def variants(  # noqa: PLR0913
+    net: ir.Network, x: np.ndarray, ref: np.ndarray, xc: np.ndarray, metric: Metric, others: dict[int, np.ndarray]
+) -> dict:
+    """Each quantizer variant's integers in float dynamics (module docstring); ``xc`` the calibration spikes,
+    ``others`` more calibration sets by seed."""
     rows: dict = {}
     for f in (1.0, 1.25, 1.5, 2.0, 2.5, 3.0):
         rows[f"round to nearest, scale x{f} (x1: the default)"] = metric(ref, counts(plain(net, (f, f)), x))
@@ -216,6 +219,13 @@ def variants(net: ir.Network, x: np.ndarray, ref: np.ndarray, xc: np.ndarray, me
         rows[f"calibrated (loihic --calib), sigma {sigma}: vThMant {vth}"] = metric(
             ref, counts(compiled_float(net, c), x)
         )
+    for (
+        seed,
+        xo,
+    ) in others.items():  # other calibration sets of the same size and rate: how much the choice depends on them
+        c = compile_network(net, CompileConfig(calib=xo))
+        vth = [c.meta["calibration"][lay.name]["v_th_mant"] for lay in c.synaptic()]
+        rows[f"calibrated, calibration seed {seed}: vThMant {vth}"] = metric(ref, counts(compiled_float(net, c), x))
     split = split_neuron(net, 0, int(np.abs(net.synaptic()[0].weight_rec).max(0).argmax()), 3)
     rows["float, hidden neuron with the largest recurrent weight split in 3 (exact check)"] = metric(
         ref, counts(split, x)
