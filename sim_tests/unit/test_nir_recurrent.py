@@ -392,6 +392,7 @@ def test_braille_graph_calibrated_follows_the_graph_and_lava_is_identical(tmp_pa
     compile_source(nir_source(BRAILLE, 256, None), tmp_path / "b.net")
     assert [r["scale_limited_by"] for r in cal.layers] == ["calibration"] * 2
     assert cal.meta["calibration"]["samples"] == 50 and "nir_fc1" in cal.meta["calibration"]
+    assert sum("rounding calibrated on 50 samples" in n for n in cal.notes) == 2, cal.notes
     x = braille_spikes(100, 2)
     ref = NIREuler(nir.read(BRAILLE), DT).run(x).sum(-1)
 
