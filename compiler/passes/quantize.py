@@ -108,7 +108,7 @@ def _stacked(layer: ir.Dense | ir.Conv, w_int: np.ndarray, rec_int: np.ndarray |
 
 
 CALIB_RANGE = 3  # calibrated scale search: vThMant from the default's up to 3x it (weights beyond 254 clip)
-CALIB_CANDIDATES = 16  # at most about this many candidate scales per layer
+CALIB_CANDIDATES = 36  # at most this many steps between the smallest and the largest candidate
 
 
 def _calibrated(
@@ -130,7 +130,7 @@ def _calibrated(
     if n.spiking:
         k0 = max(1, int(np.floor(scale * n.threshold)))
         top = min(CALIB_RANGE * k0, schema.VTH_MANT_MAX)
-        cands = [k / n.threshold for k in range(k0, top + 1, max(1, k0 // CALIB_CANDIDATES))]
+        cands = [k / n.threshold for k in range(k0, top + 1, max(1, (top - k0) // CALIB_CANDIDATES))]
     else:
         cands = [scale]
     best: tuple | None = None
@@ -161,7 +161,12 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
     if net.sigma_delta:  # quantize_sdnn.py
         return net
     traces = None
-    if cfg.calib is not None and not net.meta.get("fixed_scales"):
+    if cfg.calib is not None:
+        if net.meta.get("fixed_scales"):
+            raise QuantizationError(
+                "calibration: this graph is already in Loihi's integer units (written by loihic export-nir); its "
+                "integers are kept as they are, so there is nothing to calibrate: compile it without --calib"
+            )
         calib.check_calibratable(net)
         traces = calib.float_traces(net, calib.calibration_input(net, cfg.calib))
         net = net.replace(meta={**net.meta, "calibration": {"samples": len(cfg.calib), "sigma": cfg.calib_sigma}})
@@ -188,7 +193,7 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
         calibrated = None
         if traces is not None:
             idx = len([lay for lay in out if isinstance(lay, ir.SYNAPTIC)])
-            w_int, rec_int, cbias, scale, cvth, calibrated = _calibrated(
+            w_int, rec_int, cbias, scale, _, calibrated = _calibrated(
                 layer, traces[idx], cfg.calib_sigma, scale, net.timesteps
             )
             why = "calibration"
