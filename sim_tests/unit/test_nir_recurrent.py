@@ -419,6 +419,9 @@ def test_calibration_refuses_bad_input_by_name() -> None:
         compile_network(net, CompileConfig(calib=np.zeros((2, 13, 8))))
     with pytest.raises(InputError, match="expected spikes"):
         compile_network(net, CompileConfig(calib=np.full((2, 12, 8), 0.5)))
+    fixed = net.replace(meta={**net.meta, "fixed_scales": {lay.name: 1.0 for lay in net.synaptic()}})
+    with pytest.raises(QuantizationError, match="already in Loihi's integer units"):
+        compile_network(fixed, CompileConfig(calib=np.zeros((2, 12, 8))))
     conv = ir.Network(
         ir.Input((1, 4, 4)),
         (
