@@ -11,7 +11,12 @@ for it is within ``--tie`` spikes of its maximum), the output spike-count correl
 count difference, the same for the float IR run with the compiled weights (what the 8-bit weights alone
 cost), and emulator vs Lava (identical outputs on ``--lava-samples`` samples, seconds per sample).
 
-    .venv/bin/python bench/nir_braille.py [--samples 200] [--seed 0] [--lava-samples 3]
+Each case is compiled twice: data-free (the default) and calibrated (``--calib``: compiler/calib.py, on
+``--calib-samples`` spike trains of seed ``--calib-seed``, disjoint from the test seed).  ``diagnosis`` and
+``variants`` (bench/nir_braille_variants.py) hold what each layer's rounding and each quantizer choice costs on
+the recurrent graph, in float dynamics.
+
+    .venv/bin/python bench/nir_braille.py [--samples 200] [--seed 0] [--lava-samples 3] [--calib-samples 200]
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.nir_braille_variants import diagnosis, variants  # noqa: E402
 from loihic.compiler import ir  # noqa: E402
+from loihic.compiler.config import CompileConfig  # noqa: E402
 from loihic.compiler.driver import compile_source, nir_source  # noqa: E402
 from loihic.compiler.load.nir import network_from_nir  # noqa: E402
 from sim_tests.nir_euler import NIREuler  # noqa: E402
@@ -86,9 +93,13 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=0.02, help="input spike probability per taxel and step")
     ap.add_argument("--tie", type=int, default=3)
     ap.add_argument("--lava-samples", type=int, default=3)
+    ap.add_argument("--calib-samples", type=int, default=200, help="calibration spike trains (0: no calibrated rows)")
+    ap.add_argument("--calib-seed", type=int, default=1)
+    ap.add_argument("--no-variants", action="store_true", help="skip the diagnosis and variant rows")
     ap.add_argument("-o", "--output", default=str(ROOT / "bench" / "results" / "nir_braille.json"))
     args = ap.parse_args()
     x = spikes(args.samples, args.seed, args.rate)
+    xc = spikes(args.calib_samples, args.calib_seed, args.rate) if args.calib_samples else None
     result: dict = {
         "graph": str(BRAILLE.relative_to(ROOT)),
         "samples": args.samples,
@@ -97,6 +108,8 @@ def main() -> int:
         "steps": STEPS,
         "dt": DT,
         "tie": args.tie,
+        "calib_samples": args.calib_samples,
+        "calib_seed": args.calib_seed,
         "input_spikes_per_sample": float(x.sum() / len(x)),
         "cases": {},
     }
@@ -108,7 +121,9 @@ def main() -> int:
             t0 = time.perf_counter()
             ref = NIREuler(graph, DT).run(x).sum(-1)
             euler_s = time.perf_counter() - t0
-            for mode in ("exact", "steady"):
+            for mode, calibrated in [(m, c) for m in ("exact", "steady") for c in (False, True)]:
+                if calibrated and xc is None:
+                    continue
                 case: dict = {"float_graph_seconds": euler_s}
                 net = network_from_nir(graph, STEPS, DT, str(path), bias=mode)
                 flo = ir_float(net, with_always_on(net, x[:20]))[-1].sum(-1)
@@ -118,8 +133,15 @@ def main() -> int:
                 try:
                     import loihic
 
-                    res = compile_source(nir_source(path, STEPS, DT, mode), Path(tmp) / f"{gname}_{mode}.net")
+                    cfg = CompileConfig(calib=xc if calibrated else None)
+                    res = compile_source(
+                        nir_source(path, STEPS, DT, mode), Path(tmp) / f"{gname}_{mode}_{calibrated}.net", cfg
+                    )
                     case["notes"] = list(res.notes)
+                    case["layers"] = {
+                        r["layer"]: {k: r[k] for k in ("scale", "scale_limited_by", "sqnr_db", "vThMant")}
+                        for r in res.layers
+                    }
                     dropped = [
                         lay.name
                         for lay in res.network.synaptic()
@@ -145,8 +167,25 @@ def main() -> int:
                 except Exception as exc:  # noqa: BLE001 - recorded: what the compile path cannot do yet
                     case["error"] = f"{type(exc).__name__}: {exc}"
                     traceback.print_exc()
-                result["cases"][f"{gname}/{mode}"] = case
-                print(gname, mode, json.dumps({k: v for k, v in case.items() if k != "notes"}), flush=True)
+                key = f"{gname}/{mode}" + ("/calibrated" if calibrated else "")
+                result["cases"][key] = case
+                print(key, json.dumps({k: v for k, v in case.items() if k != "notes"}), flush=True)
+                if gname == "recurrent" and mode == "exact" and not calibrated and not args.no_variants:
+                    result["diagnosis"] = diagnosis(net, x, ref, lambda r, o: agreement(r, o, args.tie))
+                    print("diagnosis", json.dumps(result["diagnosis"]), flush=True)
+                    if xc is not None:
+                        result["variants"] = variants(
+                            net,
+                            x,
+                            ref,
+                            xc,
+                            lambda r, o: agreement(r, o, args.tie),
+                            {
+                                s: spikes(args.calib_samples, s, args.rate)
+                                for s in range(args.calib_seed + 1, args.calib_seed + 5)
+                            },
+                        )
+                        print("variants", json.dumps(result["variants"]), flush=True)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,9 @@ class CompileConfig:
     # compiler/passes/input_bits.py), an int 1..8 to force one, or None (as trained, 8).  Fewer input bits
     # leave the first layer's 24-bit current room for finer weights.
     input_bits: int | str | None = "auto"
+    # Calibration spike trains (N, n_in, T) in the graph's input shape (compiler/calib.py): round each layer's
+    # weights with error feedback against the float network's near-threshold cost and choose its scale by it.
+    # None (the default): data-free rounding to nearest at the largest scale the limits allow.
+    calib: Any = field(default=None, compare=False, repr=False)
+    # width of the near-threshold weight, in thresholds (compiler/calib.py)
+    calib_sigma: float = 0.5

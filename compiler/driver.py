@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from loihic.compiler import ir
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import direct_bits
@@ -77,6 +79,27 @@ def _input_width_notes(compiled: ir.Network, rows: list[dict[str, Any]]) -> tupl
     return [], []
 
 
+def _calibration_notes(compiled: ir.Network) -> list[str]:
+    """One note per calibrated layer (compiler/calib.py): its threshold mantissa, the range searched, and how many
+    weights the chosen scale clips."""
+    cal = compiled.meta.get("calibration")
+    if not cal:
+        return []
+    notes = []
+    for lay in compiled.synaptic():
+        rec = cal.get(lay.name)
+        if rec is None:
+            continue
+        w = lay.weight if getattr(lay, "weight_rec", None) is None else np.hstack([lay.weight, lay.weight_rec])
+        clipped = int((np.abs(lay.quant.scale * w) > schema.WEIGHT_MAX + 1).sum())
+        span = f" (searched {rec['candidates'][0]}..{rec['candidates'][-1]})" if rec["candidates"] else ""
+        notes.append(
+            f"layer '{lay.name}': rounding calibrated on {cal['samples']} samples: vThMant "
+            f"{lay.quant.v_th_mant}{span}, {clipped} of {w.size} weights clipped to the 8-bit range"
+        )
+    return notes
+
+
 def _sdnn_meta(compiled: ir.Network) -> dict[str, Any]:
     """What a reader of a sigma-delta file needs to read its output: the read-out in activation units is the Sigma
     value / ``readout_divisor`` (4096 S_L), settled from sink index ``settle_index`` (K synaptic layers) with the
@@ -106,6 +129,7 @@ def compile_source(
     compiled = compile_network(src.network, config or CompileConfig())
     rows = layer_report(compiled)
     notes, warns = _input_width_notes(compiled, rows)
+    notes += _calibration_notes(compiled)
     meta = {
         "loihic_version": __version__,
         "timesteps": compiled.timesteps,
@@ -119,6 +143,7 @@ def compile_source(
         "layer_scales": {r["layer"]: r["scale"] for r in rows},
         "report": rows,
         **_sdnn_meta(compiled),
+        **({"calibration": compiled.meta["calibration"]} if compiled.meta.get("calibration") else {}),
         **src.provenance,
     }
     write_netx(compiled, out, meta, force=force)

@@ -142,7 +142,8 @@ class Quant:
     Real values relate to integers by the layer's ``scale``: ``weight_int = even_round(scale * w)``,
     ``v_th_mant = round(scale * in_scale *
     threshold)`` and ``bias_int = round(scale * in_scale * bias)``, where ``in_scale`` is the integer
-    that stands for a real input of 1.0 (255 for direct-coded input, 1 for spikes).
+    that stands for a real input of 1.0 (255 for direct-coded input, 1 for spikes).  Calibrated rounding
+    (compiler/calib.py) picks each integer within error feedback of that instead, and may clip.
     """
 
     weight: np.ndarray  # int64, even, in [-256, 254]; torch layout

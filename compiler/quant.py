@@ -71,3 +71,25 @@ def state_bounds(  # noqa: PLR0913
     b = 0.0 if bias is None else float(np.abs(bias).max()) * (1 << schema.BIAS_EXP)
     v_max = (u_max + b) * geometric_gain(v_decay, steps)
     return u_max, v_max
+
+
+def gptq_factor(hessian: np.ndarray, damp: float = 0.01) -> np.ndarray:
+    """The upper Cholesky factor of ``(H + damp * mean(diag H) I)^-1`` that :func:`gptq_round` feeds errors with
+    (GPTQ / OPTQ, Frantar et al., ICLR 2023, Alg. 1 and its Cholesky reformulation, sec. 3.4)."""
+    h = np.asarray(hessian, np.float64)
+    h = h + (damp * float(np.mean(np.diag(h))) + 1e-12) * np.eye(h.shape[0])
+    return np.linalg.cholesky(np.linalg.inv(h)).T
+
+
+def gptq_round(target: np.ndarray, factor: np.ndarray, steps: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Error-feedback rounding of one row (GPTQ / OPTQ, Alg. 1, one row): entries are rounded in order to
+    multiples of ``steps`` within [``lo``, ``hi``], and each one's rounding error is pushed onto the entries not
+    yet rounded so that ``(q - target)^T H (q - target)`` stays small (``factor``: :func:`gptq_factor` of H).
+    ``target`` is the row in integer units (scale times the real weights).  Entries that H does not couple to
+    the others round to nearest."""
+    t = np.asarray(target, np.float64).copy()
+    q = np.zeros(t.size)
+    for j in range(t.size):
+        q[j] = np.clip(steps[j] * np.rint(t[j] / steps[j]), lo[j], hi[j])
+        t[j + 1 :] -= (t[j] - q[j]) / factor[j, j] * factor[j, j + 1 :]
+    return q.astype(np.int64)

@@ -173,7 +173,8 @@ def compile(  # noqa: A001
     """SNN checkpoint (dict or file) or NIR graph file -> netx HDF5 at ``path``, through the compile driver
     (compiler/driver.py).  ``timesteps``, ``dt``, ``nir_bias`` ("exact" | "steady": CubaLIF synapse biases) and
     ``nir_from`` ("nir" | "norse": the exporter's convention): NIR graphs only (CLI ``--nir-bias``, ``--from``).
-    ``config``: :class:`CompileConfig` fields (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``).  What
+    ``config``: :class:`CompileConfig` fields (``l4``, ``l4_rs``, ``input_bits``, ``force_hard_reset``,
+    ``calib``: calibration spike trains (N, n_in, T) for a NIR graph's rounding, CLI ``--calib``).  What
     may cost accuracy is issued as a :class:`~loihic.compiler.errors.LoihicWarning`; nothing is printed."""
     import warnings
 

@@ -14,6 +14,13 @@ integer units) keeps those scales, with input scale 1.
 
 Then ``W = even_round(a * w)``, ``vThMant = round(a * in_scale * threshold)``, ``bias =
 round(a * in_scale * bias)``.  Weights and threshold thus keep the ratio the float network had.
+
+With calibration inputs (``CompileConfig.calib``, ``loihic compile --calib X.npy``; compiler/calib.py) each
+layer is instead rounded row by row with error feedback against the cost of its rounding error near threshold
+(``quant.gptq_round``, the v bias rounded last so that it takes the row's remaining mean error), and its scale
+is chosen by that cost among ``vThMant = k`` for k from the largest the limits above allow up to three times
+that (so ``a = k / threshold`` exactly; weights beyond 254 are clipped where the cost says that is cheaper);
+candidates whose integer state bounds break the current/read-out range are skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import dataclasses
 
 import numpy as np
 
-from loihic.compiler import ir, quant
+from loihic.compiler import calib, ir, quant
 from loihic.compiler.config import CompileConfig
 from loihic.compiler.encoding import input_scale
 from loihic.compiler.errors import QuantizationError
@@ -100,9 +107,69 @@ def _stacked(layer: ir.Dense | ir.Conv, w_int: np.ndarray, rec_int: np.ndarray |
     return np.hstack([layer.weight, layer.weight_rec]), np.hstack([w_int, rec_int])
 
 
+CALIB_RANGE = 3  # calibrated scale search: vThMant from the default's up to 3x it (weights beyond 254 clip)
+CALIB_CANDIDATES = 36  # at most this many steps between the smallest and the largest candidate
+
+
+def _calibrated(
+    layer: ir.Dense, trace: dict, sigma: float, scale: float, steps: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, float, int, dict]:
+    """(weight, weight_rec, bias, scale, vThMant, record) of a layer rounded against its calibration cost
+    (module docstring, compiler/calib.py).  ``scale`` is the default scale (the largest the limits allow)."""
+    n = layer.neuron
+    h = calib.row_hessians(layer, trace, sigma)
+    factors = [quant.gptq_factor(hi_) for hi_ in h]
+    nff = layer.weight.shape[1]
+    w = layer.weight if layer.weight_rec is None else np.hstack([layer.weight, layer.weight_rec])
+    b = np.zeros(w.shape[0]) if layer.bias is None else layer.bias
+    real = np.hstack([w, b[:, None]])
+    k_steps = np.r_[np.full(w.shape[1], 2.0), 1.0]
+    lo = np.r_[np.full(w.shape[1], schema.WEIGHT_MIN), schema.BIAS_MANT_MIN]
+    hi = np.r_[np.full(w.shape[1], schema.WEIGHT_MAX), schema.BIAS_MANT_MAX]
+    i_dec, v_dec = quant.decay_int(n.current_decay), quant.decay_int(n.voltage_decay)
+    if n.spiking:
+        k0 = max(1, int(np.floor(scale * n.threshold)))
+        top = min(CALIB_RANGE * k0, schema.VTH_MANT_MAX)
+        cands = [k / n.threshold for k in range(k0, top + 1, max(1, (top - k0) // CALIB_CANDIDATES))]
+    else:
+        cands = [scale]
+    best: tuple | None = None
+    for s in cands:
+        q = np.stack([quant.gptq_round(s * real[i], factors[i], k_steps, lo, hi) for i in range(real.shape[0])])
+        wq, bq = q[:, :-1], q[:, -1]
+        rec = None if layer.weight_rec is None else wq[:, nff:]
+        u_max, v_max = quant.state_bounds(wq[:, :nff], bq, 1, i_dec, v_dec, steps, n.spiking, rec)
+        if max(u_max, 0.0 if n.spiking else v_max) > _STATE_MAX:
+            continue
+        e = q / s - real
+        cost = float(np.einsum("ri,rij,rj->", e, h, e))
+        if best is None or cost < best[0]:
+            best = (cost, s, wq[:, :nff], rec, bq)
+    if best is None:
+        raise QuantizationError(f"layer '{layer.name}': no calibrated scale keeps its state within 24 bits")
+    cost, s, wq, rec, bq = best
+    vth = int(round(s * n.threshold)) if n.spiking else schema.VTH_MANT_NEVER
+    record = {
+        "v_th_mant": vth,
+        "candidates": [round(c * n.threshold) for c in cands] if n.spiking else [],
+        "cost": cost,
+    }
+    return wq, rec, bq, s, vth, record
+
+
 def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
     if net.sigma_delta:  # quantize_sdnn.py
         return net
+    traces = None
+    if cfg.calib is not None:
+        if net.meta.get("fixed_scales"):
+            raise QuantizationError(
+                "calibration: this graph is already in Loihi's integer units (written by loihic export-nir); its "
+                "integers are kept as they are, so there is nothing to calibrate: compile it without --calib"
+            )
+        calib.check_calibratable(net)
+        traces = calib.float_traces(net, calib.calibration_input(net, cfg.calib))
+        net = net.replace(meta={**net.meta, "calibration": {"samples": len(cfg.calib), "sigma": cfg.calib_sigma}})
     out: list[ir.Layer] = []
     first = True
     for layer in net.layers:
@@ -123,7 +190,15 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             in_scale, scale, why = 1, float(fixed), "fixed (integer units)"
         else:
             scale, why = _scale(layer, in_scale, net.timesteps)
-        w_int, scale, rec_int = _fit(layer, scale, in_scale, net.timesteps)
+        calibrated = None
+        if traces is not None:
+            idx = len([lay for lay in out if isinstance(lay, ir.SYNAPTIC)])
+            w_int, rec_int, cbias, scale, _, calibrated = _calibrated(
+                layer, traces[idx], cfg.calib_sigma, scale, net.timesteps
+            )
+            why = "calibration"
+        else:
+            w_int, scale, rec_int = _fit(layer, scale, in_scale, net.timesteps)
         if not w_int.any():
             raise QuantizationError(
                 f"layer '{layer.name}': all weights round to zero at scale {scale:.3g} (limited by {why})"
@@ -137,8 +212,14 @@ def quantize(net: ir.Network, cfg: CompileConfig) -> ir.Network:
                 )
         else:
             vth = schema.VTH_MANT_NEVER
-        bias = None if layer.bias is None else np.rint(scale * in_scale * layer.bias).astype(np.int64)
-        bias = _bias_column_residual(layer, net.meta.get("bias_columns", {}).get(layer.name), w_int, scale, bias)
+        if calibrated is not None:  # the v bias was rounded with the row (it carries the bias column's residue)
+            bias = cbias if (layer.bias is not None or cbias.any()) else None
+            meta_cal = dict(net.meta["calibration"])
+            meta_cal[layer.name] = calibrated
+            net = net.replace(meta={**net.meta, "calibration": meta_cal})
+        else:
+            bias = None if layer.bias is None else np.rint(scale * in_scale * layer.bias).astype(np.int64)
+            bias = _bias_column_residual(layer, net.meta.get("bias_columns", {}).get(layer.name), w_int, scale, bias)
         q = ir.Quant(
             weight=w_int,
             bias=bias,

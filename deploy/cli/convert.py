@@ -146,6 +146,14 @@ def _convert_sdnn(args: argparse.Namespace, ann: dict[str, Any], x_train: np.nda
     return 0
 
 
+def load_calibration(path: str) -> np.ndarray:
+    """``--calib X.npy``: a numpy array file (read without pickle: no code from the file runs)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--calib {path}: not a readable .npy array ({exc})") from None
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
 
     bits: int | str = args.input_bits
@@ -154,7 +162,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
             bits = int(bits)
         except ValueError:
             raise InputError(f"--input-bits {bits!r}: expected 'auto' or an integer from 1 to 8") from None
-    cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs, input_bits=bits)
+    calib = None
+    if args.calib is not None:
+        if not (Path(args.checkpoint).is_file() and is_nir(args.checkpoint)):
+            raise InputError(f"{args.checkpoint}: --calib applies to NIR graphs")
+        calib = load_calibration(args.calib)
+    cfg = CompileConfig(force_hard_reset=args.force_hard_reset, l4=args.l4, l4_rs=args.rs, input_bits=bits, calib=calib)
     final = check_output(args.output, args.force)
     # compile into a hidden file next to the output; it is published only once the target's checks pass
     tmp = final.parent / f".{final.name}.{os.getpid()}.compiling"

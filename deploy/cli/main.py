@@ -285,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="NIR graphs: a CubaLIF's synapse bias through an always-on source into its current (exact), or as its "
         "steady-state voltage bias (default: exact)",
     )
+    p.add_argument(
+        "--calib",
+        default=None,
+        metavar="X.npy",
+        help="NIR graphs: calibration spike trains (N, n_in, T) in the graph's input shape; each layer's weights are "
+        "then rounded with error feedback against the float graph's near-threshold error and its scale chosen by it "
+        "(compiler/calib.py; default: data-free rounding to nearest)",
+    )
     p.add_argument("--l4", action="store_true", help="L4-norm first-layer adjustment (Allred & Roy)")
     p.add_argument(
         "--rs",

@@ -60,3 +60,36 @@ def test_worst_input_and_bounds():
     assert u == 64 * 10 and v == 5 * 64 * 10
     u_leak, _ = quant.state_bounds(w, None, 1.0, 2048, 0, 100, spiking=True)
     assert 64 * 10 < u_leak < 2 * 64 * 10 + 1e-6  # geometric sum with keep 1/2 -> factor < 2
+
+
+def _row_case(seed: int, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """A row target (integer units) and a correlated, positive definite H (rates and co-activity of inputs)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((400, n)) < rng.uniform(0.05, 0.9, n)).astype(float)
+    x[:, -1] = 1.0  # an always-on input (the v bias)
+    return rng.normal(0.0, 20.0, n), x.T @ x / len(x)
+
+
+def test_gptq_round_without_coupling_is_nearest_rounding():
+    t, _ = _row_case(0)
+    steps, lo, hi = np.full(t.size, 2.0), np.full(t.size, -256), np.full(t.size, 254)
+    q = quant.gptq_round(t, quant.gptq_factor(np.diag(np.arange(1.0, t.size + 1))), steps, lo, hi)
+    np.testing.assert_array_equal(q, quant.even_round(t))
+
+
+def test_gptq_round_keeps_range_and_steps_and_lowers_the_weighted_error():
+    """Error feedback (GPTQ, one row) against plain rounding on 40 correlated rows: every entry a multiple of its
+    step within its range, and the weighted error e^T H e lower on average and in most rows."""
+    better, ratio = 0, []
+    for seed in range(40):
+        t, h = _row_case(seed)
+        t[0] = 400.0  # one entry clips
+        steps = np.r_[np.full(t.size - 1, 2.0), 1.0]
+        lo, hi = np.r_[np.full(t.size - 1, -256), -4096], np.r_[np.full(t.size - 1, 254), 4095]
+        q = quant.gptq_round(t, quant.gptq_factor(h), steps, lo, hi)
+        assert (q >= lo).all() and (q <= hi).all() and (q % steps == 0).all() and q[0] == 254
+        p = np.clip(steps * np.rint(t / steps), lo, hi)
+        cost_q, cost_p = (q - t) @ h @ (q - t), (p - t) @ h @ (p - t)
+        better += cost_q < cost_p
+        ratio.append(cost_q / cost_p)
+    assert better >= 30 and np.mean(ratio) < 0.8, (better, np.mean(ratio))
