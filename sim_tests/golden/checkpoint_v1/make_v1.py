@@ -118,12 +118,15 @@ def layers_sha256(path: Path) -> str:
 
 def meta_sha256(path: Path) -> str:
     """sha256 of loihic's metadata JSON without ``source_checkpoint`` (the path it was compiled from) and without
-    the compile-report rows' ``index`` (the netx layer number, added to the rows after these pins were made)."""
+    the compile-report rows' ``index`` (the netx layer number) and ``max_delay`` when None (a layer without synaptic
+    delays), both added to the rows after these pins were made."""
     with h5py.File(path, "r") as f:
         meta = json.loads(np.asarray(f["loihic/meta_json"][()], np.uint8).tobytes())  # schema.META_GROUP / META_JSON
     meta.pop("source_checkpoint")
     for row in meta.get("report") or []:
         row.pop("index", None)
+        if row.get("max_delay", 0) is None:
+            row.pop("max_delay")
     return _digest([("meta", np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8))])
 
 
