@@ -16,6 +16,7 @@ import torch
 
 import loihic
 from loihic.compiler import ir
+from loihic.compiler.errors import InputError
 from loihic.compiler.netx.read import read_netx
 from loihic.compiler.resources import layer_resources, network_macs
 from loihic.deploy.emulator.network import Emulator
@@ -155,3 +156,31 @@ def test_report_refusals_and_export_nir(sdnn_dir: Path) -> None:
         assert rc != 0 and len(lines) == 1 and msg in lines[0] and "Traceback" not in err, (argv, err)
         assert not (sdnn_dir / argv[-1]).exists(), argv
     assert layer_resources(read_netx(sdnn_dir / "m.net", sigma_delta=True))[0]["ann_macs"] == 64 * 33
+
+
+def test_pooling_as_a_layer_computes_the_same_ann_with_fewer_synops(tmp_path: Path) -> None:
+    """``pooling="layer"``: each average pooling a depthwise-conv sigma-delta layer instead of folded into the next
+    layer's (wider) kernel: the same float ANN, two more synaptic layers (LeNet-5 pools twice), and fewer
+    synaptic operations per image on the emulator."""
+    from loihic.compiler.load.checkpoint import ann_network
+    from loihic.deploy import sdnn_thresholds as st
+    from loihic.deploy.sdnn_convert import convert_sdnn, lowered_ann
+
+    x, _ = load_dataset("digits", "train")
+    xt, _ = load_dataset("digits", "test")
+    torch.manual_seed(0)
+    ann = train_ann("lenet5", "digits", 1, 0, progress=False, bias=True)
+    folded, pooled = (lowered_ann(ann_network(ann), p) for p in ("fold", "layer"))
+    assert len(pooled.synaptic()) == len(folded.synaptic()) + 2
+    pools = [lay for lay in pooled.synaptic() if isinstance(lay, ir.Conv) and lay.groups > 1]
+    assert [p.groups for p in pools] == [6, 16] and all(np.all(p.weight == 0.25) for p in pools)
+    np.testing.assert_allclose(st.ann_forward(pooled, xt[:50])[-1], st.ann_forward(folded, xt[:50])[-1], atol=1e-9)
+    runs = {}
+    for p in ("fold", "layer"):
+        sd = convert_sdnn(ann, x, thresholds=None, calib_samples=64, pooling=p)
+        assert sd["snn"]["pooling"] == p and sd["snn"]["timesteps"] == len(sd["snn"]["thresholds"]) + 1
+        model = read_netx(loihic.compile(sd, tmp_path / f"{p}.net"), sigma_delta=True)
+        runs[p] = sdnn_traffic(model, xt[:60], sd["snn"]["timesteps"])
+    assert sum(runs["layer"].synops) < 0.7 * sum(runs["fold"].synops), (runs["layer"].synops, runs["fold"].synops)
+    with pytest.raises(InputError, match="pooling 'max'"):
+        lowered_ann(ann_network(ann), "max")
