@@ -93,9 +93,11 @@ def sdnn_side(
     seed: int,
     extra: tuple[str, ...] = (),
     tag: str = "",
+    stream_samples: int = 1000,
 ) -> dict[str, Any]:
     """``loihic convert SOURCE --calib CALIB --neuron sdnn`` (default budget), ``loihic compile``, then the emulator
-    over (xte, yte) from a fresh network per image and in streams of 8 images, Lava on ``lava_samples``."""
+    over (xte, yte) from a fresh network per image, and over the first ``stream_samples`` in streams of 8 images;
+    Lava on ``lava_samples``."""
     sd, net = work / f"sdnn{tag and '_' + tag}.pt", work / f"sdnn{tag and '_' + tag}.net"
     t = time.perf_counter()
     conv_out = cli("convert", str(source), "--calib", str(calib), "--neuron", "sdnn", "--seed", str(seed), "-o",
@@ -105,8 +107,9 @@ def sdnn_side(
     snn = load_checkpoint(sd)["snn"]
     model = read_netx(net, sigma_delta=True)
     steps = int(snn["timesteps"])
-    tr = sdnn_traffic(model, xte, steps, chain=8)
+    tr = sdnn_traffic(model, xte, steps, chain=1)  # fresh network per image: accuracy and counts
     acc = float((sdnn_predict(tr.output) == yte).mean())
+    st = sdnn_traffic(model, xte[:stream_samples], steps, chain=8)
     rows = layer_resources(model)
     res = {
         "command_convert": f"loihic convert {source.name} --calib {calib.name} --neuron sdnn --seed {seed}"
@@ -128,10 +131,11 @@ def sdnn_side(
         "messages_per_layer": tr.messages,
         **_totals(rows, written, tr.synops),
         "stream_chain": 8,
-        "stream_images": tr.stream_images,
-        "stream_messages_per_image": float(sum(tr.stream_messages[:-1])),
-        "stream_synops_per_image": float(sum(tr.stream_synops)),
-        "stream_synops_per_layer": tr.stream_synops,
+        "stream_samples": int(len(xte[:stream_samples])),
+        "stream_images": st.stream_images,
+        "stream_messages_per_image": float(sum(st.stream_messages[:-1])),
+        "stream_synops_per_image": float(sum(st.stream_synops)),
+        "stream_synops_per_layer": st.stream_synops,
     }
     res["stream_synops_per_ann_mac_as_written"] = res["stream_synops_per_image"] / res["ann_macs_as_written"]
     res["emulator_seconds_per_image"] = time_per_image(net, xte[:time_samples], yte[:time_samples])
@@ -189,14 +193,15 @@ def table(name: str, float_acc: float, sdnn: dict[str, dict[str, Any]], rate: di
     lines = [
         f"{name}: float ANN {100 * float_acc:.2f}% on {first['test_samples']} test images; ANN MACs per image "
         f"{first['ann_macs_as_written']:,} as written",
-        "deployment            T  accuracy  synops/image  per MAC  stream synops/image  per MAC  "
+        "deployment            T  accuracy (images)  synops/image  per MAC  stream synops/image  per MAC  "
         "emulator ms/image  Lava",
     ]
     rows = [(f"SDNN pool {p}", r) for p, r in sdnn.items()] + ([("rate LIF", rate)] if rate else [])
     for label, r in rows:
         stream = r.get("stream_synops_per_image")
         lines.append(
-            f"{label:<18} {r['timesteps']:>4}  {100 * r['accuracy']:>7.2f}%  {r['synops_per_image']:>12,.0f}  "
+            f"{label:<18} {r['timesteps']:>4}  {100 * r['accuracy']:>7.2f}% ({r['test_samples']:>5})  "
+            f"{r['synops_per_image']:>12,.0f}  "
             f"{r['synops_per_ann_mac_as_written']:>7.3f}  "
             + (f"{stream:>19,.0f}  {stream / r['ann_macs_as_written']:>7.3f}" if stream is not None else f"{'-':>28}")
             + f"  {1e3 * r['emulator_seconds_per_image']:>17.2f}  "
