@@ -156,8 +156,8 @@ def quantize_sdnn(net: ir.Network, cfg: CompileConfig) -> ir.Network:
             wmax = float(np.abs(layer.weight).max())
             cap = ((1 << (schema.SDNN_STATE_BITS - 1)) - 1) * wmax / (PRESHIFT_GAIN * HEADROOM * (bounds[k] + bmax))
             cap *= 1 - 1e-9
-            if cap < caps[k - 1]:
-                caps[k - 1], cap_names[k - 1] = cap, "next dense's pre-shift sum"
+            if cap < caps[k - 1]:  # the compile table's "limited by" (22 columns)
+                caps[k - 1], cap_names[k - 1] = cap, "next dense pre-shift"
     scales, why, rho = choose_scales(s0, omega, caps)
     quants = {}
     s_in = s0
