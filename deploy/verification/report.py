@@ -425,7 +425,7 @@ def build_sdnn_report(
         "reference_sha256": file_sha256(reference.path),
         "samples": n,
         "timesteps": timesteps,
-        "encoding": "direct",
+        "encoding": str(model.meta.get("encoding", "direct")),  # graded: round(255 x) held, no randomness
         "stream": True,
         "settle_index": sdnn_settle_index(model),
         "stream_chain": min(chain, n),
