@@ -6,7 +6,9 @@ The models of sim_tests/unit/test_sdnn_convert.py: ``train_ann("mlp", "digits", 
 (conv-BN-ReLU-avgpool, conv-ReLU-avgpool, dense 32, dense 10; 15 epochs of Adam in plain PyTorch, exported with
 torch.export).  Each is converted with ``loihic.convert(..., neuron="sdnn")`` (budget 0.01), compiled, and run on
 the emulator over the whole digits test set (360 images, each held T steps from a fresh state) at the recorded T
-(K + 1) and at T = 8: accuracy, messages (Delta and SigmaDelta layers) and synaptic operations per image.
+(K + 1) and at T = 8: accuracy, messages (Delta and SigmaDelta layers) and synaptic operations per image.  The
+CNN once more with ``pooling="layer"`` (``--sdnn-pooling layer``: each average pooling a sigma-delta layer of its
+own instead of folded into the next layer's kernel).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def measure(name: str, sd: dict, float_acc: float, xt: np.ndarray, yt: np.ndarra
         "thresholds": snn["thresholds"],
         "budget": snn["budget"],
         "bias_unit": snn["bias_unit"],
+        "pooling": snn["pooling"],
     }
 
 
@@ -81,6 +84,8 @@ def main() -> int:
         out.append(measure("mlp", loihic.convert(ann, x, neuron="sdnn"), fa, xt, yt, tmp))
         fa = train_user_cnn(x, y, xt, yt, tmp / "cnn.pt2")
         out.append(measure("user_cnn_pt2", loihic.convert(tmp / "cnn.pt2", x[:300], neuron="sdnn"), fa, xt, yt, tmp))
+        sd = loihic.convert(tmp / "cnn.pt2", x[:300], neuron="sdnn", pooling="layer")
+        out.append(measure("user_cnn_pt2_pool_layer", sd, fa, xt, yt, tmp))
     for r in out:
         for run in r["runs"]:
             print(

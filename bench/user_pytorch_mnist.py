@@ -46,6 +46,29 @@ class MnistCNN(nn.Module):
         return self.fc2(self.drop(F.relu(self.fc1(x))))
 
 
+def train_mnist_cnn(xtr: np.ndarray, ytr: np.ndarray, epochs: int, seed: int) -> MnistCNN:
+    """The user's training loop (plain PyTorch, Adam 1e-3, batches of 128, seeded); the model in eval mode."""
+    torch.manual_seed(seed)
+    model = MnistCNN()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    X, Y = torch.tensor(xtr), torch.tensor(ytr)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(X))
+        for i in range(0, len(X), 128):
+            idx = perm[i : i + 128]
+            opt.zero_grad()
+            F.cross_entropy(model(X[idx]), Y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def float_accuracy(model: nn.Module, xte: np.ndarray, yte: np.ndarray) -> float:
+    with torch.no_grad():
+        pred = torch.cat([model(torch.tensor(xte[i : i + 1000])).argmax(1) for i in range(0, len(xte), 1000)])
+    return float((pred.numpy() == yte).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     ap.add_argument("--epochs", type=int, default=3)
@@ -67,24 +90,10 @@ def main() -> None:
         xte, yte = xte[: args.test_samples], yte[: args.test_samples]
     res: dict = {"command": "python bench/user_pytorch_mnist.py", "args": vars(args), "timing_s": {}}
 
-    torch.manual_seed(args.seed)
-    model = MnistCNN()
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    X, Y = torch.tensor(xtr), torch.tensor(ytr)
     t = time.perf_counter()
-    for _ in range(args.epochs):
-        model.train()
-        perm = torch.randperm(len(X))
-        for i in range(0, len(X), 128):
-            idx = perm[i : i + 128]
-            opt.zero_grad()
-            F.cross_entropy(model(X[idx]), Y[idx]).backward()
-            opt.step()
-    model.eval()
+    model = train_mnist_cnn(xtr, ytr, args.epochs, args.seed)
     res["timing_s"]["train"] = time.perf_counter() - t
-    with torch.no_grad():
-        pred = torch.cat([model(torch.tensor(xte[i : i + 1000])).argmax(1) for i in range(0, len(xte), 1000)])
-    res["float_accuracy"] = float((pred.numpy() == yte).mean())
+    res["float_accuracy"] = float_accuracy(model, xte, yte)
     pt2 = work / "mnist_cnn.pt2"
     torch.export.save(torch.export.export(model, (torch.tensor(xte[:2]),)), pt2)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from loihic.compiler import ir
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, optimize_weight_bits
 
@@ -51,7 +52,7 @@ ENERGY_SOURCE = (
 HW_DECAY_MAX = schema.DECAY_UNITY - 1  # 4095: the 12-bit hardware field
 
 
-def _conv_connections(lay: NxConv, in_shape: tuple[int, ...]) -> int:
+def _conv_connections(lay: NxConv | ir.Conv, in_shape: tuple[int, ...]) -> int:
     """Exact count of (input neuron, output neuron) pairs joined by a kernel tap inside the padded input."""
     import torch
     import torch.nn.functional as F
@@ -110,6 +111,22 @@ def _kind(lay: NxDense | NxConv) -> str:
     if isinstance(lay, NxConv):
         return "conv"
     return "dense_rec" if lay.weight_rec is not None else ("dense+delay" if lay.delay is not None else "dense")
+
+
+def network_macs(net: ir.Network) -> list[dict[str, Any]]:
+    """Multiply-accumulates per inference of every synaptic layer of an IR network as written (before the
+    compiler folds average pooling into the next layer, which widens its kernel: the ANN a user trained).
+    Dense: one per weight; conv: one per (input, output) pair joined by a tap inside the padded input, as
+    :func:`layer_resources` counts a netx conv.  Pooling, BatchNorm and biases are additions, not counted."""
+    rows = []
+    shapes = ir.infer_shapes(net)
+    for i, lay in enumerate(net.layers):
+        if not isinstance(lay, ir.SYNAPTIC):
+            continue
+        in_shape = tuple(net.input.shape) if i == 0 else tuple(shapes[i - 1])
+        macs = int(np.size(lay.weight)) if isinstance(lay, ir.Dense) else _conv_connections(lay, in_shape)
+        rows.append({"name": lay.name, "type": "dense" if isinstance(lay, ir.Dense) else "conv", "macs": macs})
+    return rows
 
 
 def synops_per_inference(model: NetxModel, layer_spikes: list[np.ndarray], x: np.ndarray) -> list[float]:

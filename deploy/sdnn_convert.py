@@ -20,6 +20,15 @@ activations, the largest ``f`` whose settled read-out on the calibration data di
 zero-threshold network's by at most ``budget * max |read-out|``.  ``budget = 0.01``: at most 1% of the
 read-out's range, so predictions change only where two classes were within that margin.
 
+**Average pooling** (``pooling``): ``"fold"`` (the default, as for LIF networks) folds it into the next synaptic
+layer, which widens that layer's kernel (a 2x2 pool before a k x k conv gives a (2k) x (2k) kernel at stride 2):
+no extra layer, but every message of the layer before the pool reaches k^2 times four positions' worth of
+weights, about four times the ANN's MACs for that layer.  ``"layer"`` makes each pool a layer of its own: a
+depthwise conv (groups = channels) of weights ``1 / (kh kw)`` and no bias, whose neurons are SigmaDelta with ReLU
+(the identity here: its inputs are ReLU outputs, >= 0).  It computes the same ANN exactly and costs one more
+synaptic layer (one more step before the read-out settles) and a delta threshold of its own, but a message of
+the pooled layer then reaches only ``k^2 C_out`` weights (:func:`pools_as_layers`).
+
 **Timing.**  K synaptic layers settle at sink index K (deploy/sdnn_thresholds.py ``settle_index``), so the
 default sample length is T = K + 1 steps (the read-out is read at the last step).
 
@@ -55,14 +64,39 @@ from loihic.training.data import subset
 from loihic.training.models import check_convertible, state_dict_from_network, with_module_names
 
 SDNN_KEYS = ("thresholds", "input_delta", "act_max", "budget", "bias_unit", "timesteps", "threshold_trials")
-SDNN_KEYS += ("calibration_check",)
+SDNN_KEYS += ("calibration_check", "pooling")
 DEFAULT_BUDGET = 0.01  # of the read-out's range on the calibration data (module docstring)
 
 
-def lowered_ann(net: ir.Network) -> ir.Network:
-    """The ANN as the compiler lowers it: dropout dropped, BatchNorm and average pooling folded (ANN neurons)."""
+POOLING = ("fold", "layer")  # average pooling folded into the next layer, or a depthwise-conv layer of its own
+
+
+def pools_as_layers(net: ir.Network) -> ir.Network:
+    """Every average pooling of ``net`` as a depthwise conv layer (module docstring, ``pooling="layer"``): weights
+    ``1 / (kh kw)`` per channel, groups = channels, stride the pool's, no bias, a ReLU neuron."""
+    shapes = ir.infer_shapes(net)
+    layers: list[ir.Layer] = []
+    for i, lay in enumerate(net.layers):
+        if not isinstance(lay, ir.AvgPool):
+            layers.append(lay)
+            continue
+        c = int((net.input.shape if i == 0 else shapes[i - 1])[0])
+        kh, kw = lay.kernel
+        w = np.full((c, 1, kh, kw), 1.0 / (kh * kw))
+        layers.append(ir.Conv(lay.name, w, None, ir.RELU, stride=tuple(lay.stride), groups=c))
+    return net.replace(layers=layers)
+
+
+def lowered_ann(net: ir.Network, pooling: str = "fold") -> ir.Network:
+    """The ANN as the compiler lowers it: dropout dropped, BatchNorm folded, average pooling folded into the next
+    layer (``pooling="fold"``) or made a depthwise-conv layer (``"layer"``); ANN neurons."""
+    if pooling not in POOLING:
+        raise InputError(f"pooling {pooling!r}: expected one of {', '.join(POOLING)}")
     cfg = CompileConfig()
-    return with_module_names(lower_avgpool(fold_batchnorm(drop_dropout(net, cfg), cfg), cfg))
+    net = fold_batchnorm(drop_dropout(net, cfg), cfg)
+    if pooling == "layer":
+        net = pools_as_layers(net)
+    return with_module_names(lower_avgpool(net, cfg))
 
 
 def with_bias_unit(net: ir.Network, c: float) -> ir.Network:
@@ -149,9 +183,11 @@ def convert_sdnn(
     seed: int = 0,
     calib_samples: int = 512,
     source_sha256: str | None = None,
+    pooling: str = "fold",
 ) -> dict[str, Any]:
     """An ANN checkpoint (dict or file) -> SDNN checkpoint (module docstring).  ``thresholds`` (the input's, then
-    each hidden layer's) overrides the automatic choice for ``budget``; ``timesteps`` None: K + 1."""
+    each hidden layer's) overrides the automatic choice for ``budget``; ``timesteps`` None: K + 1; ``pooling``:
+    average pooling folded into the next layer, or a layer of its own."""
     if isinstance(ann_ckpt, (str, Path)):
         source_sha256 = file_sha256(ann_ckpt) if source_sha256 is None else source_sha256
         ann, where = load_checkpoint(ann_ckpt), str(ann_ckpt)
@@ -172,7 +208,7 @@ def convert_sdnn(
             f"calibration data has shape {x_train.shape}, expected (N > 0, {', '.join(map(str, ann['input_shape']))})"
         )
     x_cal, _ = subset(x_train, None, calib_samples, seed)
-    low = lowered_ann(net)
+    low = lowered_ann(net, pooling)
     n_syn = len(low.synaptic())
     given = parse_thresholds(thresholds, n_syn)
     steps = n_syn + 1 if timesteps is None else int(timesteps)
@@ -225,6 +261,7 @@ def convert_sdnn(
             "encoding": "direct",
             "seed": int(seed),
             "calib_samples": len(x_cal),
+            "pooling": pooling,
             "source_sha256": source_sha256,
             "method": "sdnn",
         },

@@ -49,6 +49,7 @@ def convert(
     neuron: str = "lif",
     budget: float | None = None,
     thresholds: Any = None,
+    pooling: str | None = None,
     norm: str = "max",
     reset: str = "hard",
     leak: float = 1.0,
@@ -69,7 +70,8 @@ def convert(
     ``neuron="sdnn"``: a sigma-delta network instead (deploy/sdnn_convert.py): a Delta input, SigmaDelta hidden
     layers, a Sigma read-out; ``timesteps`` defaults to K + 1 (K synaptic layers), the delta thresholds are
     chosen for ``budget`` (default 0.01: the settled read-out on ``calib`` within 1% of its range of the
-    zero-threshold network's) or set by ``thresholds`` (the input's, then each hidden layer's).  ``norm``,
+    zero-threshold network's) or set by ``thresholds`` (the input's, then each hidden layer's); ``pooling``:
+    ``"fold"`` (default) or ``"layer"``, average pooling folded into the next layer or a layer of its own.  ``norm``,
     ``reset``, ``leak`` and ``encoding`` apply to ``neuron="lif"`` (default 64 steps) only.
     """
     from loihic.compiler.fileio import file_sha256
@@ -119,9 +121,10 @@ def convert(
             seed=seed,
             calib_samples=calib_samples,
             source_sha256=sha,
+            pooling=pooling or "fold",
         )
-    if budget is not None or thresholds is not None:
-        raise InputError("budget and thresholds apply to neuron='sdnn'")
+    if budget is not None or thresholds is not None or pooling is not None:
+        raise InputError("budget, thresholds and pooling apply to neuron='sdnn'")
     return balance(
         ann,
         x,

@@ -199,6 +199,8 @@ def _check_sdnn(snn: Mapping[str, Any], n_synaptic: int, where: str) -> None:
             f"{where}: snn.timesteps = {snn['timesteps']}, a sigma-delta network of {n_synaptic} synaptic layers "
             f"needs >= {n_synaptic + 1} (it settles at sink index {n_synaptic})"
         )
+    if snn.get("pooling", "fold") not in ("fold", "layer"):
+        raise CheckpointError(f"{where}: snn.pooling = {snn['pooling']!r}, expected 'fold' or 'layer'")
     for key in ("threshold_trials", "bias_unit", "calibration_check"):
         if key in snn:
             _check_plain(snn[key], f"{where}: snn.{key}")

@@ -22,7 +22,8 @@ what NIR cannot say: Lava rounds the decayed u and v toward zero each step (exac
 no state reaches the limit).  The graph's metadata records ``loihic_integer_units``, T and the encoding, and
 loihic's NIR reader then compiles at scale 1, so netx -> NIR -> netx gives the same integers.  Not
 expressible, and refused: an input layer with a neuron, ``iDecay < 4096`` with ``vDecay = 0`` (CubaLIF needs a
-finite ``tau_mem``), a conv bias that differs within a channel.
+finite ``tau_mem``), a conv bias that differs within a channel, and sigma-delta ('SDNN') files: NIR 1.0 has no
+sigma-delta neuron and no ReLU, so no mapping of a Delta / SigmaDelta / Sigma layer would be honest.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from loihic.compiler.errors import InputError, NetxFormatError
+from loihic.compiler.errors import InputError, NetxFormatError, UnsupportedLayerError
 from loihic.compiler.fileio import check_output, write_atomically
 from loihic.compiler.netx import schema
 from loihic.compiler.netx.read import NetxModel, NxConv, NxDense, NxFlatten, read_netx
@@ -148,5 +149,13 @@ def export_nir(net: str | os.PathLike, output: str | os.PathLike, dt: float = 1e
     out = check_output(output, force)
     if not (np.isfinite(dt) and dt > 0):
         raise InputError(f"--dt {dt}: expected a time step > 0 in seconds")
-    graph = netx_to_nir(read_netx(net), dt)
+    model = read_netx(net, sigma_delta=True)
+    if model.is_sigma_delta:
+        raise UnsupportedLayerError(
+            f"{net}: layer {model.neuron_layer_index[0]}: neuron type '{schema.SDNN_TYPE}' (sigma-delta) has no NIR "
+            "equivalent: NIR 1.0's neurons (IF, LIF, CubaLIF, I, LI, CubaLI, Threshold) integrate or send binary "
+            "spikes, and it has neither a ReLU nor a node that sends a graded change once it passes a threshold, "
+            "so no NIR graph computes a Delta / SigmaDelta / Sigma layer; export-nir writes CUBA LIF files"
+        )
+    graph = netx_to_nir(model, dt)
     return write_atomically(out, lambda tmp: nir.write(tmp, graph), ".nir")

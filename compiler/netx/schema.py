@@ -41,7 +41,7 @@ def refused_neuron(ntype: str) -> str:
     if ntype == SDNN_TYPE:
         return (
             "sigma-delta neurons (Lava runs them as Delta / SigmaDelta / Sigma, with graded messages); loihic runs "
-            "them with 'simulate', 'verify' and 'evaluate' (stream timing), not with this command yet"
+            "them with 'simulate', 'verify', 'evaluate' (stream timing) and 'report', not with this command"
         )
     if "RF" in ntype:  # netx's own test: RF if 'PHASE' is in the name, else RF_IZ
         proc = "RF" if "PHASE" in ntype else "RF_IZ"

@@ -28,7 +28,15 @@ with S_l; the limits are:
   with ``A_l`` the layer's largest |pre-activation|: ``act_max`` from calibration when the IR has it, else
   the interval bound from the weights and the input range [0, 1]; a conv layer's per-step synaptic sum
   wraps at 24 bits (proc/conv/models.py signed_wrap), so there ``2^23`` instead of ``2^31``;
-- bias: ``S_l max|b| <= 32767`` (int16, the bias netx's blocks take); threshold: ``vThMant < 2^19``.
+- bias: ``S_l max|b| <= 32767`` (int16, the bias netx's blocks take); threshold: ``vThMant < 2^19``;
+- a dense layer's int32 sum *before* its ``weight_exp`` shift (lava-nc ``proc/dense/models.py``: graded input
+  sums ``weights.dot(s_in)`` in int32, then shifts): netx stores weights whose largest is below 128 magnified
+  (lava-dl ``netx/utils.py optimize_weight_bits``: the mantissa is shifted left until it fills 8 bits, and
+  ``weight_exp`` shifts the sum back), by ``2^b <= 254 / max|W_q|``.  With ``W_q = (64 S_l / S_{l-1}) W`` the
+  sum before the shift is at most ``254 / max|W_q| * 4096 S_l (A_l + max|b|) = 254 * 64 * S_{l-1} (A_l +
+  max|b|) / max|W|``: a cap on the *previous* layer's scale, ``S_{l-1} <= 2^31 max|W_l| / (16256 HEADROOM (A_l
+  + max|b_l|))``, whatever ``S_l`` is (conv ignores ``weight_exp``: no such cap).  Measured before this cap on
+  LeNet-5/MNIST: thousands of wrapped sums on 512 calibration images and a wrong read-out.
 
 A layer capped by its state range takes weight resolution from the next layer (``64 S_{l+1} / S_l``), so the
 scales are chosen together (:func:`choose_scales`): the smallest ``(64 S_l / S_{l-1}) / omega_l`` over the layers
@@ -57,6 +65,7 @@ HEADROOM = 2.0  # factor between the largest expected |state| and the int32 / 24
 # the calibration set and the transients while the stream fills
 BIAS_MAX = schema.SDNN_BIAS_MAX  # int16
 MESSAGE_SHIFT = 1 << schema.STATE_EXP  # 64: message = s >> 6
+PRESHIFT_GAIN = schema.WEIGHT_MAX * MESSAGE_SHIFT  # 16256: the dense pre-shift bound's factor (module docstring)
 SCALE_UNIT = 1 << schema.SDNN_SCALE_BITS  # 4096: Delta's a << 12, vth and bias << 12
 DELTA_META = "sdnn_delta"  # Network.meta key of the quantized Delta input: {"v_th_mant", "act_scale"}
 
@@ -140,6 +149,15 @@ def quantize_sdnn(net: ir.Network, cfg: CompileConfig) -> ir.Network:
         caps.append(min(cap.values()))
         cap_names.append(min(cap, key=cap.__getitem__))
         in_max = max(bound, 0.0)
+    for k in range(1, len(syn)):  # a dense layer's int32 sum before weight_exp caps the layer before it
+        layer = syn[k]
+        if isinstance(layer, ir.Dense):
+            bmax = 0.0 if layer.bias is None else float(np.abs(layer.bias).max())
+            wmax = float(np.abs(layer.weight).max())
+            cap = ((1 << (schema.SDNN_STATE_BITS - 1)) - 1) * wmax / (PRESHIFT_GAIN * HEADROOM * (bounds[k] + bmax))
+            cap *= 1 - 1e-9
+            if cap < caps[k - 1]:  # the compile table's "limited by" (22 columns)
+                caps[k - 1], cap_names[k - 1] = cap, "next dense pre-shift"
     scales, why, rho = choose_scales(s0, omega, caps)
     quants = {}
     s_in = s0

@@ -73,7 +73,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.neuron == "sdnn":
         return _convert_sdnn(args, ann, x_train, out)
     sdnn_only = [
-        opt for opt, v in (("--sdnn-budget", args.sdnn_budget), ("--thresholds", args.thresholds)) if v is not None
+        opt
+        for opt, v in (
+            ("--sdnn-budget", args.sdnn_budget),
+            ("--thresholds", args.thresholds),
+            ("--sdnn-pooling", args.sdnn_pooling),
+        )
+        if v is not None
     ]
     if sdnn_only:
         raise InputError(f"{sdnn_only[0]} applies to --neuron sdnn (sigma-delta), not to threshold balancing")
@@ -89,6 +95,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         seed=args.seed,
         calib_samples=args.calib_samples,
         source_sha256=file_sha256(args.checkpoint),
+        pooling=args.sdnn_pooling or "fold",
     )
     save_checkpoint(out, snn, force=args.force)
     th = snn["snn"]["thresholds"]
@@ -121,6 +128,7 @@ def _convert_sdnn(args: argparse.Namespace, ann: dict[str, Any], x_train: np.nda
         seed=args.seed,
         calib_samples=args.calib_samples,
         source_sha256=file_sha256(args.checkpoint),
+        pooling=args.sdnn_pooling or "fold",
     )
     save_checkpoint(out, sd, force=args.force)
     snn = sd["snn"]

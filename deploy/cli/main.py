@@ -254,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(pixel units, [0, 1]) then each hidden layer's (activation units); the read-out has none "
         "(default: chosen for --sdnn-budget)",
     )
+    g.add_argument(
+        "--sdnn-pooling",
+        default=None,
+        choices=["fold", "layer"],
+        help="average pooling: fold it into the next layer (wider kernels: more synaptic operations per message), "
+        "or make it a depthwise-conv sigma-delta layer of its own (one more step of latency) (default: fold)",
+    )
     p.add_argument("--calib-samples", type=int, default=512, help="training samples used for balancing / calibration")
     _common(p, seed="the calibration samples and the Poisson input")
     p.set_defaults(func=convert.cmd_convert)

@@ -22,11 +22,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise OutputExistsError(f"{out}: already exists (use --force to overwrite)")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out}: is a file; the report is a folder")
-    model = read_netx(args.net)
+    model = read_netx(args.net, sigma_delta=True)
     dataset, steps, encoding = netx_run_settings(model, args.dataset, args.timesteps)
     x, y, what = run_data(args, args.net, user_input_shape(model), model.output_shape[0], dataset, need_labels=False)
     x = append_always_on(model, x)
     res = write_report(args.net, args.reference, x, y, steps, encoding, args.seed, out, model)
+    if model.is_sigma_delta:
+        emit(args, res, _sdnn_text(res, out, what, y is not None))
+        return 0
     worst = min(
         (r for r in res["layers"] if r.get("spike_count_correlation") is not None),
         key=lambda r: r["spike_count_correlation"],
@@ -54,6 +57,58 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     emit(args, res, text)
     return 0
+
+
+def _sdnn_text(res: dict, out: Path, what: str, labels: bool) -> str:
+    """The summary of a sigma-delta file's report: activations against the float ANN, traffic against MACs."""
+    r = res["resources"]
+    acts = [(row, row.get("activation") or row.get("readout")) for row in res["layers"]]
+    worst = min(
+        ((row, a) for row, a in acts if a and a["correlation"] is not None),
+        key=lambda p: p[1]["correlation"],
+        default=None,
+    )
+    lines = [
+        f"{out}/report.json, parity.png, weights.png{', accuracy_vs_T.png' if labels else ''}: {res['samples']} "
+        f"samples of {what}, each held T={res['timesteps']} steps (sigma-delta, stream timing; the read-out has "
+        f"settled from step {res['settle_index'] + 1}), prediction agreement with the float ANN "
+        f"{100 * res['prediction_agreement']:.1f}%"
+        + (
+            f", accuracy float {100 * res['accuracy_float']:.2f}% / Loihi {100 * res['accuracy_loihi']:.2f}%"
+            if labels
+            else ""
+        )
+        + (
+            f"; lowest activation correlation: layer {worst[0]['layer']} ({worst[0]['name']}) "
+            f"{worst[1]['correlation']:.4f}"
+            if worst
+            else ""
+        ),
+        "layer  messages/image  synops/image    ANN MACs  synops/MAC  synops/image in a stream",
+    ]
+    for row in r["layers"]:
+        stream = row["synops_per_image_stream"]
+        msgs = row["input_messages_per_inference"] or 0
+        lines.append(
+            f"{row['layer']:>5}  {msgs:>14.1f}  {row['synops_per_inference']:>12.0f}  {row['ann_macs']:>10}  "
+            f"{row['synops_per_ann_mac']:>10.3f}  {'-' if stream is None else f'{stream:.0f}'}"
+        )
+    stream = r["synops_per_image_stream"]
+    lines.append(
+        f"total  {r['messages_per_inference']:>14.1f}  {r['synops_per_inference']:>12.0f}  "
+        f"{r['ann_macs_per_inference']:>10}  {r['synops_per_ann_mac']:>10.3f}  "
+        + ("-" if stream is None else f"{stream:.0f} ({r['synops_per_ann_mac_stream']:.3f} per MAC)")
+    )
+    lines.append(
+        "(messages/image: the messages crossing the layer's synapses, from a fresh network over T steps; a "
+        f"stream: {res['stream_chain']} images back to back, the first of each chain left out)"
+    )
+    lines.append(
+        f"resources (estimate): {r['neurons']} neurons, {r['synapses']} synapses, about "
+        f"{r['loihi2_cores_estimate']} Loihi 2 cores"
+    )
+    lines += [f"hardware: {n['why']}" for n in res["hardware_notes"]]
+    return "\n".join(lines)
 
 
 def cmd_export_nir(args: argparse.Namespace) -> int:

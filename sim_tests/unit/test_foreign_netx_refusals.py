@@ -7,8 +7,8 @@ checked by building a ``netx.hdf5.Network`` from such a file):
   ``dense_comp``: netx has no ``create_complex_dense``; ``dense_rec`` with a ``delay``: RecurrentDense's
   recurrent delays;
 * neuron types ``*RF*`` (RF if PHASE is in the name, else RF_IZ; ADRF drops its adaptive threshold), anything
-  else (netx builds no neuron); ``SDNN`` (Delta / SigmaDelta / Sigma) only by the verbs that do not run it yet
-  (report, export-nir; a file mixing CUBA and SDNN everywhere: sim_tests/parity/test_sdnn.py);
+  else (netx builds no neuron); ``SDNN`` (Delta / SigmaDelta / Sigma) only by export-nir (NIR has no sigma-delta
+  neuron; a file mixing CUBA and SDNN everywhere: sim_tests/parity/test_sdnn.py);
 * complex weights (``weight/real``, ``weight/imag``: ComplexDense) and a dense ``delay`` beyond 62 steps (netx
   clamps it).
 
@@ -268,8 +268,7 @@ def _lava_dl_sdnn(d: Path) -> None:
     _npy(d, "X.npy", (1, 3, 33, 33, T))
 
 
-LAVA_DL = {  # the verbs that do not run sigma-delta networks yet (simulate, verify and evaluate do)
-    "pilotnet-sdnn-report": (("report", "pilotnet_sdnn_head.net", "--reference", "x.pt", "-o", "rep"),),
+LAVA_DL = {  # the verb that does not take sigma-delta networks (NIR has no sigma-delta neuron; the others run them)
     "pilotnet-sdnn-export-nir": (("export-nir", "pilotnet_sdnn_head.net", "-o", "m.nir"),),
 }
 
@@ -313,10 +312,10 @@ def test_input_shape_refused(runs: dict[str, Run], name: str) -> None:
 
 @pytest.mark.parametrize("name", list(LAVA_DL))
 def test_lava_dl_sdnn_network_refused(runs: dict[str, Run], name: str) -> None:
-    """lava-dl's own PilotNet SDNN (its first two layers, verbatim): report and export-nir refuse it at layer 0, by
-    name, before Lava starts (simulate, verify and evaluate run it: sim_tests/parity/test_sdnn.py)."""
+    """lava-dl's own PilotNet SDNN (its first two layers, verbatim): export-nir refuses it at layer 0, by name
+    (simulate, verify and evaluate run it: sim_tests/parity/test_sdnn.py; report: test_report_sdnn.py)."""
     run = runs[name]
-    assert_refused(run, "pilotnet_sdnn_head.net", "layer 0", "neuron type 'SDNN'", "sigma-delta")
+    assert_refused(run, "pilotnet_sdnn_head.net", "layer 0", "neuron type 'SDNN'", "sigma-delta", "no NIR equivalent")
     assert_no_processes_in(run.cwd)
 
 
