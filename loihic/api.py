@@ -71,7 +71,7 @@ def convert(
     layers, a Sigma read-out; ``timesteps`` defaults to K + 1 (K synaptic layers), the delta thresholds are
     chosen for ``budget`` (default 0.01: the settled read-out on ``calib`` within 1% of its range of the
     zero-threshold network's) or set by ``thresholds`` (the input's, then each hidden layer's); ``pooling``:
-    ``"fold"`` (default) or ``"layer"``, average pooling folded into the next layer or a layer of its own.  ``norm``,
+    ``"layer"`` (default) or ``"fold"``, average pooling a layer of its own or folded into the next layer.  ``norm``,
     ``reset``, ``leak`` and ``encoding`` apply to ``neuron="lif"`` (default 64 steps) only.
     """
     from loihic.compiler.fileio import file_sha256
@@ -121,7 +121,7 @@ def convert(
             seed=seed,
             calib_samples=calib_samples,
             source_sha256=sha,
-            pooling=pooling or "fold",
+            pooling=pooling or "layer",
         )
     if budget is not None or thresholds is not None or pooling is not None:
         raise InputError("budget, thresholds and pooling apply to neuron='sdnn'")
