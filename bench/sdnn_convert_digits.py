@@ -83,7 +83,11 @@ def main() -> int:
         fa = evaluate_ann(model_from_checkpoint(ann), xt, yt)
         out.append(measure("mlp", loihic.convert(ann, x, neuron="sdnn"), fa, xt, yt, tmp))
         fa = train_user_cnn(x, y, xt, yt, tmp / "cnn.pt2")
-        out.append(measure("user_cnn_pt2", loihic.convert(tmp / "cnn.pt2", x[:300], neuron="sdnn"), fa, xt, yt, tmp))
+        out.append(
+            measure(
+                "user_cnn_pt2", loihic.convert(tmp / "cnn.pt2", x[:300], neuron="sdnn", pooling="fold"), fa, xt, yt, tmp
+            )
+        )
         sd = loihic.convert(tmp / "cnn.pt2", x[:300], neuron="sdnn", pooling="layer")
         out.append(measure("user_cnn_pt2_pool_layer", sd, fa, xt, yt, tmp))
     for r in out:
