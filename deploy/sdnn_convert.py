@@ -1,10 +1,10 @@
 """ANN -> sigma-delta network (SDNN) checkpoint: ``loihic convert MODEL --calib X.npy --neuron sdnn``.
 
 The ANN (a loihic ANN checkpoint, or an imported ``.pt2`` / ``nn.Module``) is lowered as the compiler would
-(dropout dropped, BatchNorm folded, average pooling a layer of its own or folded into the next synapse: ``pooling``), so the checkpoint stores
-exactly the ReLU network the sigma-delta file computes.  Every hidden ReLU layer becomes a Lava ``SigmaDelta``,
-the last layer a ``Sigma`` read-out (its running sum), and images enter a ``Delta`` input as graded 8-bit
-values (compiler/ir.py ``SigmaDelta``, compiler/passes/quantize_sdnn.py).
+(dropout dropped, BatchNorm folded, average pooling a layer of its own or folded into the next synapse:
+``pooling``), so the checkpoint stores exactly the ReLU network the sigma-delta file computes.  Every hidden
+ReLU layer becomes a Lava ``SigmaDelta``, the last layer a ``Sigma`` read-out (its running sum), and images enter
+a ``Delta`` input as graded 8-bit values (compiler/ir.py ``SigmaDelta``, compiler/passes/quantize_sdnn.py).
 
 **Read-out bias.**  Lava's Sigma takes no bias.  A last layer with a bias gets it from a *bias unit*: one more
 neuron in the layer before (a dense row, or a conv channel, of zero weights and bias ``c``,
