@@ -95,7 +95,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
         seed=args.seed,
         calib_samples=args.calib_samples,
         source_sha256=file_sha256(args.checkpoint),
-        pooling=args.sdnn_pooling or "fold",
     )
     save_checkpoint(out, snn, force=args.force)
     th = snn["snn"]["thresholds"]
@@ -128,7 +127,7 @@ def _convert_sdnn(args: argparse.Namespace, ann: dict[str, Any], x_train: np.nda
         seed=args.seed,
         calib_samples=args.calib_samples,
         source_sha256=file_sha256(args.checkpoint),
-        pooling=args.sdnn_pooling or "fold",
+        pooling=args.sdnn_pooling or "layer",
     )
     save_checkpoint(out, sd, force=args.force)
     snn = sd["snn"]

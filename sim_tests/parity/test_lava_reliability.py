@@ -41,7 +41,8 @@ from sim_tests.tolerances import SPIKES_EXACT
 pytestmark = pytest.mark.lava
 
 T = 10
-GONE_WITHIN_S = 10.0  # after a kill, every process of the killed command is gone within this
+GONE_WITHIN_S = 20.0  # after a kill, every process of the killed command is gone within this (10 s was
+# once exceeded for SIGINT in a full-suite run; alone it takes 1-3 s)
 
 
 # --- a small network, and process bookkeeping -------------------------------------------------------------
