@@ -62,7 +62,7 @@ from loihic.compiler.passes.fold_batchnorm import fold_batchnorm
 from loihic.compiler.passes.lower_avgpool import lower_avgpool
 from loihic.deploy import sdnn_thresholds as st
 from loihic.training.checkpoint import CREATED_BY, load_checkpoint, validate_checkpoint
-from loihic.training.data import subset
+from loihic.training.convert import calibration_subset
 from loihic.training.models import check_convertible, state_dict_from_network, with_module_names
 
 SDNN_KEYS = ("thresholds", "input_delta", "act_max", "budget", "bias_unit", "timesteps", "threshold_trials")
@@ -204,12 +204,7 @@ def convert_sdnn(
         raise InputError(f"calib_samples must be >= 1, got {calib_samples}")
     net = ann_network(ann, weights=True, source=where)
     check_convertible(net)
-    x_train = np.asarray(x_train, dtype=np.float32)
-    if tuple(x_train.shape[1:]) != tuple(ann["input_shape"]) or len(x_train) == 0:
-        raise InputError(
-            f"calibration data has shape {x_train.shape}, expected (N > 0, {', '.join(map(str, ann['input_shape']))})"
-        )
-    x_cal, _ = subset(x_train, None, calib_samples, seed)
+    x_cal = calibration_subset(x_train, ann, calib_samples, seed)
     low = lowered_ann(net, pooling)
     n_syn = len(low.synaptic())
     given = parse_thresholds(thresholds, n_syn)

@@ -155,6 +155,17 @@ def _mean_potential(model: SNNModel, x: np.ndarray, timesteps: int, encoding: st
     return [float(m) for m in (total / count)]
 
 
+def calibration_subset(x_train: np.ndarray, ann: Mapping[str, Any], calib_samples: int, seed: int) -> np.ndarray:
+    """The seeded random subset of ``calib_samples`` images of ``x_train`` (float32) that calibrates a conversion;
+    ``x_train`` must have the ANN checkpoint's input shape."""
+    x_train = np.asarray(x_train, dtype=np.float32)
+    if tuple(x_train.shape[1:]) != tuple(ann["input_shape"]) or len(x_train) == 0:
+        raise InputError(
+            f"calibration data has shape {x_train.shape}, expected (N > 0, {', '.join(map(str, ann['input_shape']))})"
+        )
+    return subset(x_train, None, calib_samples, seed)[0]
+
+
 def convert(
     ann_ckpt: Mapping[str, Any] | Path | str,
     x_train: np.ndarray,
@@ -195,12 +206,7 @@ def convert(
     method, param = parse_norm(norm)
     net = ann_network(ann, weights=False, source=where)
     check_convertible(net)
-    x_train = np.asarray(x_train, dtype=np.float32)
-    if tuple(x_train.shape[1:]) != tuple(ann["input_shape"]) or len(x_train) == 0:
-        raise InputError(
-            f"calibration data has shape {x_train.shape}, expected (N > 0, {', '.join(map(str, ann['input_shape']))})"
-        )
-    x_cal, _ = subset(x_train, None, calib_samples, seed)
+    x_cal = calibration_subset(x_train, ann, calib_samples, seed)
 
     shapes = ir.infer_shapes(net)
     synaptic = [k for k, layer in enumerate(net.layers) if isinstance(layer, ir.SYNAPTIC)]

@@ -281,19 +281,24 @@ def _sdnn_op(f: h5py.File, rng: np.random.Generator) -> str:
     return f"{name}/neuron removed"
 
 
-def mutate_sdnn(src: Path, out: Path, rng: np.random.Generator) -> str:
-    """Half the time an SDNN-specific edit (:func:`_sdnn_op`, once or twice), else :func:`mutate_h5`'s."""
-    if rng.random() < 0.5:
+def _specific_edits(src: Path, out: Path, rng: np.random.Generator, op: Any, p_generic: float, label: str) -> str:
+    """With probability ``p_generic`` :func:`mutate_h5`'s edit, else ``op(file, rng)`` once or twice on a copy."""
+    if rng.random() < p_generic:
         return mutate_h5(src, out, rng)
     shutil.copyfile(src, out)
     whats = []
     with h5py.File(out, "r+") as f:
         for _ in range(int(rng.choice((1, 1, 2)))):
             try:
-                whats.append(_sdnn_op(f, rng))
+                whats.append(op(f, rng))
             except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
                 whats.append(f"(edit refused by h5py: {type(exc).__name__})")
-    return "sdnn: " + "; ".join(whats)
+    return f"{label}: " + "; ".join(whats)
+
+
+def mutate_sdnn(src: Path, out: Path, rng: np.random.Generator) -> str:
+    """Half the time an SDNN-specific edit (:func:`_sdnn_op`, once or twice), else :func:`mutate_h5`'s."""
+    return _specific_edits(src, out, rng, _sdnn_op, 0.5, "sdnn")
 
 
 TEMPORAL_DELAYS = (63, 62, -1, 1.5, np.nan, np.inf, 2.0**62, 1e30, 0)
@@ -345,18 +350,8 @@ def _temporal_op(f: h5py.File, rng: np.random.Generator) -> str:  # noqa: PLR091
 
 
 def mutate_temporal(src: Path, out: Path, rng: np.random.Generator) -> str:
-    """Half the time recurrence / delay edits (:func:`_temporal_op`, once or twice), else :func:`mutate_h5`'s."""
-    if rng.random() < 0.4:
-        return mutate_h5(src, out, rng)
-    shutil.copyfile(src, out)
-    whats = []
-    with h5py.File(out, "r+") as f:
-        for _ in range(int(rng.choice((1, 1, 2)))):
-            try:
-                whats.append(_temporal_op(f, rng))
-            except (ValueError, KeyError, TypeError, OSError, RuntimeError) as exc:
-                whats.append(f"(edit refused by h5py: {type(exc).__name__})")
-    return "temporal: " + "; ".join(whats)
+    """60% of the time recurrence / delay edits (:func:`_temporal_op`, once or twice), else :func:`mutate_h5`'s."""
+    return _specific_edits(src, out, rng, _temporal_op, 0.4, "temporal")
 
 
 # --- checkpoints (torch.save of a dict, read weights_only) ------------------------------------------------
