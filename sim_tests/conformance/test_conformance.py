@@ -14,8 +14,8 @@ input.npy, case.json with the divergence and the replay commands).
   also checks every :data:`STREAM_EVERY`-th case in stream timing.
 - sigma-delta (netx 'SDNN') networks, :func:`generator.make_sdnn_case`, in their own index space (the LIF cases
   above are unchanged): the normal suite runs the first :data:`SDNN_SUBSET` (marker ``lava``), the full run
-  (marker ``slow``) ``LOIHIC_CONFORMANCE_SDNN_COUNT`` of them, by default a tenth of ``LOIHIC_CONFORMANCE_COUNT``
-  (100 of ``make conformance``'s 1000), summary in ``runs/conformance/summary-sdnn-seed<S>.json``.  Stream
+  (marker ``slow``) ``LOIHIC_CONFORMANCE_SDNN_COUNT`` of them, by default ``LOIHIC_CONFORMANCE_COUNT`` (1000 in
+  ``make conformance``), summary in ``runs/conformance/summary-sdnn-seed<S>.json``.  Stream
   timing only (their only timing); every layer's int32 messages and the last layer's final sigma compared.
 """
 
@@ -133,20 +133,19 @@ def test_conformance_subset_stream(index):
     assert out.ok, f"{out.name} (stream): {out.problem} (saved in {out.saved})"
 
 
-@pytest.mark.slow
-@pytest.mark.lava
-def test_conformance_full():
-    count, s = _env_int(ENV_COUNT, 1000), seed()
+def _run_all(kind: str, count: int, one) -> None:
+    """Run cases ``0..count-1`` through ``one(index) -> outcome`` (seed :func:`seed`): a line per case in
+    ``runs/conformance/progress-<kind->seed<S>.log``, a summary (count, seed, time, failures, how many cases
+    reached each event: u wrap, v clip, synaptic wrap, spikes/messages) in ``summary-<kind->seed<S>.json``
+    (``kind`` '' for the LIF cases, 'temporal' or 'sdnn'), and a failure naming the first five that differ."""
+    s, tag = seed(), f"{kind}-" if kind else ""
     log_dir = REPO / "runs" / "conformance"
     log_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     failures, reached, lava_s = [], Counter(), 0.0
-    with open(log_dir / f"progress-seed{s}.log", "w") as log:
+    with open(log_dir / f"progress-{tag}seed{s}.log", "w") as log:
         for i in range(count):
-            out = run_case(gen.make_case(s, i))
-            if out.ok and i % STREAM_EVERY == STREAM_EVERY - 1:
-                out = run_case(gen.make_case(s, i), stream=True)
-                out.name += " (stream)"
+            out = one(i)
             lava_s += out.lava_seconds
             reached.update({k: int(v > 0) for k, v in out.events.items()})
             line = f"{i} {'ok' if out.ok else 'FAIL'} {time.perf_counter() - t0:.0f}s {out.problem or ''}"
@@ -155,6 +154,7 @@ def test_conformance_full():
                 failures.append({"case": out.name, "problem": out.problem, "saved": out.saved})
                 print(f"conformance: {out.name}: {out.problem}", file=sys.stderr)
     summary = {
+        **({"kind": kind} if kind else {}),
         "count": count,
         "seed": s,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -162,8 +162,23 @@ def test_conformance_full():
         "failures": failures,
         "cases_reaching": dict(reached),  # cases with at least one u wrap / v clip / synaptic wrap / spike
     }
-    (log_dir / f"summary-seed{s}.json").write_text(json.dumps(summary, indent=1) + "\n")
-    assert not failures, f"{len(failures)} of {count} cases differ: {failures[:5]}"
+    (log_dir / f"summary-{tag}seed{s}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    assert not failures, f"{len(failures)} of {count} {tag.rstrip('-')} cases differ: {failures[:5]}"
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_conformance_full():
+    """``LOIHIC_CONFORMANCE_COUNT`` LIF cases in aligned timing, every :data:`STREAM_EVERY`-th also in stream."""
+
+    def one(i):
+        out = run_case(gen.make_case(seed(), i))
+        if out.ok and i % STREAM_EVERY == STREAM_EVERY - 1:
+            out = run_case(gen.make_case(seed(), i), stream=True)
+            out.name += " (stream)"
+        return out
+
+    _run_all("", _env_int(ENV_COUNT, 1000), one)
 
 
 # --- recurrent ('dense_rec') and delayed ('delay') networks --------------------------------------------------
@@ -196,35 +211,12 @@ def test_conformance_temporal_subset(index):
 @pytest.mark.lava
 def test_conformance_temporal_full():
     """``LOIHIC_CONFORMANCE_TEMPORAL_COUNT`` (default ``LOIHIC_CONFORMANCE_COUNT``) recurrent / delayed cases."""
-    count, s = _env_int(ENV_TEMPORAL_COUNT, _env_int(ENV_COUNT, 1000)), seed()
-    log_dir = REPO / "runs" / "conformance"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    failures, reached, lava_s = [], Counter(), 0.0
-    with open(log_dir / f"progress-temporal-seed{s}.log", "w") as log:
-        for i in range(count):
-            case = gen.make_temporal_case(s, i)
-            out = run_case(case, stream=case.spec["stream"])
-            lava_s += out.lava_seconds
-            reached.update({k: int(v > 0) for k, v in out.events.items()})
-            print(
-                f"{i} {'ok' if out.ok else 'FAIL'} {time.perf_counter() - t0:.0f}s {out.problem or ''}",
-                file=log,
-                flush=True,
-            )
-            if not out.ok:
-                failures.append({"case": out.name, "problem": out.problem, "saved": out.saved})
-    summary = {
-        "kind": "temporal",
-        "count": count,
-        "seed": s,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "lava_seconds": round(lava_s, 1),
-        "failures": failures,
-        "cases_reaching": dict(reached),
-    }
-    (log_dir / f"summary-temporal-seed{s}.json").write_text(json.dumps(summary, indent=1) + "\n")
-    assert not failures, f"{len(failures)} of {count} cases differ: {failures[:5]}"
+
+    def one(i):
+        case = gen.make_temporal_case(seed(), i)
+        return run_case(case, stream=case.spec["stream"])
+
+    _run_all("temporal", _env_int(ENV_TEMPORAL_COUNT, _env_int(ENV_COUNT, 1000)), one)
 
 
 # --- sigma-delta (SDNN) networks -----------------------------------------------------------------------------
@@ -282,32 +274,10 @@ def test_conformance_sdnn_subset(index):
 @pytest.mark.slow
 @pytest.mark.lava
 def test_conformance_sdnn_full():
-    count, s = _env_int(ENV_SDNN_COUNT, _env_int(ENV_COUNT, 1000) // 10), seed()
-    log_dir = REPO / "runs" / "conformance"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    failures, reached, lava_s = [], Counter(), 0.0
-    with open(log_dir / f"progress-sdnn-seed{s}.log", "w") as log:
-        for i in range(count):
-            out = run_case(gen.make_sdnn_case(s, i))
-            lava_s += out.lava_seconds
-            reached.update({k: int(v > 0) for k, v in out.events.items()})
-            line = f"{i} {'ok' if out.ok else 'FAIL'} {time.perf_counter() - t0:.0f}s {out.problem or ''}"
-            print(line, file=log, flush=True)
-            if not out.ok:
-                failures.append({"case": out.name, "problem": out.problem, "saved": out.saved})
-                print(f"conformance: {out.name}: {out.problem}", file=sys.stderr)
-    summary = {
-        "kind": "sdnn",
-        "count": count,
-        "seed": s,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "lava_seconds": round(lava_s, 1),
-        "failures": failures,
-        "cases_reaching": dict(reached),  # cases with a dense / conv synaptic wrap, with messages ('spikes')
-    }
-    (log_dir / f"summary-sdnn-seed{s}.json").write_text(json.dumps(summary, indent=1) + "\n")
-    assert not failures, f"{len(failures)} of {count} SDNN cases differ: {failures[:5]}"
+    """``LOIHIC_CONFORMANCE_SDNN_COUNT`` (default ``LOIHIC_CONFORMANCE_COUNT``) sigma-delta cases, stream timing."""
+    _run_all(
+        "sdnn", _env_int(ENV_SDNN_COUNT, _env_int(ENV_COUNT, 1000)), lambda i: run_case(gen.make_sdnn_case(seed(), i))
+    )
 
 
 # --- a file layout netx refuses (found by this generator), refused by read_netx too ---------------------
