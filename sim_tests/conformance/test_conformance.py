@@ -172,9 +172,10 @@ def test_conformance_full():
     """``LOIHIC_CONFORMANCE_COUNT`` LIF cases in aligned timing, every :data:`STREAM_EVERY`-th also in stream."""
 
     def one(i):
-        out = run_case(gen.make_case(seed(), i))
+        case = gen.make_case(seed(), i)
+        out = run_case(case)
         if out.ok and i % STREAM_EVERY == STREAM_EVERY - 1:
-            out = run_case(gen.make_case(seed(), i), stream=True)
+            out = run_case(case, stream=True)
             out.name += " (stream)"
         return out
 
